@@ -1,0 +1,29 @@
+# Newcomer entry points: `make demo` and `make test` set everything up from a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ORT_HEADERS_DIR ?= build/ort-headers
+
+.PHONY: setup test demo lint bench clean
+
+setup:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@inc=$$(scripts/fetch_ort_headers.sh $(ORT_HEADERS_DIR)) && \
+	  echo "onnxruntime headers: $$inc" && \
+	  ONNXRUNTIME_INCLUDE_DIR=$$inc $(BIN)/python -m pip install -q -e ".[test]"
+
+test: setup
+	HOLOCRON_REQUIRE_RUNTIME=1 $(BIN)/python -m pytest -q
+
+demo: setup
+	$(BIN)/holocron-export --demo --format onnx -o build/demo.onnx --force
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: setup
+	$(BIN)/python benchmarks/bench_ops.py
+
+clean:
+	rm -rf build $(VENV) .pytest_cache .hypothesis

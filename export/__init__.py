@@ -1,0 +1,1 @@
+"""holocron.export: ONNX and TorchScript export of holocron models, with parity verification."""

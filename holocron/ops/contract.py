@@ -1,0 +1,288 @@
+"""The contract of holocron's custom operators: the single written source.
+
+Everything that touches a custom op follows from the records below: the ``torch.library`` op (namespace
+``holocron``), the ONNX schema registered with ``onnx.defs``, the dynamo translation and the TorchScript symbolic,
+the standard-ONNX fallback function, the C++ kernels (CMake turns this file into ``holocron_contract.h``) and
+``docs/ops.md``. Changing an op's inputs, attributes, outputs or semantics means a new ``DOMAIN_VERSION``.
+
+This module depends on the standard library only, so the C++ build can run it without torch or onnx::
+
+    python holocron/ops/contract.py --cpp-header OUT.h
+    python holocron/ops/contract.py --markdown docs/ops.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+DOMAIN = "holocron"
+DOMAIN_VERSION = 1
+
+AttributeType = Literal["int", "ints", "float"]
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """One ONNX attribute of an op.
+
+    Args:
+        name: ONNX attribute name.
+        type: ``int``, ``ints`` or ``float``.
+        default: value used when the node omits the attribute; ``None`` means required.
+        doc: meaning and valid range.
+    """
+
+    name: str
+    type: AttributeType
+    default: int | float | tuple[int, ...] | None
+    doc: str
+
+    @property
+    def required(self) -> bool:
+        return self.default is None
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One ONNX input or output of an op.
+
+    Args:
+        name: ONNX input/output name.
+        shape: symbolic shape, e.g. ``(N, C_in, H, W)``.
+        doc: meaning.
+        optional: whether the input may be omitted (empty name in the node).
+    """
+
+    name: str
+    shape: str
+    doc: str
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class OpContract:
+    """Contract of one custom op of the ``holocron`` domain.
+
+    Args:
+        onnx_name: ONNX op type in the ``holocron`` domain.
+        torch_name: op name in the ``holocron`` torch.library namespace.
+        layer: the holocron.nn layer whose heavy part the op is.
+        inputs: ONNX inputs, in order.
+        attributes: ONNX attributes.
+        outputs: ONNX outputs, in order.
+        semantics: reference semantics (the formula every implementation must match).
+        type_constraint: allowed element types of all tensors (one constraint ``T`` shared by every input/output).
+    """
+
+    onnx_name: str
+    torch_name: str
+    layer: str
+    inputs: tuple[Tensor, ...]
+    attributes: tuple[Attribute, ...]
+    outputs: tuple[Tensor, ...]
+    semantics: str
+    type_constraint: tuple[str, ...] = ("tensor(float)",)
+    version: int = DOMAIN_VERSION
+    domain: str = DOMAIN
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def attribute(self, name: str) -> Attribute:
+        for attr in self.attributes:
+            if attr.name == name:
+                return attr
+        raise KeyError(f"{self.onnx_name} has no attribute {name!r}")
+
+
+_STRIDES = Attribute("strides", "ints", (1, 1), "stride along (H, W); each >= 1")
+_PADS = Attribute(
+    "pads", "ints", (0, 0, 0, 0), "zero padding (top, left, bottom, right), ONNX order; each >= 0"
+)
+_DILATIONS = Attribute("dilations", "ints", (1, 1), "spacing between kernel taps along (H, W); each >= 1")
+_GROUP = Attribute("group", "int", 1, "number of channel groups; >= 1, divides C_in (and C_out)")
+
+ADD2D = OpContract(
+    onnx_name="Add2d",
+    torch_name="add2d",
+    layer="holocron.nn.Add2d",
+    inputs=(
+        Tensor("X", "(N, C_in, H, W)", "input feature map"),
+        Tensor("W", "(C_out, C_in / group, kH, kW)", "adder filters"),
+        Tensor("B", "(C_out,)", "bias", optional=True),
+    ),
+    attributes=(
+        _STRIDES,
+        _PADS,
+        _DILATIONS,
+        _GROUP,
+        Attribute("normalize_slices", "int", 0, "1: normalize each slice to zero mean, unit variance first; 0 or 1"),
+        Attribute("eps", "float", 1e-14, "added to the slice variance before the square root; >= 0"),
+    ),
+    outputs=(Tensor("Y", "(N, C_out, H_out, W_out)", "negated L1 distances plus bias"),),
+    semantics=(
+        "H_out = (H + pad_top + pad_bottom - dH * (kH - 1) - 1) // sH + 1 (W_out likewise).\n"
+        "For output channel o in group g = o // (C_out / group), the slice S[n, g, y, x] is the vector of the\n"
+        "C_in / group * kH * kW values X_pad[n, g * C_in / group + c, y * sH + i * dH, x * sW + j * dW]\n"
+        "(c, i, j in C order; X_pad is X zero-padded by `pads`). With normalize_slices = 1 the slice is replaced by\n"
+        "(S - mean(S)) / sqrt(var(S) + eps) (biased variance over the slice). Then\n"
+        "Y[n, o, y, x] = -sum_{c, i, j} |S[c, i, j] - W[o, c, i, j]| + B[o]   (B = 0 when absent)."
+    ),
+)
+
+INVOLUTION2D = OpContract(
+    onnx_name="Involution2d",
+    torch_name="involution2d",
+    layer="holocron.nn.Involution2d",
+    inputs=(
+        Tensor("X", "(N, C, H, W)", "input feature map"),
+        Tensor("K", "(N, group * kH * kW, H_out, W_out)", "per-pixel kernels, one set per channel group"),
+    ),
+    attributes=(
+        Attribute("kernel_shape", "ints", None, "kernel size (kH, kW); each >= 1; required"),
+        _STRIDES,
+        _PADS,
+        _DILATIONS,
+        Attribute("group", "int", 1, "number of channel groups; >= 1, divides C"),
+    ),
+    outputs=(Tensor("Y", "(N, C, H_out, W_out)", "involved feature map"),),
+    semantics=(
+        "H_out, W_out as for a convolution with kernel_shape, strides, pads, dilations; K must have that size.\n"
+        "With g = c // (C / group) and X_pad the zero-padded X:\n"
+        "Y[n, c, y, x] = sum_{i < kH, j < kW} K[n, g * kH * kW + i * kW + j, y, x]"
+        " * X_pad[n, c, y * sH + i * dH, x * sW + j * dW]."
+    ),
+)
+
+LAMBDA = OpContract(
+    onnx_name="Lambda",
+    torch_name="lambda_layer",
+    layer="holocron.nn.LambdaLayer",
+    inputs=(
+        Tensor("Q", "(N, heads * K, H, W)", "normalized queries; channel h * K + k"),
+        Tensor("Kx", "(N, K * U, H, W)", "keys before softmax; channel k * U + u"),
+        Tensor("V", "(N, V * U, H, W)", "normalized values; channel v * U + u"),
+        Tensor(
+            "P",
+            "(K, U, 1, r, r) or (H * W, H * W, K, U)",
+            "positional parameter: local kernel R (rank 5, r odd) or global embedding E (rank 4)",
+        ),
+    ),
+    attributes=(Attribute("num_heads", "int", None, "number of query heads; >= 1; required"),),
+    outputs=(Tensor("Y", "(N, heads * V, H, W)", "lambda output; channel h * V + v"),),
+    semantics=(
+        "With m, p indexing the H * W positions, Ks = softmax over m of Kx viewed (N, K, U, H * W):\n"
+        "content lambda  Lc[n, k, v] = sum_{u, m} Ks[n, k, u, m] * V[n, v, u, m];\n"
+        "position lambda, local (P = R of rank 5, zero padding r // 2):\n"
+        "  Lp[n, k, v, p] = sum_{u, i, j} R[k, u, 0, i, j] * V[n, v, u, py + i - r // 2, px + j - r // 2];\n"
+        "position lambda, global (P = E of rank 4): Lp[n, k, v, p] = sum_{u, m} E[p, m, k, u] * V[n, v, u, m];\n"
+        "Y[n, h * V + v, p] = sum_k Q[n, h * K + k, p] * (Lc[n, k, v] + Lp[n, k, v, p])."
+    ),
+)
+
+OPS: tuple[OpContract, ...] = (ADD2D, INVOLUTION2D, LAMBDA)
+
+
+def _cpp_value(attr: Attribute) -> str:
+    if attr.default is None:
+        return ""
+    if attr.type == "ints":
+        return "{" + ", ".join(str(v) for v in attr.default) + "}"  # type: ignore[union-attr]
+    if attr.type == "float":
+        return repr(float(attr.default)) + "f"  # type: ignore[arg-type]
+    return str(attr.default)
+
+
+def cpp_header() -> str:
+    """C++ constants (names, version, attribute names and defaults) for the runtime kernels."""
+    lines = [
+        "// Generated from holocron/ops/contract.py by CMake. Do not edit.",
+        "#pragma once",
+        "#include <array>",
+        "#include <cstdint>",
+        "",
+        "namespace holocron::contract {",
+        f'inline constexpr const char* kDomain = "{DOMAIN}";',
+        f"inline constexpr int kDomainVersion = {DOMAIN_VERSION};",
+    ]
+    for op in OPS:
+        lines += ["", f"namespace {op.torch_name} {{", f'inline constexpr const char* kOpName = "{op.onnx_name}";']
+        lines.append(f"inline constexpr int kNumInputs = {len(op.inputs)};")
+        lines.append(f"inline constexpr int kNumOutputs = {len(op.outputs)};")
+        for attr in op.attributes:
+            const = "k" + "".join(part.capitalize() for part in attr.name.split("_"))
+            lines.append(f'inline constexpr const char* {const}Name = "{attr.name}";')
+            if attr.default is None:
+                continue
+            if attr.type == "ints":
+                n = len(attr.default)  # type: ignore[arg-type]
+                lines.append(f"inline constexpr std::array<int64_t, {n}> {const}Default = {_cpp_value(attr)};")
+            elif attr.type == "float":
+                lines.append(f"inline constexpr float {const}Default = {_cpp_value(attr)};")
+            else:
+                lines.append(f"inline constexpr int64_t {const}Default = {_cpp_value(attr)};")
+        lines.append(f"}}  // namespace {op.torch_name}")
+    lines += ["", "}  // namespace holocron::contract", ""]
+    return "\n".join(lines)
+
+
+def markdown() -> str:
+    """The human-readable contract, written to ``docs/ops.md``."""
+    out = [
+        "# The `holocron` ONNX domain",
+        "",
+        f"Domain `{DOMAIN}`, version {DOMAIN_VERSION}. Generated from `holocron/ops/contract.py`"
+        " (`python holocron/ops/contract.py --markdown docs/ops.md`); edit that file, not this one.",
+        "",
+        "Every op below is also a `torch.library` op in the `holocron` namespace, and every exported model carries"
+        " a standard-ONNX function with the same domain and name, so a runtime without holocron's kernels inlines"
+        " it and a runtime with them runs the kernel.",
+        "",
+    ]
+    for op in OPS:
+        out += [
+            f"## {op.onnx_name} (version {op.version})",
+            "",
+            f"Heavy part of `{op.layer}`; torch op `torch.ops.{DOMAIN}.{op.torch_name}`.",
+            "",
+            "| input | shape | meaning |",
+            "| --- | --- | --- |",
+        ]
+        out += [f"| `{t.name}`{' (optional)' if t.optional else ''} | {t.shape} | {t.doc} |" for t in op.inputs]
+        out += ["", "| attribute | type | default | meaning |", "| --- | --- | --- | --- |"]
+        for attr in op.attributes:
+            default = "required" if attr.default is None else f"`{attr.default}`"
+            out.append(f"| `{attr.name}` | {attr.type} | {default} | {attr.doc} |")
+        out += ["", "| output | shape | meaning |", "| --- | --- | --- |"]
+        out += [f"| `{t.name}` | {t.shape} | {t.doc} |" for t in op.outputs]
+        out += ["", f"Type constraint: `T` in {', '.join(f'`{t}`' for t in op.type_constraint)}.", ""]
+        out += ["Semantics:", "", "```text", op.semantics, "```", ""]
+    return "\n".join(out)
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if path.exists() and path.read_text() == text:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cpp-header", type=Path, help="write the C++ constants header here")
+    parser.add_argument("--markdown", type=Path, help="write the markdown contract here")
+    args = parser.parse_args(argv)
+    if args.cpp_header:
+        _write_if_changed(args.cpp_header, cpp_header())
+    if args.markdown:
+        _write_if_changed(args.markdown, markdown())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""holocron.runtime: the onnxruntime custom-op library for the ``holocron`` domain and session helpers."""
