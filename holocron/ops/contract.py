@@ -99,9 +99,7 @@ class OpContract:
 
 
 _STRIDES = Attribute("strides", "ints", (1, 1), "stride along (H, W); each >= 1")
-_PADS = Attribute(
-    "pads", "ints", (0, 0, 0, 0), "zero padding (top, left, bottom, right), ONNX order; each >= 0"
-)
+_PADS = Attribute("pads", "ints", (0, 0, 0, 0), "zero padding (top, left, bottom, right), ONNX order; each >= 0")
 _DILATIONS = Attribute("dilations", "ints", (1, 1), "spacing between kernel taps along (H, W); each >= 1")
 _GROUP = Attribute("group", "int", 1, "number of channel groups; >= 1, divides C_in (and C_out)")
 
