@@ -1,0 +1,210 @@
+// Add2d (AdderNet): Y[n, o, y, x] = B[o] - sum_{c, i, j} |S[c, i, j] - W[o, c, i, j]|, S the zero-padded input
+// slice under the window, optionally normalized to zero mean and unit variance first.
+#include "common.cuh"
+#include "launch.h"
+
+namespace holocron::kernels::cuda {
+namespace {
+
+constexpr int kBlock = 128;    // output pixels per block
+constexpr int kTapTile = 64;   // slice taps per shared-memory filter tile
+
+template <typename Index>
+struct Add2dGeometry {
+  Index channels, height, width, plane;  // input
+  Index kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w;
+  Index group_in, group_out, slice;  // C_in / group, C_out / group, C_in / group * kH * kW
+  Index out_channels, out_w, out_plane, pixels, pixel_blocks;  // pixels = N * H_out * W_out
+  Index out_tiles, group_tiles;  // channel tiles per group, groups * out_tiles
+  float eps;
+};
+
+// Mean and 1 / sqrt(biased variance + eps) of one zero-padded slice (two passes for accuracy).
+template <typename Index>
+__device__ void slice_stats(const Add2dGeometry<Index>& g, const float* __restrict__ xg, Index iy0, Index ix0,
+                            float& mean, float& inv_std) {
+  float sum = 0.0f;
+  for (Index c = 0; c < g.group_in; ++c) {
+    const float* plane = xg + c * g.plane;
+    for (Index i = 0; i < g.kernel_h; ++i) {
+      for (Index j = 0; j < g.kernel_w; ++j) {
+        sum += detail::padded_load(plane, iy0 + i * g.dilation_h, ix0 + j * g.dilation_w, g.height, g.width);
+      }
+    }
+  }
+  mean = sum / static_cast<float>(g.slice);
+  float squares = 0.0f;
+  for (Index c = 0; c < g.group_in; ++c) {
+    const float* plane = xg + c * g.plane;
+    for (Index i = 0; i < g.kernel_h; ++i) {
+      for (Index j = 0; j < g.kernel_w; ++j) {
+        const float d =
+            detail::padded_load(plane, iy0 + i * g.dilation_h, ix0 + j * g.dilation_w, g.height, g.width) - mean;
+        squares += d * d;
+      }
+    }
+  }
+  inv_std = 1.0f / sqrtf(squares / static_cast<float>(g.slice) + g.eps);
+}
+
+// Block (kBlock pixels) x (one group, TO output channels of it). Loops cover grids capped by hardware limits; the
+// loop bounds only depend on blockIdx so every thread reaches each __syncthreads.
+template <typename Index, int TO, bool Normalize>
+__global__ void __launch_bounds__(kBlock)
+    add2d_kernel(const Add2dGeometry<Index> g, const float* __restrict__ x, const float* __restrict__ w,
+                 const float* __restrict__ bias, float* __restrict__ y) {
+  __shared__ __align__(16) float filters[kTapTile][TO];  // [tap][output channel of the tile]
+
+  for (Index tile = blockIdx.y; tile < g.group_tiles; tile += gridDim.y) {
+    const Index group = tile / g.out_tiles;
+    const Index o_first = group * g.group_out + (tile - group * g.out_tiles) * TO;
+    const Index o_left = (group + 1) * g.group_out - o_first;
+    const int o_count = o_left < TO ? static_cast<int>(o_left) : TO;
+
+    for (Index block = blockIdx.x; block < g.pixel_blocks; block += gridDim.x) {
+      const Index pixel = block * kBlock + static_cast<Index>(threadIdx.x);
+      const bool active = pixel < g.pixels;
+      Index n = 0, out_pos = 0, oy = 0, ox = 0;
+      if (active) {
+        n = pixel / g.out_plane;
+        out_pos = pixel - n * g.out_plane;
+        oy = out_pos / g.out_w;
+        ox = out_pos - oy * g.out_w;
+      }
+      const Index iy0 = oy * g.stride_h - g.pad_top;
+      const Index ix0 = ox * g.stride_w - g.pad_left;
+      const float* xg = x + (n * g.channels + group * g.group_in) * g.plane;
+
+      float mean = 0.0f, inv_std = 1.0f;
+      if (Normalize && active) slice_stats(g, xg, iy0, ix0, mean, inv_std);
+
+      float acc[TO];
+#pragma unroll
+      for (int t = 0; t < TO; ++t) acc[t] = 0.0f;
+
+      // Slice position (c, i, j) walked in C order across tiles: plane of c, input row/column of (i, j).
+      const float* plane = xg;
+      Index i = 0, j = 0, iy = iy0, ix = ix0;
+      for (Index l0 = 0; l0 < g.slice; l0 += kTapTile) {
+        const Index l_left = g.slice - l0;
+        const int count = l_left < kTapTile ? static_cast<int>(l_left) : kTapTile;
+        __syncthreads();  // the previous tile is no longer read
+        for (int e = static_cast<int>(threadIdx.x); e < kTapTile * TO; e += kBlock) {
+          const int t = e / kTapTile;
+          const int k = e - t * kTapTile;
+          filters[k][t] = (t < o_count && k < count) ? __ldg(w + (o_first + t) * g.slice + l0 + k) : 0.0f;
+        }
+        __syncthreads();
+        if (!active) continue;
+        for (int k = 0; k < count; ++k) {
+          float s = detail::padded_load(plane, iy, ix, g.height, g.width);
+          if (Normalize) s = (s - mean) * inv_std;
+#pragma unroll
+          for (int t = 0; t < TO; ++t) acc[t] += fabsf(s - filters[k][t]);
+          ix += g.dilation_w;
+          if (++j == g.kernel_w) {
+            j = 0;
+            ix = ix0;
+            iy += g.dilation_h;
+            if (++i == g.kernel_h) {
+              i = 0;
+              iy = iy0;
+              plane += g.plane;
+            }
+          }
+        }
+      }
+
+      if (!active) continue;
+      float* out = y + (n * g.out_channels + o_first) * g.out_plane + out_pos;
+#pragma unroll
+      for (int t = 0; t < TO; ++t) {
+        if (t < o_count) {
+          const float b = bias != nullptr ? __ldg(bias + o_first + t) : 0.0f;
+          out[t * g.out_plane] = b - acc[t];
+        }
+      }
+    }
+  }
+}
+
+template <typename Index>
+Add2dGeometry<Index> make_geometry(const Add2dParams& p, int64_t tile) {
+  const Window2d& w = p.window;
+  const int64_t group_in = w.channels / w.groups;
+  const int64_t group_out = p.out_channels / w.groups;
+  const int64_t out_tiles = detail::ceil_div(group_out, tile);
+  Add2dGeometry<Index> g{};
+  g.channels = static_cast<Index>(w.channels);
+  g.height = static_cast<Index>(w.height);
+  g.width = static_cast<Index>(w.width);
+  g.plane = static_cast<Index>(w.height * w.width);
+  g.kernel_h = static_cast<Index>(w.kernel_h);
+  g.kernel_w = static_cast<Index>(w.kernel_w);
+  g.stride_h = static_cast<Index>(w.stride_h);
+  g.stride_w = static_cast<Index>(w.stride_w);
+  g.pad_top = static_cast<Index>(w.pad_top);
+  g.pad_left = static_cast<Index>(w.pad_left);
+  g.dilation_h = static_cast<Index>(w.dilation_h);
+  g.dilation_w = static_cast<Index>(w.dilation_w);
+  g.group_in = static_cast<Index>(group_in);
+  g.group_out = static_cast<Index>(group_out);
+  g.slice = static_cast<Index>(group_in * w.kernel_h * w.kernel_w);
+  g.out_channels = static_cast<Index>(p.out_channels);
+  g.out_w = static_cast<Index>(w.out_w);
+  g.out_plane = static_cast<Index>(w.out_h * w.out_w);
+  g.pixels = static_cast<Index>(w.batch * w.out_h * w.out_w);
+  g.pixel_blocks = static_cast<Index>(detail::ceil_div(w.batch * w.out_h * w.out_w, kBlock));
+  g.out_tiles = static_cast<Index>(out_tiles);
+  g.group_tiles = static_cast<Index>(w.groups * out_tiles);
+  g.eps = p.eps;
+  return g;
+}
+
+template <typename Index, int TO>
+cudaError_t launch_tiled(const Add2dParams& p, const float* x, const float* w, const float* bias, float* y,
+                         cudaStream_t stream) {
+  const Add2dGeometry<Index> g = make_geometry<Index>(p, TO);
+  const dim3 grid(detail::grid_extent(static_cast<int64_t>(g.pixel_blocks), detail::kMaxGridX),
+                  detail::grid_extent(static_cast<int64_t>(g.group_tiles), detail::kMaxGridY));
+  if (p.normalize_slices) {
+    add2d_kernel<Index, TO, true><<<grid, kBlock, 0, stream>>>(g, x, w, bias, y);
+  } else {
+    add2d_kernel<Index, TO, false><<<grid, kBlock, 0, stream>>>(g, x, w, bias, y);
+  }
+  return cudaGetLastError();
+}
+
+// Widest channel tile that the group fills: fewer wasted accumulators for small groups (depthwise-like).
+template <typename Index>
+cudaError_t launch_for_group(const Add2dParams& p, const float* x, const float* w, const float* bias, float* y,
+                             cudaStream_t stream) {
+  const int64_t group_out = p.out_channels / p.window.groups;
+  if (group_out >= 16) return launch_tiled<Index, 16>(p, x, w, bias, y, stream);
+  if (group_out >= 8) return launch_tiled<Index, 8>(p, x, w, bias, y, stream);
+  if (group_out >= 4) return launch_tiled<Index, 4>(p, x, w, bias, y, stream);
+  if (group_out >= 2) return launch_tiled<Index, 2>(p, x, w, bias, y, stream);
+  return launch_tiled<Index, 1>(p, x, w, bias, y, stream);
+}
+
+}  // namespace
+
+cudaError_t launch_add2d(const Add2dParams& p, const float* x, const float* w, const float* bias_or_null, float* y,
+                         cudaStream_t stream) {
+  const Window2d& win = p.window;
+  if (!detail::valid_window(win) || p.out_channels < 0 || p.out_channels % win.groups != 0 || !(p.eps >= 0.0f)) {
+    return cudaErrorInvalidValue;
+  }
+  if (p.has_bias != (bias_or_null != nullptr)) return cudaErrorInvalidValue;
+  const int64_t x_numel = win.batch * win.channels * win.height * win.width;
+  const int64_t w_numel = p.out_channels * (win.channels / win.groups) * win.kernel_h * win.kernel_w;
+  const int64_t y_numel = win.batch * p.out_channels * win.out_h * win.out_w;
+  if (y_numel == 0) return cudaSuccess;
+  if (y == nullptr || (x_numel > 0 && x == nullptr) || (w_numel > 0 && w == nullptr)) return cudaErrorInvalidValue;
+  if (detail::fits_int32({x_numel, w_numel, y_numel})) {
+    return launch_for_group<int32_t>(p, x, w, bias_or_null, y, stream);
+  }
+  return launch_for_group<int64_t>(p, x, w, bias_or_null, y, stream);
+}
+
+}  // namespace holocron::kernels::cuda

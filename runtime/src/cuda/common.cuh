@@ -1,0 +1,74 @@
+// Helpers shared by the holocron CUDA kernels (internal to runtime/src/cuda).
+#pragma once
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <initializer_list>
+#include <limits>
+#include <type_traits>
+
+#include "../kernels/params.h"
+
+namespace holocron::kernels::cuda::detail {
+
+inline constexpr int64_t kMaxGridX = std::numeric_limits<int32_t>::max();
+inline constexpr int64_t kMaxGridY = 65535;
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Grid extent for `blocks` blocks; kernels loop over the remainder when the hardware limit caps it.
+inline unsigned int grid_extent(int64_t blocks, int64_t limit) {
+  return static_cast<unsigned int>(std::max<int64_t>(1, std::min(blocks, limit)));
+}
+
+// Whether 32-bit index arithmetic is exact for tensors of these element counts. The bound 2^30 leaves room for
+// the one-grid-stride overshoot of grid-stride loop counters (at most twice the count). Building with HOLOCRON_CUDA_FORCE_INT64_INDEX exercises the
+// 64-bit path on small tensors (used by the check harness).
+inline constexpr int64_t kMaxInt32Numel = int64_t{1} << 30;
+
+inline bool fits_int32(std::initializer_list<int64_t> numels) {
+#ifdef HOLOCRON_CUDA_FORCE_INT64_INDEX
+  static_cast<void>(numels);
+  return false;
+#else
+  for (int64_t n : numels) {
+    if (n >= kMaxInt32Numel) return false;
+  }
+  return true;
+#endif
+}
+
+// Output extent of a sliding window (convolution formula); 0 when the window does not fit.
+inline int64_t window_out_size(int64_t size, int64_t pad_begin, int64_t pad_end, int64_t kernel, int64_t stride,
+                               int64_t dilation) {
+  const int64_t span = size + pad_begin + pad_end - dilation * (kernel - 1) - 1;
+  return span < 0 ? 0 : span / stride + 1;
+}
+
+// Whether the window is self-consistent: positive kernel/stride/dilation/groups, non-negative sizes and pads,
+// groups dividing the channels and out_h/out_w matching the convolution formula.
+inline bool valid_window(const Window2d& w) {
+  if (w.batch < 0 || w.channels < 0 || w.height < 0 || w.width < 0) return false;
+  if (w.kernel_h < 1 || w.kernel_w < 1 || w.stride_h < 1 || w.stride_w < 1) return false;
+  if (w.dilation_h < 1 || w.dilation_w < 1 || w.groups < 1 || w.channels % w.groups != 0) return false;
+  if (w.pad_top < 0 || w.pad_left < 0 || w.pad_bottom < 0 || w.pad_right < 0) return false;
+  return w.out_h == window_out_size(w.height, w.pad_top, w.pad_bottom, w.kernel_h, w.stride_h, w.dilation_h) &&
+         w.out_w == window_out_size(w.width, w.pad_left, w.pad_right, w.kernel_w, w.stride_w, w.dilation_w);
+}
+
+// 0 <= i < n in one unsigned comparison.
+template <typename Index>
+__device__ __forceinline__ bool in_range(Index i, Index n) {
+  using Unsigned = std::make_unsigned_t<Index>;
+  return static_cast<Unsigned>(i) < static_cast<Unsigned>(n);
+}
+
+// plane[iy * width + ix], or 0 outside the (height, width) plane: the zero padding of the contract.
+template <typename Index>
+__device__ __forceinline__ float padded_load(const float* __restrict__ plane, Index iy, Index ix, Index height,
+                                             Index width) {
+  return (in_range(iy, height) && in_range(ix, width)) ? __ldg(plane + iy * width + ix) : 0.0f;
+}
+
+}  // namespace holocron::kernels::cuda::detail
