@@ -1,0 +1,121 @@
+// Involution2d: Y[n, c, y, x] = sum_{i, j} K[n, g * kH * kW + i * kW + j, y, x] * X_pad[n, c, y * sH + i * dH,
+// x * sW + j * dW], g the channel group of c and X_pad the zero-padded input.
+#include "common.cuh"
+#include "launch.h"
+
+namespace holocron::kernels::cuda {
+namespace {
+
+constexpr int kBlock = 256;
+constexpr int kChannelsPerThread = 4;  // channels of one group sharing each loaded kernel tap
+
+template <typename Index>
+struct InvolutionGeometry {
+  Index channels, height, width, plane;  // input
+  Index kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w;
+  Index groups, group_channels, chunks;  // chunks of kChannelsPerThread channels per group
+  Index out_w, out_plane;
+  Index items, item_blocks;  // items = N * groups * chunks * H_out * W_out, pixel fastest
+};
+
+template <typename Index>
+__global__ void __launch_bounds__(kBlock)
+    involution2d_kernel(const InvolutionGeometry<Index> g, const float* __restrict__ x,
+                        const float* __restrict__ kernel, float* __restrict__ y) {
+  for (Index block = blockIdx.x; block < g.item_blocks; block += gridDim.x) {
+    const Index item = block * kBlock + static_cast<Index>(threadIdx.x);
+    if (item >= g.items) return;
+    const Index out_pos = item % g.out_plane;
+    Index rest = item / g.out_plane;
+    const Index chunk = rest % g.chunks;
+    rest /= g.chunks;
+    const Index group = rest % g.groups;
+    const Index n = rest / g.groups;
+    const Index oy = out_pos / g.out_w;
+    const Index ox = out_pos - oy * g.out_w;
+    const Index c_first = group * g.group_channels + chunk * kChannelsPerThread;
+    const Index c_left = (group + 1) * g.group_channels - c_first;
+    const int c_count = c_left < kChannelsPerThread ? static_cast<int>(c_left) : kChannelsPerThread;
+
+    const Index taps = g.kernel_h * g.kernel_w;
+    const float* tap_kernel = kernel + (n * g.groups + group) * taps * g.out_plane + out_pos;
+    const float* xc = x + (n * g.channels + c_first) * g.plane;
+    const Index iy0 = oy * g.stride_h - g.pad_top;
+    const Index ix0 = ox * g.stride_w - g.pad_left;
+
+    float acc[kChannelsPerThread] = {};
+    for (Index i = 0; i < g.kernel_h; ++i) {
+      const Index iy = iy0 + i * g.dilation_h;
+      if (!detail::in_range(iy, g.height)) {
+        tap_kernel += g.kernel_w * g.out_plane;
+        continue;
+      }
+      for (Index j = 0; j < g.kernel_w; ++j, tap_kernel += g.out_plane) {
+        const Index ix = ix0 + j * g.dilation_w;
+        if (!detail::in_range(ix, g.width)) continue;
+        const float k = __ldg(tap_kernel);
+        const float* src = xc + iy * g.width + ix;
+#pragma unroll
+        for (int c = 0; c < kChannelsPerThread; ++c) {
+          if (c < c_count) acc[c] += k * __ldg(src + c * g.plane);
+        }
+      }
+    }
+
+    float* out = y + (n * g.channels + c_first) * g.out_plane + out_pos;
+#pragma unroll
+    for (int c = 0; c < kChannelsPerThread; ++c) {
+      if (c < c_count) out[c * g.out_plane] = acc[c];
+    }
+  }
+}
+
+template <typename Index>
+cudaError_t launch_indexed(const Window2d& w, const float* x, const float* kernel, float* y, cudaStream_t stream) {
+  const int64_t group_channels = w.channels / w.groups;
+  const int64_t chunks = detail::ceil_div(group_channels, kChannelsPerThread);
+  const int64_t items = w.batch * w.groups * chunks * w.out_h * w.out_w;
+  const int64_t blocks = detail::ceil_div(items, kBlock);
+  InvolutionGeometry<Index> g{};
+  g.channels = static_cast<Index>(w.channels);
+  g.height = static_cast<Index>(w.height);
+  g.width = static_cast<Index>(w.width);
+  g.plane = static_cast<Index>(w.height * w.width);
+  g.kernel_h = static_cast<Index>(w.kernel_h);
+  g.kernel_w = static_cast<Index>(w.kernel_w);
+  g.stride_h = static_cast<Index>(w.stride_h);
+  g.stride_w = static_cast<Index>(w.stride_w);
+  g.pad_top = static_cast<Index>(w.pad_top);
+  g.pad_left = static_cast<Index>(w.pad_left);
+  g.dilation_h = static_cast<Index>(w.dilation_h);
+  g.dilation_w = static_cast<Index>(w.dilation_w);
+  g.groups = static_cast<Index>(w.groups);
+  g.group_channels = static_cast<Index>(group_channels);
+  g.chunks = static_cast<Index>(chunks);
+  g.out_w = static_cast<Index>(w.out_w);
+  g.out_plane = static_cast<Index>(w.out_h * w.out_w);
+  g.items = static_cast<Index>(items);
+  g.item_blocks = static_cast<Index>(blocks);
+  involution2d_kernel<Index><<<detail::grid_extent(blocks, detail::kMaxGridX), kBlock, 0, stream>>>(g, x, kernel, y);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t launch_involution2d(const Involution2dParams& p, const float* x, const float* kernel, float* y,
+                                cudaStream_t stream) {
+  const Window2d& w = p.window;
+  if (!detail::valid_window(w)) return cudaErrorInvalidValue;
+  const int64_t out_plane = w.out_h * w.out_w;
+  const int64_t y_numel = w.batch * w.channels * out_plane;
+  if (y_numel == 0) return cudaSuccess;
+  const int64_t x_numel = w.batch * w.channels * w.height * w.width;
+  const int64_t k_numel = w.batch * w.groups * w.kernel_h * w.kernel_w * out_plane;
+  if ((x_numel > 0 && x == nullptr) || kernel == nullptr || y == nullptr) return cudaErrorInvalidValue;
+  if (detail::fits_int32({x_numel, k_numel, y_numel})) {
+    return launch_indexed<int32_t>(w, x, kernel, y, stream);
+  }
+  return launch_indexed<int64_t>(w, x, kernel, y, stream);
+}
+
+}  // namespace holocron::kernels::cuda
