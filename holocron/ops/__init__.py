@@ -1,1 +1,11 @@
-"""holocron's custom torch operators (``torch.ops.holocron.*``), one file per op, all following ``contract``."""
+"""holocron's custom torch operators (``torch.ops.holocron.*``), one file per op, all following ``contract``.
+
+Importing this package registers the ops (eager CPU/CUDA kernels, fake kernels for tracing, autograd) with
+``torch.library``; the wrappers below are plain functions that ``torch.jit.script`` compiles to a call of the op.
+"""
+
+from holocron.ops.add2d import add2d
+from holocron.ops.involution2d import involution2d
+from holocron.ops.lambda_layer import lambda_layer
+
+__all__ = ["add2d", "involution2d", "lambda_layer"]

@@ -1,0 +1,213 @@
+"""``torch.ops.holocron.add2d``: the adder layer of `AdderNet <https://arxiv.org/abs/1912.13200>`_.
+
+The filters are matched to each sliding window by a negated L1 distance instead of a dot product. The eager kernel
+builds the windows once (``unfold``, the same ``N x C_in*kH*kW x L`` buffer a CPU convolution uses) and lets
+``torch.cdist(p=1)`` reduce them against the filters, so the ``N x L x C_out x C_in*kH*kW`` difference tensor is never
+materialised. The backward builds that sign tensor one chunk of output channels at a time, bounded by
+``_BACKWARD_CHUNK_ELEMENTS``.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from holocron.ops._doc import with_contract
+from holocron.ops._window import check_floating, check_pair, check_rank, output_size
+from holocron.ops.contract import ADD2D, DOMAIN
+
+__all__ = ["add2d"]
+
+_OP = "add2d"
+# Largest sign tensor (elements) the backward materialises at once; at least one output channel is processed per step.
+_BACKWARD_CHUNK_ELEMENTS = 1 << 24
+
+
+def _check_args(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
+    groups: int,
+    eps: float,
+) -> tuple[int, int]:
+    """Validate the arguments of ``add2d`` and return the output size ``(H_out, W_out)``."""
+    check_rank(_OP, "input", input, 4, "(N, C_in, H, W)")
+    check_rank(_OP, "weight", weight, 4, "(C_out, C_in / groups, kH, kW)")
+    tensors = {"input": input, "weight": weight}
+    if bias is not None:
+        check_rank(_OP, "bias", bias, 1, "(C_out,)")
+        tensors["bias"] = bias
+    check_floating(_OP, "input", tensors)
+    check_pair(_OP, "stride", stride, 1)
+    check_pair(_OP, "padding", padding, 0)
+    check_pair(_OP, "dilation", dilation, 1)
+    in_channels, out_channels = input.shape[1], weight.shape[0]
+    if groups < 1 or in_channels % groups != 0 or out_channels % groups != 0:
+        raise ValueError(
+            f"{_OP}: `groups` must be >= 1 and divide C_in={in_channels} and C_out={out_channels}; got {groups}"
+        )
+    if weight.shape[1] != in_channels // groups:
+        raise ValueError(
+            f"{_OP}: `weight` must have C_in / groups = {in_channels // groups} channels (dim 1); "
+            f"got shape {tuple(weight.shape)}"
+        )
+    if bias is not None and bias.shape[0] != out_channels:
+        raise ValueError(f"{_OP}: `bias` must have shape ({out_channels},); got {tuple(bias.shape)}")
+    if eps < 0:
+        raise ValueError(f"{_OP}: `eps` must be >= 0; got {eps}")
+    out_h = output_size(input.shape[2], weight.shape[2], stride[0], padding[0], dilation[0])
+    out_w = output_size(input.shape[3], weight.shape[3], stride[1], padding[1], dilation[1])
+    if out_h < 1 or out_w < 1:
+        raise ValueError(
+            f"{_OP}: the dilated kernel {tuple(weight.shape[2:])} (dilation {list(dilation)}) does not fit the input "
+            f"{tuple(input.shape[2:])} padded by {list(padding)}"
+        )
+    return out_h, out_w
+
+
+def _slices(
+    input: Tensor,
+    kernel_size: list[int],
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
+    groups: int,
+    normalize_slices: bool,
+    eps: float,
+) -> Tensor:
+    """Windows of ``input`` as ``(N, groups, L, C_in / groups * kH * kW)``, (c, i, j) order, optionally normalized.
+
+    Differentiable: the backward runs it again under autograd to carry the slice gradients back to ``input``.
+    """
+    batch, channels = input.shape[0], input.shape[1]
+    cols = F.unfold(input, kernel_size, dilation=dilation, padding=padding, stride=stride)
+    slices = cols.view(batch, groups, channels // groups * kernel_size[0] * kernel_size[1], -1).transpose(2, 3)
+    if normalize_slices:
+        mean = slices.mean(dim=-1, keepdim=True)
+        var = (slices - mean).square().mean(dim=-1, keepdim=True)
+        slices = (slices - mean) / (var + eps).sqrt()
+    return slices
+
+
+@torch.library.custom_op(f"{DOMAIN}::{ADD2D.torch_name}", mutates_args=())
+def _add2d_op(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
+    groups: int,
+    normalize_slices: bool,
+    eps: float,
+) -> Tensor:
+    out_h, out_w = _check_args(input, weight, bias, stride, padding, dilation, groups, eps)
+    kernel_size = [weight.shape[2], weight.shape[3]]
+    slices = _slices(input, kernel_size, stride, padding, dilation, groups, normalize_slices, eps)
+    filters = weight.reshape(groups, weight.shape[0] // groups, -1)
+    distances = torch.cdist(filters, slices, p=1.0)  # (N, groups, C_out / groups, L)
+    out = distances.view(input.shape[0], weight.shape[0], out_h, out_w).neg_()
+    if bias is not None:
+        out += bias.view(1, -1, 1, 1)
+    return out
+
+
+@_add2d_op.register_fake
+def _add2d_fake(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
+    groups: int,
+    normalize_slices: bool,
+    eps: float,
+) -> Tensor:
+    out_h, out_w = _check_args(input, weight, bias, stride, padding, dilation, groups, eps)
+    return input.new_empty((input.shape[0], weight.shape[0], out_h, out_w))
+
+
+def _setup_context(ctx, inputs: tuple, output: Tensor) -> None:
+    input, weight, bias, stride, padding, dilation, groups, normalize_slices, eps = inputs
+    ctx.save_for_backward(input, weight)
+    ctx.has_bias = bias is not None
+    ctx.attrs = (stride, padding, dilation, groups, normalize_slices, eps)
+
+
+def _backward(ctx, grad_output: Tensor) -> tuple[Tensor | None, ...]:
+    """``dY/dW = sign(S - W)``, ``dY/dS = -sign(S - W)``; ``dS/dX`` by autograd through :func:`_slices`."""
+    input, weight = ctx.saved_tensors
+    stride, padding, dilation, groups, normalize_slices, eps = ctx.attrs
+    batch, out_channels = grad_output.shape[0], grad_output.shape[1]
+    per_group = out_channels // groups
+    kernel_size = [weight.shape[2], weight.shape[3]]
+    with torch.enable_grad():
+        leaf = input.detach().requires_grad_(ctx.needs_input_grad[0])
+        slices = _slices(leaf, kernel_size, stride, padding, dilation, groups, normalize_slices, eps)
+    values = slices.detach()
+    filters = weight.reshape(groups, per_group, -1)
+    grad_y = grad_output.reshape(batch, groups, per_group, -1).transpose(2, 3)  # (N, groups, L, C_out / groups)
+    grad_slices = torch.zeros_like(values)
+    grad_filters = torch.empty_like(filters)
+    step = max(1, _BACKWARD_CHUNK_ELEMENTS // max(1, values.numel()))
+    for start in range(0, per_group, step):
+        stop = min(start + step, per_group)
+        sign = torch.sign(values.unsqueeze(3) - filters[None, :, None, start:stop])  # (N, groups, L, chunk, D)
+        chunk_grad = grad_y[..., start:stop]
+        grad_filters[:, start:stop] = torch.einsum("nglod,nglo->god", sign, chunk_grad)
+        grad_slices -= torch.einsum("nglod,nglo->ngld", sign, chunk_grad)
+    grad_input = None
+    if ctx.needs_input_grad[0]:
+        (grad_input,) = torch.autograd.grad(slices, leaf, grad_slices)
+    grad_weight = grad_filters.view_as(weight) if ctx.needs_input_grad[1] else None
+    grad_bias = grad_output.sum(dim=(0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[2] else None
+    return grad_input, grad_weight, grad_bias, None, None, None, None, None, None
+
+
+_add2d_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def add2d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
+    groups: int,
+    normalize_slices: bool,
+    eps: float,
+) -> Tensor:
+    r"""Adder "convolution": the negated L1 distance between every window of ``input`` and every filter, plus bias.
+
+    .. math::
+        Y[n, o, y, x] = -\sum_{c, i, j} |S[n, g(o), y, x][c, i, j] - W[o, c, i, j]| + B[o]
+
+    from `AdderNet: Do We Really Need Multiplications in Deep Learning? <https://arxiv.org/abs/1912.13200>`_.
+
+    Args:
+        input: feature map ``(N, C_in, H, W)``.
+        weight: filters ``(C_out, C_in / groups, kH, kW)``.
+        bias: ``(C_out,)`` added to the output, or ``None``.
+        stride: window step ``[sH, sW]``, each >= 1.
+        padding: symmetric zero padding ``[pH, pW]``, each >= 0 (ONNX ``pads = [pH, pW, pH, pW]``).
+        dilation: tap spacing ``[dH, dW]``, each >= 1.
+        groups: channel groups; divides ``C_in`` and ``C_out``.
+        normalize_slices: normalize each window (over its ``C_in / groups * kH * kW`` values, padding included) to
+            zero mean and unit variance before the distance.
+        eps: added to the window variance before the square root; >= 0.
+
+    Returns:
+        ``(N, C_out, H_out, W_out)`` with ``H_out = (H + 2 pH - dH (kH - 1) - 1) // sH + 1`` (``W_out`` likewise).
+
+    Raises:
+        ValueError: a shape, rank or attribute does not satisfy the contract (the message names the argument).
+        TypeError: the tensors are not floating point or disagree in dtype or device.
+    """
+    return torch.ops.holocron.add2d(input, weight, bias, stride, padding, dilation, groups, normalize_slices, eps)
+
+
+add2d.__doc__ = with_contract(add2d.__doc__, ADD2D)

@@ -1,0 +1,169 @@
+"""``torch.ops.holocron.involution2d``: per-pixel kernels of `Involution <https://arxiv.org/abs/2103.06255>`_.
+
+The eager kernel walks the ``kH * kW`` taps: each tap is a strided view of the zero-padded input, multiplied by its
+per-pixel weight and accumulated, so memory stays at one padded input plus the output (no unfolded windows). The
+backward walks the same taps with explicit formulas.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from holocron.ops._doc import with_contract
+from holocron.ops._window import check_floating, check_pair, check_rank, output_size
+from holocron.ops.contract import DOMAIN, INVOLUTION2D
+
+__all__ = ["involution2d"]
+
+_OP = "involution2d"
+
+
+def _check_args(
+    input: Tensor,
+    kernel: Tensor,
+    kernel_size: list[int],
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
+    groups: int,
+) -> tuple[int, int]:
+    """Validate the arguments of ``involution2d`` and return the output size ``(H_out, W_out)``."""
+    check_rank(_OP, "input", input, 4, "(N, C, H, W)")
+    check_rank(_OP, "kernel", kernel, 4, "(N, groups * kH * kW, H_out, W_out)")
+    check_floating(_OP, "input", {"input": input, "kernel": kernel})
+    check_pair(_OP, "kernel_size", kernel_size, 1)
+    check_pair(_OP, "stride", stride, 1)
+    check_pair(_OP, "padding", padding, 0)
+    check_pair(_OP, "dilation", dilation, 1)
+    if groups < 1 or input.shape[1] % groups != 0:
+        raise ValueError(f"{_OP}: `groups` must be >= 1 and divide C={input.shape[1]}; got {groups}")
+    out_h = output_size(input.shape[2], kernel_size[0], stride[0], padding[0], dilation[0])
+    out_w = output_size(input.shape[3], kernel_size[1], stride[1], padding[1], dilation[1])
+    if out_h < 1 or out_w < 1:
+        raise ValueError(
+            f"{_OP}: the dilated kernel {list(kernel_size)} (dilation {list(dilation)}) does not fit the input "
+            f"{tuple(input.shape[2:])} padded by {list(padding)}"
+        )
+    expected = (input.shape[0], groups * kernel_size[0] * kernel_size[1], out_h, out_w)
+    if tuple(kernel.shape) != expected:
+        raise ValueError(
+            f"{_OP}: `kernel` must have shape (N, groups * kH * kW, H_out, W_out) = {expected}; "
+            f"got {tuple(kernel.shape)}"
+        )
+    return out_h, out_w
+
+
+def _tap(padded: Tensor, i: int, j: int, stride: list[int], dilation: list[int], out_h: int, out_w: int) -> Tensor:
+    """View of ``padded`` seen by tap ``(i, j)`` at every output position: ``(N, C, H_out, W_out)``."""
+    top, left = i * dilation[0], j * dilation[1]
+    return padded[
+        :, :, top : top + (out_h - 1) * stride[0] + 1 : stride[0], left : left + (out_w - 1) * stride[1] + 1 : stride[1]
+    ]
+
+
+@torch.library.custom_op(f"{DOMAIN}::{INVOLUTION2D.torch_name}", mutates_args=())
+def _involution2d_op(
+    input: Tensor,
+    kernel: Tensor,
+    kernel_size: list[int],
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
+    groups: int,
+) -> Tensor:
+    out_h, out_w = _check_args(input, kernel, kernel_size, stride, padding, dilation, groups)
+    batch, channels = input.shape[0], input.shape[1]
+    padded = F.pad(input, (padding[1], padding[1], padding[0], padding[0]))
+    taps = kernel.view(batch, groups, 1, kernel_size[0] * kernel_size[1], out_h, out_w)
+    out = input.new_zeros((batch, groups, channels // groups, out_h, out_w))
+    for i in range(kernel_size[0]):
+        for j in range(kernel_size[1]):
+            window = _tap(padded, i, j, stride, dilation, out_h, out_w).view(out.shape)
+            out.addcmul_(window, taps[:, :, :, i * kernel_size[1] + j])
+    return out.view(batch, channels, out_h, out_w)
+
+
+@_involution2d_op.register_fake
+def _involution2d_fake(
+    input: Tensor,
+    kernel: Tensor,
+    kernel_size: list[int],
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
+    groups: int,
+) -> Tensor:
+    out_h, out_w = _check_args(input, kernel, kernel_size, stride, padding, dilation, groups)
+    return input.new_empty((input.shape[0], input.shape[1], out_h, out_w))
+
+
+def _setup_context(ctx, inputs: tuple, output: Tensor) -> None:
+    input, kernel, kernel_size, stride, padding, dilation, groups = inputs
+    ctx.save_for_backward(input, kernel)
+    ctx.attrs = (kernel_size, stride, padding, dilation, groups)
+
+
+def _backward(ctx, grad_output: Tensor) -> tuple[Tensor | None, ...]:
+    """``dK[g * kH * kW + t] = sum_{c in g} dY * X_t`` and ``dX_pad[window t] += dY * K_t`` for every tap ``t``."""
+    input, kernel = ctx.saved_tensors
+    kernel_size, stride, padding, dilation, groups = ctx.attrs
+    batch, channels, out_h, out_w = grad_output.shape
+    padded = F.pad(input, (padding[1], padding[1], padding[0], padding[0]))
+    grad_padded = torch.zeros_like(padded)
+    grad_y = grad_output.reshape(batch, groups, channels // groups, out_h, out_w)
+    taps = kernel.view(batch, groups, 1, kernel_size[0] * kernel_size[1], out_h, out_w)
+    grad_taps = torch.empty_like(taps)
+    for i in range(kernel_size[0]):
+        for j in range(kernel_size[1]):
+            t = i * kernel_size[1] + j
+            window = _tap(padded, i, j, stride, dilation, out_h, out_w).reshape(grad_y.shape)
+            grad_taps[:, :, :, t] = (grad_y * window).sum(dim=2, keepdim=True)
+            grad_window = _tap(grad_padded, i, j, stride, dilation, out_h, out_w)
+            grad_window += (grad_y * taps[:, :, :, t]).view(grad_window.shape)
+    height, width = input.shape[2], input.shape[3]
+    grad_input = grad_padded[:, :, padding[0] : padding[0] + height, padding[1] : padding[1] + width]
+    grad_input = grad_input if ctx.needs_input_grad[0] else None
+    grad_kernel = grad_taps.view_as(kernel) if ctx.needs_input_grad[1] else None
+    return grad_input, grad_kernel, None, None, None, None, None
+
+
+_involution2d_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def involution2d(
+    input: Tensor,
+    kernel: Tensor,
+    kernel_size: list[int],
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
+    groups: int,
+) -> Tensor:
+    r"""Involution: every output pixel applies its own ``kH x kW`` kernel, shared by the channels of a group.
+
+    .. math::
+        Y[n, c, y, x] = \sum_{i, j} K[n, g(c) kH kW + i kW + j, y, x] \, X_{pad}[n, c, y s_H + i d_H, x s_W + j d_W]
+
+    from `Involution: Inverting the Inherence of Convolution for Visual Recognition
+    <https://arxiv.org/abs/2103.06255>`_.
+
+    Args:
+        input: feature map ``(N, C, H, W)``.
+        kernel: per-pixel kernels ``(N, groups * kH * kW, H_out, W_out)``, channel ``g * kH * kW + i * kW + j``.
+        kernel_size: ``[kH, kW]``, each >= 1.
+        stride: window step ``[sH, sW]``, each >= 1.
+        padding: symmetric zero padding ``[pH, pW]``, each >= 0 (ONNX ``pads = [pH, pW, pH, pW]``).
+        dilation: tap spacing ``[dH, dW]``, each >= 1.
+        groups: channel groups sharing one kernel; divides ``C``.
+
+    Returns:
+        ``(N, C, H_out, W_out)`` with ``H_out = (H + 2 pH - dH (kH - 1) - 1) // sH + 1`` (``W_out`` likewise).
+
+    Raises:
+        ValueError: a shape, rank or attribute does not satisfy the contract (the message names the argument).
+        TypeError: the tensors are not floating point or disagree in dtype or device.
+    """
+    return torch.ops.holocron.involution2d(input, kernel, kernel_size, stride, padding, dilation, groups)
+
+
+involution2d.__doc__ = with_contract(involution2d.__doc__, INVOLUTION2D)

@@ -1,0 +1,143 @@
+"""``torch.ops.holocron.lambda_layer``: the lambda of `LambdaNetworks <https://openreview.net/pdf?id=xTJEN-ggl1b>`_.
+
+Queries, keys and values come in as feature maps (the layer's 1x1 projections and batch norms stay outside the op);
+the op turns the keys into a content lambda and the values into position lambdas, local (a ``r x r`` relative kernel,
+as a 3-D convolution) or global (a dense ``H*W x H*W`` embedding), and applies both to the queries. Plain torch ops;
+the backward replays them under autograd.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from holocron.ops._doc import with_contract
+from holocron.ops._window import check_floating, check_rank
+from holocron.ops.contract import DOMAIN, LAMBDA
+
+__all__ = ["lambda_layer"]
+
+_OP = "lambda_layer"
+
+
+def _dims(q: Tensor, k: Tensor, v: Tensor, pos: Tensor, num_heads: int) -> tuple[int, int, int]:
+    """Validate the arguments of ``lambda_layer`` and return ``(dim_k, dim_u, dim_v)``."""
+    check_rank(_OP, "q", q, 4, "(N, heads * dim_k, H, W)")
+    check_rank(_OP, "k", k, 4, "(N, dim_k * dim_u, H, W)")
+    check_rank(_OP, "v", v, 4, "(N, dim_v * dim_u, H, W)")
+    check_floating(_OP, "q", {"q": q, "k": k, "v": v, "pos": pos})
+    batch, height, width = q.shape[0], q.shape[2], q.shape[3]
+    for name, tensor in (("k", k), ("v", v)):
+        if (tensor.shape[0], tensor.shape[2], tensor.shape[3]) != (batch, height, width):
+            raise ValueError(
+                f"{_OP}: `{name}` must have the batch and spatial size of `q` (N, H, W) = {(batch, height, width)}; "
+                f"got shape {tuple(tensor.shape)}"
+            )
+    if num_heads < 1 or q.shape[1] % num_heads != 0:
+        raise ValueError(
+            f"{_OP}: `num_heads` must be >= 1 and divide the {q.shape[1]} channels of `q`; got {num_heads}"
+        )
+    dim_k = q.shape[1] // num_heads
+    if k.shape[1] % dim_k != 0:
+        raise ValueError(f"{_OP}: `k` channels must be a multiple of dim_k = {dim_k}; got {k.shape[1]}")
+    dim_u = k.shape[1] // dim_k
+    if v.shape[1] % dim_u != 0:
+        raise ValueError(f"{_OP}: `v` channels must be a multiple of dim_u = {dim_u}; got {v.shape[1]}")
+    if pos.dim() == 5:
+        r = pos.shape[-1]
+        if tuple(pos.shape[:3]) != (dim_k, dim_u, 1) or pos.shape[3] != r or r % 2 != 1:
+            raise ValueError(
+                f"{_OP}: local `pos` must have shape (dim_k, dim_u, 1, r, r) = ({dim_k}, {dim_u}, 1, r, r) with r odd; "
+                f"got {tuple(pos.shape)}"
+            )
+    elif pos.dim() == 4:
+        positions = height * width
+        if tuple(pos.shape) != (positions, positions, dim_k, dim_u):
+            raise ValueError(
+                f"{_OP}: global `pos` must have shape (H * W, H * W, dim_k, dim_u) = "
+                f"{(positions, positions, dim_k, dim_u)}; got {tuple(pos.shape)}"
+            )
+    else:
+        raise ValueError(f"{_OP}: `pos` must have rank 5 (local R) or rank 4 (global E); got shape {tuple(pos.shape)}")
+    return dim_k, dim_u, v.shape[1] // dim_u
+
+
+def _lambda(q: Tensor, k: Tensor, v: Tensor, pos: Tensor, num_heads: int) -> Tensor:
+    """Differentiable reference of the op (used by the forward and replayed by the backward)."""
+    dim_k, dim_u, dim_v = _dims(q, k, v, pos, num_heads)
+    batch, height, width = q.shape[0], q.shape[2], q.shape[3]
+    queries = q.reshape(batch, num_heads, dim_k, height * width)
+    keys = k.reshape(batch, dim_k, dim_u, height * width).softmax(dim=-1)
+    values = v.reshape(batch, dim_v, dim_u, height * width)
+    content = torch.einsum("nkum,nvum->nkv", keys, values)
+    if pos.dim() == 5:
+        pad = pos.shape[-1] // 2
+        # Channels-first for conv3d: (N, dim_u, dim_v, H, W) -> (N, dim_k, dim_v, H, W).
+        position = F.conv3d(values.view(batch, dim_v, dim_u, height, width).transpose(1, 2), pos, padding=(0, pad, pad))
+        position = position.reshape(batch, dim_k, dim_v, height * width)
+    else:
+        position = torch.einsum("pmku,nvum->nkvp", pos, values)
+    out = torch.einsum("nhkp,nkv->nhvp", queries, content) + torch.einsum("nhkp,nkvp->nhvp", queries, position)
+    return out.reshape(batch, num_heads * dim_v, height, width)
+
+
+@torch.library.custom_op(f"{DOMAIN}::{LAMBDA.torch_name}", mutates_args=())
+def _lambda_layer_op(q: Tensor, k: Tensor, v: Tensor, pos: Tensor, num_heads: int) -> Tensor:
+    return _lambda(q, k, v, pos, num_heads)
+
+
+@_lambda_layer_op.register_fake
+def _lambda_layer_fake(q: Tensor, k: Tensor, v: Tensor, pos: Tensor, num_heads: int) -> Tensor:
+    _, _, dim_v = _dims(q, k, v, pos, num_heads)
+    return q.new_empty((q.shape[0], num_heads * dim_v, q.shape[2], q.shape[3]))
+
+
+def _setup_context(ctx, inputs: tuple, output: Tensor) -> None:
+    q, k, v, pos, num_heads = inputs
+    ctx.save_for_backward(q, k, v, pos)
+    ctx.num_heads = num_heads
+
+
+def _backward(ctx, grad_output: Tensor) -> tuple[Tensor | None, ...]:
+    """Replay :func:`_lambda` under autograd and differentiate it."""
+    saved = ctx.saved_tensors
+    with torch.enable_grad():
+        leaves = [t.detach().requires_grad_(needed) for t, needed in zip(saved, ctx.needs_input_grad[:4], strict=True)]
+        out = _lambda(*leaves, ctx.num_heads)
+        wanted = [leaf for leaf in leaves if leaf.requires_grad]
+        grads = iter(torch.autograd.grad(out, wanted, grad_output) if wanted else ())
+    return (*(next(grads) if leaf.requires_grad else None for leaf in leaves), None)
+
+
+_lambda_layer_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def lambda_layer(q: Tensor, k: Tensor, v: Tensor, pos: Tensor, num_heads: int) -> Tensor:
+    r"""Lambda layer core: content and position lambdas built from keys and values, applied to the queries.
+
+    .. math::
+        Y[n, h V + v, p] = \sum_k Q[n, h K + k, p] \left(\sum_{u, m} \sigma(K)[n, k, u, m] V[n, v, u, m]
+        + L^{pos}[n, k, v, p]\right)
+
+    with :math:`\sigma` the softmax over the positions ``m`` and :math:`L^{pos}` from ``pos`` (see below), from
+    `LambdaNetworks: Modeling long-range interactions without attention
+    <https://openreview.net/pdf?id=xTJEN-ggl1b>`_.
+
+    Args:
+        q: normalized queries ``(N, num_heads * dim_k, H, W)``, channel ``h * dim_k + k``.
+        k: keys before the softmax ``(N, dim_k * dim_u, H, W)``, channel ``k * dim_u + u``.
+        v: normalized values ``(N, dim_v * dim_u, H, W)``, channel ``v * dim_u + u``.
+        pos: local relative kernel ``R`` of shape ``(dim_k, dim_u, 1, r, r)`` with ``r`` odd (rank 5), or global
+            embedding ``E`` of shape ``(H * W, H * W, dim_k, dim_u)`` (rank 4).
+        num_heads: number of query heads; divides the channels of ``q``.
+
+    Returns:
+        ``(N, num_heads * dim_v, H, W)``, channel ``h * dim_v + v``.
+
+    Raises:
+        ValueError: a shape or rank does not satisfy the contract (the message names the argument).
+        TypeError: the tensors are not floating point or disagree in dtype or device.
+    """
+    return torch.ops.holocron.lambda_layer(q, k, v, pos, num_heads)
+
+
+lambda_layer.__doc__ = with_contract(lambda_layer.__doc__, LAMBDA)
