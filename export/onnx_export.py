@@ -1,0 +1,225 @@
+"""Export a PyTorch model to ONNX with holocron's custom-op domain, through either torch exporter.
+
+* ``exporter="dynamo"``: ``torch.onnx.export(dynamo=True)`` with holocron's onnxscript translations
+  (``custom_translation_table``); ``torch.export`` traces the model.
+* ``exporter="torchscript"``: ``torch.onnx.export(dynamo=False)`` with holocron's symbolic functions. This is also
+  the path for ``torch.jit.script``-ed models and TorchScript archives, which ``torch.export`` cannot trace: a
+  ``ScriptModule`` always goes through it, whichever exporter was asked for.
+
+Both emit one ``holocron`` node per Add2d / Involution2d / LambdaLayer; :mod:`.onnx_finalize` then attaches the
+standard-ONNX fallback functions (or inlines them for ``custom_ops=False``) and checks the model.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import onnx
+import onnx.version_converter
+import torch
+from torch import nn
+
+from .atomic_write import check_writable, write_bytes_atomically
+from .custom_op_support import (
+    HOLOCRON_DOMAIN,
+    HOLOCRON_DOMAIN_VERSION,
+    custom_translation_table,
+    ensure_symbolics_registered,
+)
+from .errors import ExportError
+from .model_mode import eval_mode, mode_is_fixed
+from .onnx_finalize import finalize_onnx_model, onnx_opset_of
+from .onnx_graph_names import io_names
+
+__all__ = ["DEFAULT_OPSET", "EXPORTERS", "MIN_OPSET", "TORCHSCRIPT_MAX_OPSET", "to_onnx", "to_onnx_proto"]
+
+Exporter = Literal["dynamo", "torchscript"]
+EXPORTERS: tuple[Exporter, ...] = ("dynamo", "torchscript")
+#: Default ONNX opset: the newest one both exporters support.
+DEFAULT_OPSET = 20
+#: Oldest ONNX opset supported (the dynamo exporter's floor; the fallback bodies use opset-18 operator forms).
+MIN_OPSET = 18
+#: Newest ONNX opset the TorchScript exporter supports.
+TORCHSCRIPT_MAX_OPSET = 20
+#: ONNX protobuf size limit: bigger models would need external data, which this single-file export does not write.
+_PROTOBUF_LIMIT = 2**31 - 1
+
+
+def _as_tuple(args: torch.Tensor | Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    if isinstance(args, torch.Tensor):
+        return (args,)
+    if not isinstance(args, Sequence) or not args:
+        raise TypeError(f"args must be a tensor or a non-empty sequence of tensors, got {type(args).__name__}")
+    for index, arg in enumerate(args):
+        if not isinstance(arg, torch.Tensor):
+            raise TypeError(f"args[{index}] must be a torch.Tensor, got {type(arg).__name__}")
+    return tuple(args)
+
+
+def _resolve_opset(opset: int | None, exporter: Exporter) -> int:
+    if opset is None:
+        return DEFAULT_OPSET
+    highest = TORCHSCRIPT_MAX_OPSET if exporter == "torchscript" else onnx.defs.onnx_opset_version()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= highest:
+        raise ValueError(
+            f"opset must be an integer in [{MIN_OPSET}, {highest}] for the {exporter} exporter, got {opset!r}"
+        )
+    return opset
+
+
+def _summary(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _export_dynamo(model: nn.Module, args: tuple[torch.Tensor, ...], dynamic_batch: bool) -> onnx.ModelProto:
+    try:
+        table = custom_translation_table()
+        missing_ops_reason = ""
+    except ExportError as error:
+        # Models without holocron ops still export; one with them fails below and the reason is given.
+        table, missing_ops_reason = {}, f" ({error})"
+    dynamic_shapes = None
+    if dynamic_batch:
+        batch = torch.export.Dim("batch")
+        dynamic_shapes = tuple({0: batch} if arg.dim() > 0 else None for arg in args)
+    try:
+        program = torch.onnx.export(
+            model,
+            args,
+            dynamo=True,
+            custom_translation_table=table,
+            dynamic_shapes=dynamic_shapes,
+            verbose=False,
+            optimize=True,
+        )
+    except Exception as error:
+        raise ExportError(f"dynamo exporter failed: {_summary(error)}{missing_ops_reason}") from error
+    if program is None:
+        raise ExportError("dynamo exporter returned no program")
+    return program.model_proto
+
+
+def _export_torchscript(
+    model: nn.Module, args: tuple[torch.Tensor, ...], dynamic_batch: bool, opset: int
+) -> onnx.ModelProto:
+    try:
+        ensure_symbolics_registered(opset)
+        missing_ops_reason = ""
+    except ExportError as error:
+        missing_ops_reason = f" ({error})"
+    names = io_names("input", len(args))
+    dynamic_axes = {name: {0: "batch"} for name, arg in zip(names, args, strict=True) if arg.dim() > 0}
+    buffer = io.BytesIO()
+    try:
+        with warnings.catch_warnings():
+            # Choosing the TorchScript exporter is deliberate here (scripted models need it): no deprecation noise.
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            torch.onnx.export(
+                model,
+                args,
+                buffer,
+                dynamo=False,
+                opset_version=opset,
+                custom_opsets={HOLOCRON_DOMAIN: HOLOCRON_DOMAIN_VERSION},
+                input_names=names,
+                dynamic_axes=dynamic_axes if dynamic_batch else None,
+                do_constant_folding=True,
+            )
+    except Exception as error:
+        raise ExportError(f"torchscript exporter failed: {_summary(error)}{missing_ops_reason}") from error
+    return onnx.load_model_from_string(buffer.getvalue())
+
+
+def _convert_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+    """Convert with onnx's version converter (torch's own conversion drops graph input types next to custom nodes)."""
+    if onnx_opset_of(model) == opset:
+        return model
+    try:
+        return onnx.version_converter.convert_version(model, opset)
+    except Exception as error:
+        raise ExportError(f"cannot convert the exported model to ONNX opset {opset}: {_summary(error)}") from error
+
+
+def to_onnx_proto(
+    model: nn.Module,
+    args: torch.Tensor | Sequence[torch.Tensor],
+    *,
+    opset: int | None = None,
+    dynamic_batch: bool = False,
+    custom_ops: bool = True,
+    exporter: Exporter = "dynamo",
+) -> onnx.ModelProto:
+    """Export ``model`` to an in-memory, checked ONNX model; see :func:`to_onnx` for the arguments."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module (or ScriptModule), got {type(model).__name__}")
+    if exporter not in EXPORTERS:
+        raise ValueError(f"exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
+    example = _as_tuple(args)
+    if isinstance(model, torch.jit.ScriptModule):
+        exporter = "torchscript"
+    elif exporter == "torchscript" and mode_is_fixed(model):
+        raise ValueError(
+            "exporter='torchscript' cannot export the module of a torch.export archive (its mode is fixed); "
+            "use exporter='dynamo'"
+        )
+    target_opset = _resolve_opset(opset, exporter)
+    with eval_mode(model):
+        if exporter == "dynamo":
+            exported = _convert_opset(_export_dynamo(model, example, dynamic_batch), target_opset)
+        else:
+            exported = _export_torchscript(model, example, dynamic_batch, target_opset)
+    return finalize_onnx_model(exported, custom_ops=custom_ops)
+
+
+def to_onnx(
+    model: nn.Module,
+    args: torch.Tensor | Sequence[torch.Tensor],
+    path: str | os.PathLike[str],
+    *,
+    opset: int | None = None,
+    dynamic_batch: bool = False,
+    custom_ops: bool = True,
+    exporter: Exporter = "dynamo",
+    overwrite: bool = False,
+) -> Path:
+    """Export ``model`` to a single ONNX file, written atomically.
+
+    The model is exported in eval mode (its mode is restored afterwards). Graph inputs are named ``input`` (or
+    ``input_0, input_1, ...``) and outputs ``output`` (or ``output_0, ...``), whichever exporter ran. Add2d,
+    Involution2d and LambdaLayer become one node each in the ``holocron`` domain (version 1), and the model carries
+    the standard-ONNX fallback function of each such op, so a plain onnxruntime runs it too.
+
+    Args:
+        model: the module to export; a ``ScriptModule`` always uses the TorchScript exporter.
+        args: example input tensor(s), one per ``forward`` argument.
+        path: destination ``.onnx`` file.
+        opset: ONNX opset (default ``DEFAULT_OPSET`` = 20; at least ``MIN_OPSET`` = 18, at most 20 for the
+            TorchScript exporter).
+        dynamic_batch: make dimension 0 of every input (and so of the outputs) symbolic (``batch``).
+        custom_ops: keep ``holocron`` nodes; False inlines their fallbacks so only standard ONNX ops remain.
+        exporter: ``"dynamo"`` (``torch.export`` based) or ``"torchscript"``.
+        overwrite: replace ``path`` if it exists.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        TypeError / ValueError: invalid arguments (named in the message).
+        OutputExistsError: ``path`` exists and ``overwrite`` is False (checked before exporting).
+        ExportError: the exporter failed or the resulting model is invalid.
+    """
+    target = check_writable(path, overwrite=overwrite)
+    proto = to_onnx_proto(
+        model, args, opset=opset, dynamic_batch=dynamic_batch, custom_ops=custom_ops, exporter=exporter
+    )
+    data = proto.SerializeToString()
+    if len(data) > _PROTOBUF_LIMIT:
+        raise ExportError(f"exported model is {len(data)} bytes, over the 2 GiB single-file ONNX limit")
+    return write_bytes_atomically(target, data, overwrite=overwrite)
