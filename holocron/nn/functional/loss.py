@@ -1,0 +1,351 @@
+"""Functional forms of the losses of ``holocron.nn``.
+
+Conventions shared by the losses on hard targets (class indices): ``x`` holds logits of shape (N, K, ...), ``target``
+has shape (N, ...), positions whose target equals ``ignore_index`` contribute nothing, each position is weighted by the
+weight of its target class, and ``reduction='mean'`` divides the weighted sum by the sum of the weights of the
+positions that count, as :func:`torch.nn.functional.cross_entropy` does.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._utils import check_hard_target, check_reduction
+
+__all__ = [
+    "complement_cross_entropy",
+    "dice_loss",
+    "focal_loss",
+    "multilabel_cross_entropy",
+    "mutual_channel_loss",
+    "poly_loss",
+]
+
+
+def _class_weight_view(weight: Tensor, x: Tensor) -> Tensor:
+    """``weight`` (K,) viewed as (1, K, 1, ...) to broadcast against ``x`` (N, K, ...)."""
+    if weight.dim() != 1 or weight.shape[0] != x.shape[1]:
+        raise ValueError(f"weight is expected to have shape ({x.shape[1]},), received shape {weight.shape}")
+    return weight.to(x.dtype).reshape([1, x.shape[1]] + [1] * (x.dim() - 2))
+
+
+def _target_weights(x: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int) -> tuple[Tensor, Tensor]:
+    """Weight of each target position (0 where ignored) and a copy of ``target`` safe to index with."""
+    valid = target != ignore_index
+    safe_target = target.masked_fill(~valid, 0)
+    if weight is None:
+        return valid.to(x.dtype), safe_target
+    if weight.dim() != 1 or weight.shape[0] != x.shape[1]:
+        raise ValueError(f"weight is expected to have shape ({x.shape[1]},), received shape {weight.shape}")
+    return weight.to(x.dtype)[safe_target] * valid, safe_target
+
+
+def _reduce(loss: Tensor, weights: Tensor, reduction: str) -> Tensor:
+    """Apply ``reduction`` to already weighted per-position losses; 'mean' divides by the sum of ``weights``."""
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "mean":
+        return loss.sum() / weights.sum()
+    return loss
+
+
+def focal_loss(
+    x: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    gamma: float = 2.0,
+) -> Tensor:
+    r"""Focal loss from ["Focal Loss for Dense Object Detection"](https://arxiv.org/pdf/1708.02002.pdf).
+
+    $$
+    FL(p_t) = -\alpha_t (1 - p_t)^\gamma log(p_t)
+    $$
+
+    where $p_t$ is the softmax probability of the target class and $\alpha_t$ its class weight.
+    With $\gamma = 0$ this is :func:`torch.nn.functional.cross_entropy`.
+
+    Args:
+        x: logits of shape (N, K, ...)
+        target: class indices of shape (N, ...)
+        weight: class weights of shape (K,)
+        ignore_index: target value that does not contribute to the loss
+        reduction: 'none' (shape of ``target``), 'mean' or 'sum'
+        gamma: focusing parameter (>= 0)
+
+    Returns:
+        the reduced loss
+    """
+    check_reduction(reduction)
+    check_hard_target(x, target)
+    alpha, safe_target = _target_weights(x, target, weight, ignore_index)
+    logpt = F.log_softmax(x, dim=1).gather(1, safe_target.unsqueeze(1)).squeeze(1)
+    loss = -alpha * (1 - logpt.exp()).pow(gamma) * logpt
+    return _reduce(loss, alpha, reduction)
+
+
+def multilabel_cross_entropy(
+    x: Tensor, target: Tensor, weight: Tensor | None = None, ignore_index: int = -100, reduction: str = "mean"
+) -> Tensor:
+    r"""Cross-entropy against multi-label (or soft) targets.
+
+    $$
+    \mathcal{L}(x, y) = - \sum_{k \neq ignore\_index} w_k \, y_k \log(softmax(x)_k)
+    $$
+
+    Args:
+        x: logits of shape (N, K, ...)
+        target: target scores of shape (N, K, ...)
+        weight: class weights of shape (K,)
+        ignore_index: class (column) excluded from the loss, if within [0, K)
+        reduction: 'none' (shape (N, ...)), 'mean' (average over positions) or 'sum'
+
+    Returns:
+        the reduced loss
+    """
+    check_reduction(reduction)
+    if x.dim() < 2 or target.shape != x.shape:
+        raise ValueError(f"target is expected to have the shape of the input {x.shape}, received {target.shape}")
+    loss = -target * F.log_softmax(x, dim=1)
+    if weight is not None:
+        loss = loss * _class_weight_view(weight, x)
+    if ignore_index >= 0 and ignore_index < x.shape[1]:
+        keep = torch.ones(x.shape[1], dtype=x.dtype, device=x.device)
+        keep[ignore_index] = 0.0
+        loss = loss * _class_weight_view(keep, x)
+    loss = loss.sum(dim=1)
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "mean":
+        return loss.mean()
+    return loss
+
+
+def complement_cross_entropy(
+    x: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    gamma: float = -1,
+) -> Tensor:
+    r"""Complement cross entropy from ["Imbalanced Image Classification with Complement Cross
+    Entropy"](https://arxiv.org/pdf/2009.02189.pdf).
+
+    With $p = softmax(x)$, $g$ the target class and $K$ classes, the probabilities of the other classes renormalized
+    as $q_j = \frac{p_j}{1 - p_g}$ ($j \neq g$) have the complement entropy
+    $\mathcal{C} = - \sum_{j \neq g} q_j \log q_j$, and
+
+    $$
+    \mathcal{L} = \alpha_g \left(- \log p_g + \frac{\gamma}{K - 1} \mathcal{C}\right)
+    $$
+
+    The default $\gamma = -1$ rewards a flat distribution over the wrong classes (the paper's setting).
+    $q$ is computed as a softmax over the non-target logits, which stays finite when $p_g$ rounds to 1.
+
+    Args:
+        x: logits of shape (N, K, ...), K >= 2
+        target: class indices of shape (N, ...)
+        weight: class weights of shape (K,)
+        ignore_index: target value that does not contribute to the loss
+        reduction: 'none' (shape of ``target``), 'mean' or 'sum'
+        gamma: factor of the complement entropy term
+
+    Returns:
+        the reduced loss
+    """
+    check_reduction(reduction)
+    check_hard_target(x, target)
+    num_classes = x.shape[1]
+    if num_classes < 2:
+        raise ValueError(f"complement cross entropy needs at least 2 classes, received input of shape {x.shape}")
+    alpha, safe_target = _target_weights(x, target, weight, ignore_index)
+    index = safe_target.unsqueeze(1)
+    cross_entropy = -F.log_softmax(x, dim=1).gather(1, index).squeeze(1)
+    is_target = torch.zeros_like(x, dtype=torch.bool).scatter_(1, index, True)
+    log_q = F.log_softmax(x.masked_fill(is_target, float("-inf")), dim=1)
+    # exp(-inf) = 0 at the target class; zeroing log_q there keeps 0 * log(0) out of values and gradients.
+    complement_entropy = -(log_q.exp() * log_q.masked_fill(is_target, 0.0)).sum(dim=1)
+    loss = alpha * (cross_entropy + gamma / (num_classes - 1) * complement_entropy)
+    return _reduce(loss, alpha, reduction)
+
+
+def mutual_channel_loss(
+    x: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    xi: int = 2,
+    alpha: float = 1.0,
+    training: bool = True,
+) -> Tensor:
+    r"""Mutual-channel loss from ["The Devil is in the Channels: Mutual-Channel Loss for Fine-Grained Image
+    Classification"](https://arxiv.org/pdf/2002.04264.pdf).
+
+    The $K \cdot \xi$ feature channels are split into $K$ groups $F_i$ of $\xi$ channels, one per class.
+
+    - Discriminality: channel-wise attention (CWA, training only) keeps a random $\lceil \xi / 2 \rceil$ channels of
+      each group, cross-channel max pooling (CCMP) keeps the largest response per position, and global average
+      pooling gives one logit per class: $g_i = \frac{1}{HW} \sum_k \max_j M_{i,j} F_{i,j,k}$, scored with
+      cross-entropy.
+    - Diversity: $\mathcal{L}_{div} = \frac{1}{K} \sum_i \sum_k \max_j softmax_k(F_{i,j})$, the spatial softmax of
+      each channel followed by CCMP, summed over positions.
+
+    $$
+    \mathcal{L}_{MC} = CE(g, y) - \alpha \cdot \mathcal{L}_{div}
+    $$
+
+    Args:
+        x: features of shape (N, K * xi, ...)
+        target: class indices of shape (N,)
+        weight: class weights of shape (K,), used by the cross-entropy term
+        ignore_index: target value that does not contribute to the loss
+        reduction: 'none' (shape (N,)), 'mean' or 'sum'; the cross-entropy term follows
+            :func:`torch.nn.functional.cross_entropy`, the diversity term is averaged over the samples that count
+        xi: number of channels per class
+        alpha: weight of the diversity term
+        training: whether to apply the random channel-wise attention
+
+    Returns:
+        the reduced loss
+    """
+    check_reduction(reduction)
+    if x.dim() < 2:
+        raise ValueError(f"input is expected to have shape (N, K * xi, ...), received shape {x.shape}")
+    if xi < 1 or x.shape[1] % xi != 0:
+        raise ValueError(f"input channels ({x.shape[1]}) are expected to be a multiple of `xi` ({xi})")
+    if target.dim() != 1 or target.shape[0] != x.shape[0]:
+        raise ValueError(f"target is expected to have shape ({x.shape[0]},), received shape {target.shape}")
+    num_classes = x.shape[1] // xi
+    # (N, K, xi, positions)
+    features = x.reshape(x.shape[0], num_classes, xi, -1)
+
+    attended = features
+    if training:
+        # A random permutation of the channels of each class; those ranked below ceil(xi / 2) are kept.
+        ranks = torch.rand(num_classes, xi, device=x.device).argsort(dim=1)
+        keep = (ranks < (xi + 1) // 2).to(x.dtype)
+        attended = features * keep.reshape(1, num_classes, xi, 1)
+    logits = attended.amax(dim=2).mean(dim=-1)
+    discriminality = F.cross_entropy(
+        logits, target, None if weight is None else weight.to(x.dtype), ignore_index=ignore_index, reduction=reduction
+    )
+
+    diversity = F.softmax(features, dim=-1).amax(dim=2).sum(dim=-1).mean(dim=1)
+    valid = (target != ignore_index).to(x.dtype)
+    diversity = diversity * valid
+    if reduction == "sum":
+        diversity = diversity.sum()
+    elif reduction == "mean":
+        diversity = diversity.sum() / valid.sum()
+    return discriminality - alpha * diversity
+
+
+def dice_loss(
+    x: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    gamma: float = 1.0,
+    eps: float = 1e-8,
+) -> Tensor:
+    r"""Dice loss from ["V-Net: Fully Convolutional Neural Networks for Volumetric Medical Image
+    Segmentation"](https://arxiv.org/pdf/1606.04797.pdf), with a recall/precision trade-off $\gamma$.
+
+    For each class $k$, with sums over the batch and all positions,
+
+    $$
+    D_k = \frac{(1 + \gamma) \sum p_k \, g_k + \epsilon}{\sum p_k^2 + \gamma \sum g_k^2 + \epsilon}
+    \qquad
+    \mathcal{L} = 1 - \frac{\sum_k w_k D_k}{\sum_k w_k}
+    $$
+
+    which is the paper's dice coefficient for $\gamma = 1$; $\gamma > 1$ favours recall, $\gamma < 1$ precision.
+
+    Args:
+        x: predicted probabilities of shape (N, K, ...)
+        target: target probabilities of shape (N, K, ...), or class indices of shape (N, ...)
+        weight: class weights of shape (K,); uniform when None
+        gamma: recall/precision trade-off (> 0)
+        eps: added to numerator and denominator (an empty class scores a perfect 1)
+
+    Returns:
+        the scalar loss
+    """
+    if x.dim() < 2:
+        raise ValueError(f"input is expected to have shape (N, K, ...), received shape {x.shape}")
+    if target.dim() == x.dim() - 1:
+        check_hard_target(x, target)
+        target = torch.zeros_like(x).scatter_(1, target.unsqueeze(1), 1.0)
+    elif target.shape != x.shape:
+        raise ValueError(f"target is expected to have the shape of the input {x.shape}, received {target.shape}")
+    # (K, N * positions): sums run over the batch and all positions, per class
+    probs = x.transpose(0, 1).reshape(x.shape[1], -1)
+    truth = target.to(x.dtype).transpose(0, 1).reshape(x.shape[1], -1)
+    intersection = (probs * truth).sum(dim=1)
+    cardinality = (probs * probs).sum(dim=1) + gamma * (truth * truth).sum(dim=1)
+    dice = ((1 + gamma) * intersection + eps) / (cardinality + eps)
+    if weight is None:
+        return 1 - dice.mean()
+    if weight.dim() != 1 or weight.shape[0] != x.shape[1]:
+        raise ValueError(f"weight is expected to have shape ({x.shape[1]},), received shape {weight.shape}")
+    weight = weight.to(x.dtype)
+    return 1 - (weight * dice).sum() / weight.sum()
+
+
+def poly_loss(
+    x: Tensor,
+    target: Tensor,
+    eps: float = 2.0,
+    weight: Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> Tensor:
+    r"""Poly-1 loss from ["PolyLoss: A Polynomial Expansion Perspective of Classification Loss
+    Functions"](https://arxiv.org/pdf/2204.12511.pdf).
+
+    $$
+    \mathcal{L}_{Poly-1} = - \log P_t + \epsilon_1 (1 - P_t)
+    $$
+
+    With hard targets, $P_t$ is the softmax probability of the target class and each position is weighted by its
+    class weight $w_t$. With soft targets $y$ (shape of ``x``), $P_t = \sum_k y_k p_k$, the cross-entropy is
+    $- \sum_k y_k \log p_k$, and each position is weighted by $\sum_k w_k y_k$ (``ignore_index`` is not used).
+    'mean' divides by the sum of the position weights.
+
+    Args:
+        x: logits of shape (N, K, ...)
+        target: class indices of shape (N, ...) or target probabilities of shape (N, K, ...)
+        eps: $\epsilon_1$, the weight of the first polynomial term
+        weight: class weights of shape (K,)
+        ignore_index: hard target value that does not contribute to the loss
+        reduction: 'none' (shape (N, ...)), 'mean' or 'sum'
+
+    Returns:
+        the reduced loss
+    """
+    check_reduction(reduction)
+    if x.dim() < 2:
+        raise ValueError(f"input is expected to have shape (N, K, ...), received shape {x.shape}")
+    log_p = F.log_softmax(x, dim=1)
+    if target.dim() == x.dim() - 1:
+        check_hard_target(x, target)
+        sample_weights, safe_target = _target_weights(x, target, weight, ignore_index)
+        log_pt = log_p.gather(1, safe_target.unsqueeze(1)).squeeze(1)
+        cross_entropy = -log_pt
+        pt = log_pt.exp()
+    elif target.shape == x.shape:
+        target = target.to(x.dtype)
+        cross_entropy = -(target * log_p).sum(dim=1)
+        pt = (target * log_p.exp()).sum(dim=1)
+        sample_weights = torch.ones_like(pt) if weight is None else (target * _class_weight_view(weight, x)).sum(dim=1)
+    else:
+        raise ValueError(
+            f"target is expected to have the shape of the input {x.shape} (probabilities) or that shape without"
+            f" dim 1 (class indices), received {target.shape}"
+        )
+    loss = sample_weights * (cross_entropy + eps * (1 - pt))
+    return _reduce(loss, sample_weights, reduction)

@@ -1,0 +1,511 @@
+"""Convolution layers."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+from torch.nn.functional import pad
+from torch.nn.modules.conv import _ConvNd
+from torch.nn.modules.utils import _pair
+
+from .. import functional as F
+from .._validation import (
+    HolocronArgumentError,
+    check_divisible,
+    check_in_range,
+    check_non_negative_int,
+    check_positive,
+    check_positive_int,
+)
+
+__all__ = ["Add2d", "Involution2d", "NormConv2d", "PyConv2d", "SlimConv2d"]
+
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _check_conv_args(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int,
+    stride: int,
+    padding: int,
+    dilation: int,
+    groups: int,
+    padding_mode: str,
+) -> None:
+    check_positive_int(in_channels, "in_channels")
+    check_positive_int(out_channels, "out_channels")
+    check_positive_int(kernel_size, "kernel_size")
+    check_positive_int(stride, "stride")
+    check_non_negative_int(padding, "padding")
+    check_positive_int(dilation, "dilation")
+    check_positive_int(groups, "groups")
+    check_divisible(in_channels, "in_channels", groups, "groups")
+    check_divisible(out_channels, "out_channels", groups, "groups")
+    if padding_mode not in _PADDING_MODES:
+        raise HolocronArgumentError(
+            f"argument `padding_mode` is expected in {_PADDING_MODES}, received {padding_mode!r}"
+        )
+
+
+class _NormConvNd(_ConvNd):
+    """Base of the convolution-like layers whose slices may be normalized; ``weight`` and ``bias`` as in
+    :class:`torch.nn.Conv2d`."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: tuple[int, ...],
+        stride: tuple[int, ...],
+        padding: tuple[int, ...],
+        dilation: tuple[int, ...],
+        transposed: bool,
+        output_padding: tuple[int, ...],
+        groups: int,
+        bias: bool,
+        padding_mode: Literal["zeros", "reflect", "replicate", "circular"],
+        normalize_slices: bool = False,
+        eps: float = 1e-14,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            transposed,
+            output_padding,
+            groups,
+            bias,
+            padding_mode,
+        )
+        check_in_range(eps, "eps", 0.0, float("inf"))
+        self.normalize_slices: bool = normalize_slices
+        self.eps: float = float(eps)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", eps={self.eps}"
+
+
+class NormConv2d(_NormConvNd):
+    r"""Implements the normalized convolution module from ["Normalized Convolutional Neural
+    Network"](https://arxiv.org/pdf/2005.05274v2.pdf).
+
+    In the simplest case, the output value of the layer with input size
+    $(N, C_{in}, H, W)$ and output $(N, C_{out}, H_{out}, W_{out})$
+    can be precisely described as:
+
+    $$
+    out(N_i, C_{out_j}) = bias(C_{out_j}) +
+    \sum_{k = 0}^{C_{in} - 1} weight(C_{out_j}, k) \star
+    \frac{input(N_i, k) - \mu(N_i, k)}{\sqrt{\sigma^2(N_i, k) + \epsilon}}
+    $$
+
+    where $\star$ is the valid 2D cross-correlation operator,
+    $\mu(N_i, k)$ and $\sigma^2(N_i, k)$ are the mean and variance of $input(N_i, k)$ over all slices,
+    $N$ is a batch size, $C$ denotes a number of channels,
+    $H$ is a height of input planes in pixels, and $W$ is width in pixels.
+
+    A slice is the $C_{in} / groups \cdot kH \cdot kW$ input values of one channel group under one window position
+    (padding included); see :func:`holocron.nn.functional.norm_conv2d`.
+
+    Args:
+        in_channels: Number of channels in the input image
+        out_channels: Number of channels produced by the convolution
+        kernel_size: Size of the convolving kernel
+        stride: Stride of the convolution.
+        padding: Zero-padding added to both sides of the input.
+        dilation: Spacing between kernel elements.
+        groups: Number of blocked connections from input channels to output channels.
+        bias: If True, adds a learnable bias to the output.
+        padding_mode: padding mode for the convolution.
+        eps: a value added to the denominator for numerical stability.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        dilation: int = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros",
+        eps: float = 1e-14,
+    ) -> None:
+        _check_conv_args(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode)
+        super().__init__(
+            in_channels,
+            out_channels,
+            _pair(kernel_size),
+            _pair(stride),
+            _pair(padding),
+            _pair(dilation),
+            False,
+            _pair(0),
+            groups,
+            bias,
+            padding_mode,
+            False,
+            eps,
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.padding_mode != "zeros":
+            return F.norm_conv2d(
+                pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode),
+                self.weight,
+                self.bias,
+                self.stride,
+                0,
+                self.dilation,
+                self.groups,
+                self.eps,
+            )
+        return F.norm_conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups, self.eps)
+
+
+class Add2d(_NormConvNd):
+    r"""Implements the adder module from ["AdderNet: Do We Really Need Multiplications in Deep
+    Learning?"](https://arxiv.org/pdf/1912.13200.pdf).
+
+    In the simplest case, the output value of the layer at position $(m, n)$ in channel $c$
+    with filter F of spatial size $(d, d)$, intput size $(C_{in}, H, W)$ and output $(C_{out}, H, W)$
+    can be precisely described as:
+
+    $$
+    out(m, n, c) = - \sum\limits_{i=0}^d \sum\limits_{j=0}^d \sum\limits_{k=0}^{C_{in}}
+    |X(m + i, n + j, k) - F(i, j, k, c)|
+    $$
+
+    where $C$ denotes a number of channels, $H$ is a height of input planes in pixels, and $W$ is width in pixels.
+    With groups, $k$ runs over the input channels of the group of $c$; the bias is added last. The sliding-window work
+    is done by the custom op ``torch.ops.holocron.add2d`` (see :func:`holocron.nn.functional.add2d`).
+
+    Args:
+        in_channels: Number of channels in the input image
+        out_channels: Number of channels produced by the convolution
+        kernel_size: Size of the convolving kernel
+        stride: Stride of the convolution.
+        padding: Zero-padding added to both sides of the input.
+        dilation: Spacing between kernel elements.
+        groups: Number of blocked connections from input channels to output channels.
+        bias: If True, adds a learnable bias to the output.
+        padding_mode: padding mode for the convolution.
+        normalize_slices: whether slices should be normalized before performing cross-correlation.
+        eps: a value added to the denominator for numerical stability.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        dilation: int = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros",
+        normalize_slices: bool = False,
+        eps: float = 1e-14,
+    ) -> None:
+        _check_conv_args(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode)
+        super().__init__(
+            in_channels,
+            out_channels,
+            _pair(kernel_size),
+            _pair(stride),
+            _pair(padding),
+            _pair(dilation),
+            False,
+            _pair(0),
+            groups,
+            bias,
+            padding_mode,
+            normalize_slices,
+            eps,
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.padding_mode != "zeros":
+            return F.add2d(
+                pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode),
+                self.weight,
+                self.bias,
+                self.stride,
+                0,
+                self.dilation,
+                self.groups,
+                self.normalize_slices,
+                self.eps,
+            )
+        return F.add2d(
+            x,
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+            self.normalize_slices,
+            self.eps,
+        )
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (", normalize_slices=True" if self.normalize_slices else "")
+
+
+class SlimConv2d(nn.Module):
+    r"""Implements the convolution module from ["SlimConv: Reducing Channel Redundancy in Convolutional Neural
+    Networks by Weights Flipping"](https://arxiv.org/pdf/2003.07469.pdf).
+
+    First, we compute channel-wise weights as follows:
+
+    $$
+    z(c) = \frac{1}{H \cdot W} \sum\limits_{i=1}^H \sum\limits_{j=1}^W X_{c,i,j}
+    $$
+
+    where $X \in \mathbb{R}^{C \times H \times W}$ is the input tensor, $H$ is height in pixels, and $W$ is width in
+    pixels.
+
+    $$
+    w = \sigma(F_{fc2}(\delta(F_{fc1}(z))))
+    $$
+
+    where $z \in \mathbb{R}^{C}$ contains channel-wise statistics,
+    $\sigma$ refers to the sigmoid function,
+    $\delta$ refers to the ReLU function,
+    $F_{fc1}$ is a convolution operation with kernel of size $(1, 1)$ with $max(C/r, L)$ output channels followed by
+    batch normalization, and $F_{fc2}$ is a plain convolution operation with kernel of size $(1, 1)$ with $C$ output
+    channels.
+
+    We then proceed with reconstructing and transforming both pathways:
+
+    $$
+    X_{top} = X \odot w \qquad X_{bot} = X \odot \check{w}
+    $$
+
+    where $\odot$ refers to the element-wise multiplication and $\check{w}$ is the channel-wise reverse-flip of $w$.
+
+    $$
+    T_{top} = F_{top}(X_{top}^{(1)} + X_{top}^{(2)}) \qquad T_{bot} = F_{bot}(X_{bot}^{(1)} + X_{bot}^{(2)})
+    $$
+
+    where $X^{(1)}$ and $X^{(2)}$ are the channel-wise first and second halves of $X$,
+    $F_{top}$ is a convolution of kernel size $(3, 3)$,
+    and $F_{bot}$ is a convolution of kernel size $(1, 1)$ reducing channels by half,
+    followed by a convolution of kernel size $(3, 3)$.
+
+    Finally we fuse both pathways to yield the output:
+
+    $$
+    Y = T_{top} \oplus T_{bot}
+    $$
+
+    where $\oplus$ is the channel-wise concatenation. The output has $3 C / 4$ channels.
+
+    Args:
+        in_channels: Number of channels in the input image (a multiple of 4)
+        kernel_size: Size of the convolving kernel
+        stride: Stride of the convolution.
+        padding: Zero-padding added to both sides of the input.
+        dilation: Spacing between kernel elements.
+        groups: Number of blocked connections from input channels to output channels.
+        bias: If True, adds a learnable bias to the output.
+        padding_mode: padding mode for the convolution.
+        r: squeezing divider.
+        L: minimum squeezed channels.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        dilation: int = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros",
+        r: int = 32,
+        L: int = 2,  # noqa: N803
+    ) -> None:
+        super().__init__()
+        check_positive_int(in_channels, "in_channels")
+        check_divisible(in_channels, "in_channels", 4, "4 (the two pathways halve then quarter it)")
+        _check_conv_args(
+            in_channels // 4, in_channels // 4, kernel_size, stride, padding, dilation, groups, padding_mode
+        )
+        check_positive_int(r, "r")
+        check_positive_int(L, "L")
+        squeezed = max(in_channels // r, L)
+        self.fc1 = nn.Conv2d(in_channels, squeezed, 1)
+        self.bn = nn.BatchNorm2d(squeezed)
+        self.fc2 = nn.Conv2d(squeezed, in_channels, 1)
+        self.conv_top = nn.Conv2d(
+            in_channels // 2, in_channels // 2, kernel_size, stride, padding, dilation, groups, bias, padding_mode
+        )
+        self.conv_bot1 = nn.Conv2d(in_channels // 2, in_channels // 4, 1)
+        self.conv_bot2 = nn.Conv2d(
+            in_channels // 4, in_channels // 4, kernel_size, stride, padding, dilation, groups, bias, padding_mode
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        w = torch.sigmoid(self.fc2(torch.relu(self.bn(self.fc1(x.mean(dim=(2, 3), keepdim=True))))))
+        half = x.shape[1] // 2
+        x_top = x * w
+        x_bot = x * w.flip(dims=(1,))
+        t_top = self.conv_top(x_top[:, :half] + x_top[:, half:])
+        t_bot = self.conv_bot2(self.conv_bot1(x_bot[:, :half] + x_bot[:, half:]))
+        return torch.cat((t_top, t_bot), dim=1)
+
+
+class PyConv2d(nn.ModuleList):
+    """Implements the convolution module from ["Pyramidal Convolution: Rethinking Convolutional Neural Networks for
+    Visual Recognition"](https://arxiv.org/pdf/2006.11538.pdf).
+
+    Level ``i`` is a convolution of kernel size ``kernel_size + 2 i`` and padding ``padding + i * dilation`` (so that
+    every level yields the same spatial size); the outputs of the levels are concatenated along channels, which
+    split ``out_channels`` as in the paper (halves, then quarters for the extra levels).
+
+    Args:
+        in_channels: Number of channels in the input image
+        out_channels: Number of channels produced by the convolution
+        kernel_size: Size of the convolving kernel
+        num_levels: number of stacks in the pyramid.
+        padding: Zero-padding added to both sides of the input.
+        groups: Number of blocked connections from input channels to output channels, one per level (by default
+            1 for the first level and ``min(2 ** (i + 1), out_channels_i)`` for level ``i``).
+        kwargs: keyword args of [`torch.nn.Conv2d`][torch.nn.Conv2d].
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        num_levels: int = 2,
+        padding: int = 0,
+        groups: list[int] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        check_positive_int(in_channels, "in_channels")
+        check_positive_int(out_channels, "out_channels")
+        check_positive_int(kernel_size, "kernel_size")
+        check_positive_int(num_levels, "num_levels")
+        check_non_negative_int(padding, "padding")
+        if groups is not None and (not isinstance(groups, list) or len(groups) != num_levels):
+            raise ValueError(
+                f"The argument `groups` is expected to be a list of integer of size `num_levels` ({num_levels}),"
+                f" received {groups!r}."
+            )
+        if num_levels == 1:
+            out_chans = [out_channels]
+        else:
+            exp2 = int(math.log2(num_levels))
+            remainder = num_levels - 2**exp2
+            out_chans = [out_channels // 2 ** (exp2 + 1)] * (2 * remainder) + [out_channels // 2**exp2] * (
+                num_levels - 2 * remainder
+            )
+        if sum(out_chans) != out_channels or min(out_chans) < 1:
+            raise HolocronArgumentError(
+                f"argument `out_channels` ({out_channels}) cannot be split over {num_levels} levels as {out_chans}"
+            )
+        if groups is None:
+            groups = [1] + [min(2 ** (2 + idx), chans) for idx, chans in enumerate(out_chans[1:])]
+        dilation = kwargs.get("dilation", 1)
+        check_positive_int(dilation, "dilation")
+        layers = []
+        for level, (chans, group) in enumerate(zip(out_chans, groups, strict=True)):
+            check_positive_int(group, f"groups[{level}]")
+            check_divisible(in_channels, "in_channels", group, f"groups[{level}]")
+            check_divisible(chans, f"out_channels of level {level}", group, f"groups[{level}]")
+            layers.append(
+                nn.Conv2d(
+                    in_channels,
+                    chans,
+                    kernel_size + 2 * level,
+                    padding=padding + level * dilation,
+                    groups=group,
+                    **kwargs,
+                )
+            )
+        super().__init__(layers)
+        self.num_levels: int = num_levels
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([conv(x) for conv in self], dim=1)
+
+
+class Involution2d(nn.Module):
+    """Implements the convolution module from ["Involution: Inverting the Inherence of Convolution for Visual
+    Recognition"](https://arxiv.org/pdf/2103.06255.pdf), adapted from the proposed PyTorch implementation in the
+    paper.
+
+    The kernels are generated from the input: average pooling of size ``stride`` (when ``stride > 1``), a 1x1
+    convolution ``reduce`` to ``in_channels // reduction_ratio`` channels, then a 1x1 convolution ``span`` to
+    ``groups * kernel_size ** 2`` channels; the custom op ``torch.ops.holocron.involution2d`` applies them (see
+    :func:`holocron.nn.functional.involution2d`). The kernel map must have the size of the sliding-window output,
+    which is the case when the pooled size ``H // stride`` equals ``(H + 2 padding - dilation (k - 1) - 1) // stride
+    + 1`` (e.g. ``padding = dilation * (kernel_size - 1) // 2`` with an odd ``kernel_size``); otherwise the forward
+    raises a ``ValueError``.
+
+    Args:
+        in_channels: Number of channels in the input image
+        kernel_size: Size of the convolving kernel
+        padding: Zero-padding added to both sides of the input.
+        stride: Stride of the convolution.
+        groups: Number of blocked connections from input channels to output channels.
+        dilation: Spacing between kernel elements.
+        reduction_ratio: reduction ratio of the channels to generate the kernel
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        kernel_size: int,
+        padding: int = 0,
+        stride: int = 1,
+        groups: int = 1,
+        dilation: int = 1,
+        reduction_ratio: float = 1,
+    ) -> None:
+        super().__init__()
+        _check_conv_args(in_channels, in_channels, kernel_size, stride, padding, dilation, groups, "zeros")
+        check_positive(reduction_ratio, "reduction_ratio")
+        reduced = int(in_channels // reduction_ratio)
+        if reduced < 1:
+            raise HolocronArgumentError(
+                f"argument `reduction_ratio` ({reduction_ratio}) leaves no channel out of `in_channels` ({in_channels})"
+            )
+
+        self.groups: int = groups
+        self.k_size: int = kernel_size
+        self.stride: int = stride
+        self.padding: int = padding
+        self.dilation: int = dilation
+
+        self.pool: nn.AvgPool2d | None = nn.AvgPool2d(stride, stride) if stride > 1 else None
+        self.reduce = nn.Conv2d(in_channels, reduced, 1)
+        self.span = nn.Conv2d(reduced, kernel_size**2 * groups, 1)
+        # Stateless; kept so that the module tree matches the reference layer. The custom op does the unfolding.
+        self.unfold = nn.Unfold(kernel_size, dilation, padding, stride)
+
+    def forward(self, x: Tensor) -> Tensor:
+        kernel = x if self.pool is None else self.pool(x)
+        kernel = self.span(self.reduce(kernel))
+        return F.involution2d(x, kernel, self.k_size, self.stride, self.padding, self.dilation, self.groups)
+
+    def extra_repr(self) -> str:
+        return (
+            f"kernel_size={self.k_size}, stride={self.stride}, padding={self.padding}, dilation={self.dilation},"
+            f" groups={self.groups}"
+        )
