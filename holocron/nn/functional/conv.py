@@ -35,7 +35,7 @@ def norm_conv2d(
 
     Because the correlation is linear, this is computed without unfolding the input:
     $\frac{(W \star X) - \mu \sum W}{\sqrt{\sigma^2 + \epsilon}}$, with $\mu$ and $\sigma^2$ obtained from
-    correlations of $X$ and $X^2$ with a filter of ones.
+    window sums of $X$ and $X^2$ (standard ops only, so that it exports to plain ONNX).
 
     Args:
         x: input tensor of shape (N, C_in, H, W)
@@ -57,15 +57,20 @@ def norm_conv2d(
     if padding_[0] > 0 or padding_[1] > 0:
         x = F.pad(x, [padding_[1], padding_[1], padding_[0], padding_[0]])
     batch, in_channels, out_channels = x.shape[0], x.shape[1], weight.shape[0]
+    height, width = x.shape[2], x.shape[3]
     # Slice statistics do not change when a whole channel group is shifted by a constant (the padding is already
     # part of x); centering each group first keeps E[S^2] - E[S]^2 from cancelling catastrophically.
     grouped = x.reshape(batch, groups, -1)
-    x = (grouped - grouped.mean(dim=-1, keepdim=True)).reshape(x.shape)
+    grouped = grouped - grouped.mean(dim=-1, keepdim=True)
+    x = grouped.reshape(batch, in_channels, height, width)
 
-    ones = torch.ones(groups, in_channels // groups, weight.shape[2], weight.shape[3], dtype=x.dtype, device=x.device)
-    slice_size = ones[0].numel()
-    mean = F.conv2d(x, ones, None, stride_, 0, dilation_, groups) / slice_size
-    sq_mean = F.conv2d(x * x, ones, None, stride_, 0, dilation_, groups) / slice_size
+    # Window sums of the channel sums of each group: a depthwise correlation with a (G, 1, kH, kW) box of ones,
+    # sliced from `weight` so that its shape stays static for the ONNX exporters.
+    per_group = grouped.reshape(batch, groups, in_channels // groups, height, width)
+    box = torch.ones_like(weight[:groups, :1])
+    slice_size = weight[0].numel()
+    mean = F.conv2d(per_group.sum(dim=2), box, None, stride_, 0, dilation_, groups) / slice_size
+    sq_mean = F.conv2d((per_group * per_group).sum(dim=2), box, None, stride_, 0, dilation_, groups) / slice_size
     inv_std = ((sq_mean - mean * mean).clamp(min=0.0) + eps).rsqrt()
 
     out = F.conv2d(x, weight, None, stride_, 0, dilation_, groups)

@@ -1,0 +1,44 @@
+"""Shared helpers of the holocron.nn tests, exposed as fixtures."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+
+def _script_roundtrip(module: nn.Module) -> torch.jit.ScriptModule:
+    """Script ``module``, save it to memory and load it back."""
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(module), buffer)
+    buffer.seek(0)
+    return torch.jit.load(buffer)
+
+
+def _assert_grads_reach_params(module: nn.Module, *inputs: Tensor) -> None:
+    """Backpropagate a random projection of the output and check every parameter receives a non-zero gradient."""
+    module.zero_grad(set_to_none=True)
+    out = module(*inputs)
+    (out * torch.randn_like(out)).sum().backward()
+    for name, param in module.named_parameters():
+        assert param.grad is not None, f"no gradient reached {name}"
+        assert torch.isfinite(param.grad).all(), f"non-finite gradient for {name}"
+        assert param.grad.abs().sum() > 0, f"zero gradient for {name}"
+
+
+@pytest.fixture
+def script_roundtrip() -> Callable[[nn.Module], torch.jit.ScriptModule]:
+    return _script_roundtrip
+
+
+@pytest.fixture
+def assert_grads_reach_params() -> Callable[..., None]:
+    return _assert_grads_reach_params
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
