@@ -1,0 +1,133 @@
+"""A small writer of standard-ONNX function bodies: nodes with generated names, attribute references, subgraphs.
+
+The fallback functions of the holocron ops are built with it, so each body reads as a sequence of ONNX op calls::
+
+    body = FunctionBuilder(ADD2D)
+    patches = body("Conv", planes, one_hot, strides=body.ref("strides"))
+    return body.function(opset, Y=patches)
+"""
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import onnx
+from onnx import helper
+
+from holocron.ops.contract import Attribute, OpContract
+
+__all__ = ["FIRST_OPSET", "LAST_OPSET", "AttrRef", "FunctionBuilder", "check_opset"]
+
+# Default-domain opsets the bodies are written for: every op used keeps its semantics over this range.
+FIRST_OPSET = 18
+LAST_OPSET = 23
+
+_ATTRIBUTE_TYPES = {
+    "int": onnx.AttributeProto.INT,
+    "ints": onnx.AttributeProto.INTS,
+    "float": onnx.AttributeProto.FLOAT,
+}
+
+
+def check_opset(opset: int) -> None:
+    """Raise ``ValueError`` unless ``opset`` is a default-domain opset the fallback bodies are valid for."""
+    if not FIRST_OPSET <= opset <= LAST_OPSET:
+        raise ValueError(f"fallback functions: `opset` must be in [{FIRST_OPSET}, {LAST_OPSET}]; got {opset}")
+
+
+@dataclass(frozen=True)
+class AttrRef:
+    """Reference to an attribute of the enclosing function (``ref_attr_name``), used as a node attribute value."""
+
+    attribute: Attribute
+
+    def proto(self, name: str) -> onnx.AttributeProto:
+        return helper.make_attribute_ref(name, _ATTRIBUTE_TYPES[self.attribute.type], ref_attr_name=self.attribute.name)
+
+
+class FunctionBuilder:
+    """Accumulates the nodes of a function body (or of one of its subgraphs) of the op ``op``.
+
+    Calling the builder appends one node and returns its output name(s); attribute values may be Python values or
+    :class:`AttrRef`. Subgraph builders from :meth:`subgraph` share the name counter, so names never collide.
+
+    Args:
+        op: contract of the op whose fallback function is being written.
+        prefix: prefix of every generated value name.
+    """
+
+    def __init__(self, op: OpContract, prefix: str = "", counter: Iterator[int] | None = None) -> None:
+        self.op = op
+        self.nodes: list[onnx.NodeProto] = []
+        self._prefix = prefix
+        self._counter = itertools.count() if counter is None else counter
+
+    def __call__(self, op_type: str, *inputs: str, outputs: int = 1, **attributes: object) -> str:
+        """Append a default-domain ``op_type`` node; return its output name (the first one if ``outputs > 1``)."""
+        return self.node(op_type, *inputs, outputs=outputs, **attributes)[0]
+
+    def node(self, op_type: str, *inputs: str, outputs: int = 1, **attributes: object) -> list[str]:
+        """Append a default-domain ``op_type`` node and return all its output names."""
+        names = [f"{self._prefix}{op_type.lower()}_{next(self._counter)}" for _ in range(outputs)]
+        refs = {key: value for key, value in attributes.items() if isinstance(value, AttrRef)}
+        values = {key: value for key, value in attributes.items() if not isinstance(value, AttrRef)}
+        node = helper.make_node(op_type, list(inputs), names, name=names[0], **values)
+        node.attribute.extend(ref.proto(key) for key, ref in refs.items())
+        self.nodes.append(node)
+        return names
+
+    def ref(self, name: str) -> AttrRef:
+        """Reference to the op's attribute ``name`` (checked against the contract)."""
+        return AttrRef(self.op.attribute(name))
+
+    def ints(self, *values: int) -> str:
+        """1-D int64 constant."""
+        return self("Constant", value_ints=list(values))
+
+    def attribute_value(self, name: str) -> str:
+        """The op's attribute ``name`` as a tensor: 1-D int64 for ``ints``, shape ``[1]`` int64 or float scalar."""
+        attribute = self.op.attribute(name)
+        if attribute.type == "ints":
+            return self("Constant", value_ints=self.ref(name))
+        if attribute.type == "int":
+            return self("Reshape", self("Constant", value_int=self.ref(name)), self.ints(1))
+        return self("Constant", value_float=self.ref(name))
+
+    def subgraph(self, prefix: str) -> "FunctionBuilder":
+        """Builder for a subgraph (If branch, Loop body) whose names cannot clash with this body's."""
+        return FunctionBuilder(self.op, f"{self._prefix}{prefix}", self._counter)
+
+    def graph(
+        self, name: str, inputs: list[onnx.ValueInfoProto], outputs: dict[str, str], output_types: dict[str, int]
+    ) -> onnx.GraphProto:
+        """Close this subgraph: its ``outputs`` (graph output name -> value) get the element types ``output_types``."""
+        nodes = list(self.nodes)
+        graph_outputs = []
+        for out_name, value in outputs.items():
+            nodes.append(helper.make_node("Identity", [value], [out_name], name=out_name))
+            graph_outputs.append(helper.make_tensor_value_info(out_name, output_types[out_name], None))
+        return helper.make_graph(nodes, name, inputs, graph_outputs)
+
+    def function(self, opset: int, **outputs: str) -> onnx.FunctionProto:
+        """Close the body: a ``FunctionProto`` named after the op, its outputs bound by name (``Y=value``)."""
+        check_opset(opset)
+        expected = [t.name for t in self.op.outputs]
+        if sorted(outputs) != sorted(expected):
+            raise ValueError(f"{self.op.onnx_name}: function outputs must be {expected}; got {sorted(outputs)}")
+        nodes = list(self.nodes)
+        nodes += [helper.make_node("Identity", [outputs[name]], [name], name=name) for name in expected]
+        return helper.make_function(
+            self.op.domain,
+            self.op.onnx_name,
+            inputs=[t.name for t in self.op.inputs],
+            outputs=expected,
+            nodes=nodes,
+            opset_imports=[helper.make_opsetid("", opset)],
+            attributes=[a.name for a in self.op.attributes if a.required],
+            attribute_protos=[helper.make_attribute(a.name, _default(a)) for a in self.op.attributes if not a.required],
+            doc_string=f"Standard-ONNX fallback of {self.op.domain}::{self.op.onnx_name}:\n{self.op.semantics}",
+        )
+
+
+def _default(attribute: Attribute) -> object:
+    return list(attribute.default) if attribute.type == "ints" else attribute.default  # type: ignore[arg-type]

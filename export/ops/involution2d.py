@@ -1,0 +1,94 @@
+"""Everything ONNX about ``holocron::Involution2d``: schema, dynamo translation, TorchScript symbolic, fallback.
+
+The fallback function (standard ONNX only) extracts the windows with a one-hot convolution and weights them with the
+per-pixel kernels: peak memory is about twice the unfolded input ``N * C * kH * kW * H_out * W_out``.
+"""
+
+from collections.abc import Sequence
+
+import onnx
+import onnxscript
+from onnxscript import FLOAT
+from torch.onnx import symbolic_helper
+
+from holocron.ops.contract import INVOLUTION2D
+
+from ._function_builder import FunctionBuilder
+from ._schema import Dim, build_schema, conv_output_dim, node_attributes
+from ._windows import one_hot_windows
+
+__all__ = ["SCHEMA", "dynamo_translation", "fallback_function", "onnx_attributes", "torchscript_symbolic"]
+
+_HOLOCRON = onnxscript.values.Opset(INVOLUTION2D.domain, INVOLUTION2D.version)
+
+
+def _infer_shape(shapes: list[list[Dim] | None], attributes: dict[str, object]) -> list[Dim] | None:
+    x = shapes[0]
+    if x is None or len(x) != 4:
+        return None
+    kernel, strides = attributes["kernel_shape"], attributes["strides"]
+    pads, dilations = attributes["pads"], attributes["dilations"]
+    out_h = conv_output_dim(x[2], kernel[0], strides[0], pads[0], pads[2], dilations[0])  # type: ignore[index]
+    out_w = conv_output_dim(x[3], kernel[1], strides[1], pads[1], pads[3], dilations[1])  # type: ignore[index]
+    return [x[0], x[1], out_h, out_w]
+
+
+SCHEMA = build_schema(INVOLUTION2D, _infer_shape)
+
+
+def onnx_attributes(
+    kernel_size: Sequence[int], stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int], groups: int
+) -> dict[str, object]:
+    """ONNX attributes of a ``holocron::Involution2d`` node from the torch op's arguments (padding doubled)."""
+    return node_attributes(
+        INVOLUTION2D,
+        kernel_shape=list(kernel_size),
+        strides=list(stride),
+        pads=[*padding, *padding],
+        dilations=list(dilation),
+        group=groups,
+    )
+
+
+def dynamo_translation(
+    input: FLOAT,
+    kernel: FLOAT,
+    kernel_size: Sequence[int],
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+    groups: int,
+) -> FLOAT:
+    """``torch.ops.holocron.involution2d.default`` -> one ``holocron::Involution2d`` node."""
+    attributes = onnx_attributes(kernel_size, stride, padding, dilation, groups)
+    return _HOLOCRON.Involution2d(input, kernel, **attributes)
+
+
+@symbolic_helper.parse_args("v", "v", "is", "is", "is", "is", "i")
+def torchscript_symbolic(
+    g, input, kernel, kernel_size: list[int], stride: list[int], padding: list[int], dilation: list[int], groups: int
+):
+    """``holocron::involution2d`` -> one ``holocron::Involution2d`` node, for ``register_custom_op_symbolic``."""
+    attributes = onnx_attributes(kernel_size, stride, padding, dilation, groups)
+    kwargs = {f"{name}_i": value for name, value in attributes.items()}
+    node = g.op(f"{INVOLUTION2D.domain}::{INVOLUTION2D.onnx_name}", input, kernel, **kwargs)
+    return node.setType(input.type().with_sizes([None] * 4))
+
+
+def fallback_function(opset: int) -> onnx.FunctionProto:
+    """Standard-ONNX body of ``holocron::Involution2d`` for default-domain ``opset`` (shape- and attribute-generic)."""
+    body = FunctionBuilder(INVOLUTION2D)
+    kernel_size = body.attribute_value("kernel_shape")
+    taps = body("ReduceProd", kernel_size, keepdims=1)
+    batch = body("Shape", "X", start=0, end=1)
+    group = body.attribute_value("group")
+
+    windows = one_hot_windows(body, "X", kernel_size)  # (N * C, kH * kW, H_out, W_out)
+    out_size = body("Shape", windows, start=2)
+    windows = body("Reshape", windows, body("Concat", batch, group, body.ints(-1), taps, out_size, axis=0))
+    kernels = body(
+        "Reshape", "K", body("Concat", batch, group, body.ints(1), taps, body("Shape", "K", start=2), axis=0)
+    )
+    weighted = body("ReduceSum", body("Mul", windows, kernels), body.ints(3), keepdims=0)  # (N, group, C / group, ...)
+    out_shape = body("Concat", batch, body("Shape", "X", start=1, end=2), out_size, axis=0)
+    return body.function(opset, Y=body("Reshape", weighted, out_shape))

@@ -1,0 +1,102 @@
+"""Everything ONNX about ``holocron::Lambda``: schema, dynamo translation, TorchScript symbolic, standard fallback.
+
+The fallback function (standard ONNX only) follows the contract's formulas with ``Softmax`` and ``Einsum``; an
+``If`` on the rank of ``P`` picks the local position lambda (a 3-D ``Conv`` of the values with ``R``, zero padding
+``r // 2``) or the global one (an ``Einsum`` with ``E``). Memory is that of the layer itself: the position lambdas
+``N * K * V * H * W`` dominate.
+"""
+
+import onnx
+import onnxscript
+from onnx import TensorProto
+from onnxscript import FLOAT
+from torch.onnx import symbolic_helper
+
+from holocron.ops.contract import LAMBDA
+
+from ._function_builder import FunctionBuilder
+from ._schema import Dim, build_schema, node_attributes
+
+__all__ = ["SCHEMA", "dynamo_translation", "fallback_function", "onnx_attributes", "torchscript_symbolic"]
+
+_HOLOCRON = onnxscript.values.Opset(LAMBDA.domain, LAMBDA.version)
+
+
+def _infer_shape(shapes: list[list[Dim] | None], attributes: dict[str, object]) -> list[Dim] | None:
+    q, k, v = shapes[0], shapes[1], shapes[2]
+    if q is None or len(q) != 4:
+        return None
+    channels: Dim = None
+    heads = attributes["num_heads"]
+    if k is not None and v is not None and all(isinstance(d, int) for d in (q[1], k[1], v[1])):
+        dim_k = q[1] // heads  # type: ignore[operator]
+        dim_u = k[1] // dim_k  # type: ignore[operator]
+        channels = heads * (v[1] // dim_u)  # type: ignore[operator]
+    return [q[0], channels, q[2], q[3]]
+
+
+SCHEMA = build_schema(LAMBDA, _infer_shape)
+
+
+def onnx_attributes(num_heads: int) -> dict[str, object]:
+    """ONNX attributes of a ``holocron::Lambda`` node from the torch op's arguments."""
+    return node_attributes(LAMBDA, num_heads=num_heads)
+
+
+def dynamo_translation(q: FLOAT, k: FLOAT, v: FLOAT, pos: FLOAT, num_heads: int) -> FLOAT:
+    """``torch.ops.holocron.lambda_layer.default`` -> one ``holocron::Lambda`` node."""
+    return _HOLOCRON.Lambda(q, k, v, pos, **onnx_attributes(num_heads))
+
+
+@symbolic_helper.parse_args("v", "v", "v", "v", "i")
+def torchscript_symbolic(g, q, k, v, pos, num_heads: int):
+    """``holocron::lambda_layer`` -> one ``holocron::Lambda`` node, for ``register_custom_op_symbolic``."""
+    kwargs = {f"{name}_i": value for name, value in onnx_attributes(num_heads).items()}
+    node = g.op(f"{LAMBDA.domain}::{LAMBDA.onnx_name}", q, k, v, pos, **kwargs)
+    return node.setType(q.type().with_sizes([None] * 4))
+
+
+def fallback_function(opset: int) -> onnx.FunctionProto:
+    """Standard-ONNX body of ``holocron::Lambda`` for default-domain ``opset`` (shape- and attribute-generic)."""
+    body = FunctionBuilder(LAMBDA)
+    heads = body.attribute_value("num_heads")
+    batch = body("Shape", "Q", start=0, end=1)
+    spatial = body("Shape", "Q", start=2)
+    positions = body("ReduceProd", spatial, keepdims=1)
+    dim_k = body("Div", body("Shape", "Q", start=1, end=2), heads)
+    dim_u = body("Div", body("Shape", "Kx", start=1, end=2), dim_k)
+    dim_v = body("Div", body("Shape", "V", start=1, end=2), dim_u)
+
+    queries = body("Reshape", "Q", body("Concat", batch, heads, dim_k, positions, axis=0))
+    keys = body("Softmax", body("Reshape", "Kx", body("Concat", batch, dim_k, dim_u, positions, axis=0)), axis=-1)
+    values = body("Reshape", "V", body("Concat", batch, dim_v, dim_u, positions, axis=0))
+    content = body("Einsum", keys, values, equation="nkum,nvum->nkv")
+
+    # Each branch first reshapes P to its own rank from sizes known without P's rank, so that shape inference of the
+    # branch not taken never sees a rank mismatch.
+    local = body.subgraph("local_")
+    r = local("Shape", "P", start=-1)
+    half = local("Div", r, local.ints(2))
+    kernel = local("Reshape", "P", local("Concat", dim_k, dim_u, local.ints(1), r, r, axis=0))
+    volume = local("Reshape", "V", local("Concat", batch, dim_v, dim_u, spatial, axis=0))
+    volume = local("Transpose", volume, perm=[0, 2, 1, 3, 4])  # (N, U, V, H, W): U is the conv input channel
+    no_pad = local.ints(0, 0, 0)
+    pads = local("Concat", no_pad, half, half, no_pad, half, half, axis=0)
+    local_lambda = local("Conv", local("Pad", volume, pads), kernel)  # (N, K, V, H, W)
+    local_lambda = local("Reshape", local_lambda, local("Concat", batch, dim_k, dim_v, positions, axis=0))
+
+    dense = body.subgraph("global_")
+    embedding = dense("Reshape", "P", dense("Concat", positions, positions, dim_k, dim_u, axis=0))
+    global_lambda = dense("Einsum", embedding, values, equation="pmku,nvum->nkvp")
+
+    is_local = body("Equal", body("Size", body("Shape", "P")), body("Constant", value_int=5))
+    float_out = {"position": TensorProto.FLOAT}
+    position = body(
+        "If",
+        is_local,
+        then_branch=local.graph("lambda_local", [], {"position": local_lambda}, float_out),
+        else_branch=dense.graph("lambda_global", [], {"position": global_lambda}, float_out),
+    )
+    lambdas = body("Add", body("Unsqueeze", content, body.ints(3)), position)  # (N, K, V, H * W)
+    out = body("Einsum", queries, lambdas, equation="nhkp,nkvp->nhvp")
+    return body.function(opset, Y=body("Reshape", out, body("Concat", batch, body.ints(-1), spatial, axis=0)))
