@@ -40,8 +40,13 @@ def _import(module_name: str, what: str) -> ModuleType:
         raise ExportError(f"{what} unavailable: cannot import {module_name} ({error})") from error
 
 
-def _export_ops() -> ModuleType:
-    return _import("holocron.export.ops", "holocron's ONNX op exports")
+def _export_ops_function(name: str) -> Callable[..., Any]:
+    """A function of ``holocron.export.ops``; ExportError when the module or the function is missing."""
+    module = _import("holocron.export.ops", "holocron's ONNX op exports")
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise ExportError(f"holocron's ONNX op exports unavailable: holocron.export.ops has no {name}()")
+    return function
 
 
 def known_op_types() -> frozenset[str]:
@@ -58,21 +63,21 @@ def ensure_torch_ops_loaded() -> None:
 @functools.cache
 def ensure_schemas_registered() -> None:
     """Register the ``holocron`` ONNX schemas with ``onnx.defs`` (for the checker and the dynamo translations)."""
-    _export_ops().register_schemas()
+    _export_ops_function("register_schemas")()
 
 
 @functools.cache
 def ensure_symbolics_registered(opset: int) -> None:
     """Register the TorchScript-exporter symbolic functions of the holocron ops for ``opset``."""
     ensure_torch_ops_loaded()
-    _export_ops().register_torchscript_symbolics(opset)
+    _export_ops_function("register_torchscript_symbolics")(opset)
 
 
 def custom_translation_table() -> dict[Callable[..., Any], Callable[..., Any]]:
     """``custom_translation_table`` for ``torch.onnx.export(dynamo=True)``: holocron torch op -> onnxscript."""
     ensure_torch_ops_loaded()
     ensure_schemas_registered()
-    return dict(_export_ops().custom_translation_table())
+    return dict(_export_ops_function("custom_translation_table")())
 
 
 def fallback_functions_for(op_types: Iterable[str], opset: int) -> list[onnx.FunctionProto]:
@@ -82,9 +87,8 @@ def fallback_functions_for(op_types: Iterable[str], opset: int) -> list[onnx.Fun
         ExportError: an op type has no fallback function.
     """
     wanted = set(op_types)
-    functions = [
-        fn for fn in _export_ops().fallback_functions(opset) if fn.domain == HOLOCRON_DOMAIN and fn.name in wanted
-    ]
+    available = _export_ops_function("fallback_functions")(opset)
+    functions = [fn for fn in available if fn.domain == HOLOCRON_DOMAIN and fn.name in wanted]
     missing = wanted - {fn.name for fn in functions}
     if missing:
         raise ExportError(f"no standard-ONNX fallback function for holocron op(s) {sorted(missing)} at opset {opset}")

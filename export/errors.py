@@ -6,7 +6,12 @@ non-zero without a traceback; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-__all__ = ["ExportError", "ModelLoadError", "OutputExistsError", "VerificationFailedError"]
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .verification_report import VerificationReport
+
+__all__ = ["ExportError", "ModelLoadError", "OutputExistsError", "VerificationFailedError", "summarize_error"]
 
 
 class ExportError(RuntimeError):
@@ -22,4 +27,27 @@ class OutputExistsError(ExportError, FileExistsError):
 
 
 class VerificationFailedError(ExportError):
-    """The exported model does not match eager PyTorch within tolerance."""
+    """The exported model does not match eager PyTorch within tolerance.
+
+    Args:
+        message: one-line summary of the failing outputs.
+        report: the full verification report.
+    """
+
+    def __init__(self, message: str, report: VerificationReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+def summarize_error(error: BaseException) -> str:
+    """One line saying what went wrong in ``error``, for messages that wrap a library's exception.
+
+    Most exceptions state the problem on their first line. TorchScript interpreter errors start with a generic line
+    and two tracebacks and end with the actual error, so the last line is taken for them.
+    """
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    if "TorchScript interpreter" in lines[0] or any(line.startswith("Traceback of TorchScript") for line in lines):
+        return lines[-1]
+    return lines[0]

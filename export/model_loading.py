@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from .custom_op_support import ensure_torch_ops_loaded
-from .errors import ExportError, ModelLoadError
+from .errors import ExportError, ModelLoadError, summarize_error
 
 __all__ = ["LoadedModel", "ModelKind", "detect_model_kind", "load_model"]
 
@@ -52,11 +52,6 @@ class LoadedModel:
     kind: ModelKind
     path: Path
     example_inputs: tuple[torch.Tensor, ...] | None = None
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def detect_model_kind(path: str | os.PathLike[str]) -> ModelKind:
@@ -85,7 +80,7 @@ def detect_model_kind(path: str | os.PathLike[str]) -> ModelKind:
         with zipfile.ZipFile(file) as archive:
             names = archive.namelist()
     except (zipfile.BadZipFile, OSError) as error:
-        raise ModelLoadError(f"model file {str(file)!r} is a corrupt zip archive: {_first_line(error)}") from error
+        raise ModelLoadError(f"model file {str(file)!r} is a corrupt zip archive: {summarize_error(error)}") from error
     parts = [name.split("/", 1)[-1] for name in names]
     if "archive_format" in parts or any(p.startswith("models/") and p.endswith(".json") for p in parts):
         return "torch_export"
@@ -123,7 +118,7 @@ def _load_torch_export(file: Path) -> LoadedModel:
         program = torch.export.load(file)
         module = program.module()
     except Exception as error:
-        raise ModelLoadError(f"cannot load torch.export archive {str(file)!r}: {_first_line(error)}") from error
+        raise ModelLoadError(f"cannot load torch.export archive {str(file)!r}: {summarize_error(error)}") from error
     example_inputs = None
     if program.example_inputs is not None:
         args, kwargs = program.example_inputs
@@ -160,7 +155,7 @@ def load_model(path: str | os.PathLike[str], *, trust_pickle: bool = False) -> L
         try:
             module = torch.jit.load(str(file), map_location="cpu")
         except Exception as error:
-            raise ModelLoadError(f"cannot load TorchScript archive {str(file)!r}: {_first_line(error)}") from error
+            raise ModelLoadError(f"cannot load TorchScript archive {str(file)!r}: {summarize_error(error)}") from error
         return LoadedModel(module, kind, file)
     if not trust_pickle:
         _reject_plain_data(file)
@@ -171,5 +166,5 @@ def load_model(path: str | os.PathLike[str], *, trust_pickle: bool = False) -> L
     try:
         obj = torch.load(file, map_location="cpu", weights_only=False)
     except Exception as error:
-        raise ModelLoadError(f"cannot unpickle {str(file)!r}: {_first_line(error)}") from error
+        raise ModelLoadError(f"cannot unpickle {str(file)!r}: {summarize_error(error)}") from error
     return LoadedModel(_require_module(obj, file), kind, file)

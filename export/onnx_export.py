@@ -26,12 +26,10 @@ from torch import nn
 
 from .atomic_write import check_writable, write_bytes_atomically
 from .custom_op_support import (
-    HOLOCRON_DOMAIN,
-    HOLOCRON_DOMAIN_VERSION,
     custom_translation_table,
     ensure_symbolics_registered,
 )
-from .errors import ExportError
+from .errors import ExportError, summarize_error
 from .model_mode import eval_mode, mode_is_fixed
 from .onnx_finalize import finalize_onnx_model, onnx_opset_of
 from .onnx_graph_names import io_names
@@ -72,11 +70,6 @@ def _resolve_opset(opset: int | None, exporter: Exporter) -> int:
     return opset
 
 
-def _summary(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def _export_dynamo(model: nn.Module, args: tuple[torch.Tensor, ...], dynamic_batch: bool) -> onnx.ModelProto:
     try:
         table = custom_translation_table()
@@ -99,7 +92,7 @@ def _export_dynamo(model: nn.Module, args: tuple[torch.Tensor, ...], dynamic_bat
             optimize=True,
         )
     except Exception as error:
-        raise ExportError(f"dynamo exporter failed: {_summary(error)}{missing_ops_reason}") from error
+        raise ExportError(f"dynamo exporter failed: {summarize_error(error)}{missing_ops_reason}") from error
     if program is None:
         raise ExportError("dynamo exporter returned no program")
     return program.model_proto
@@ -127,13 +120,12 @@ def _export_torchscript(
                 buffer,
                 dynamo=False,
                 opset_version=opset,
-                custom_opsets={HOLOCRON_DOMAIN: HOLOCRON_DOMAIN_VERSION},
                 input_names=names,
                 dynamic_axes=dynamic_axes if dynamic_batch else None,
                 do_constant_folding=True,
             )
     except Exception as error:
-        raise ExportError(f"torchscript exporter failed: {_summary(error)}{missing_ops_reason}") from error
+        raise ExportError(f"torchscript exporter failed: {summarize_error(error)}{missing_ops_reason}") from error
     return onnx.load_model_from_string(buffer.getvalue())
 
 
@@ -144,7 +136,19 @@ def _convert_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
     try:
         return onnx.version_converter.convert_version(model, opset)
     except Exception as error:
-        raise ExportError(f"cannot convert the exported model to ONNX opset {opset}: {_summary(error)}") from error
+        reason = summarize_error(error)
+        raise ExportError(f"cannot convert the exported model to ONNX opset {opset}: {reason}") from error
+
+
+def _check_batch_is_dynamic(model: onnx.ModelProto) -> None:
+    initializers = {t.name for t in model.graph.initializer}
+    for value in model.graph.input:
+        dims = value.type.tensor_type.shape.dim
+        if value.name not in initializers and dims and dims[0].HasField("dim_value"):
+            raise ExportError(
+                f"dynamic_batch: the exporter fixed the batch dimension of input {value.name!r} to "
+                f"{dims[0].dim_value} (the module of a torch.export archive keeps the shapes it was exported with)"
+            )
 
 
 def to_onnx_proto(
@@ -175,6 +179,8 @@ def to_onnx_proto(
             exported = _convert_opset(_export_dynamo(model, example, dynamic_batch), target_opset)
         else:
             exported = _export_torchscript(model, example, dynamic_batch, target_opset)
+    if dynamic_batch:
+        _check_batch_is_dynamic(exported)
     return finalize_onnx_model(exported, custom_ops=custom_ops)
 
 

@@ -24,7 +24,7 @@ from .custom_op_support import (
     fallback_functions_for,
     known_op_types,
 )
-from .errors import ExportError
+from .errors import ExportError, summarize_error
 from .onnx_graph_names import rename_graph_io
 
 __all__ = ["check_onnx_model", "finalize_onnx_model", "holocron_nodes", "onnx_opset_of"]
@@ -96,8 +96,7 @@ def check_onnx_model(model: onnx.ModelProto) -> None:
     try:
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ExportError(f"the exported ONNX model is invalid: {first_line}") from error
+        raise ExportError(f"the exported ONNX model is invalid: {summarize_error(error)}") from error
 
 
 def finalize_onnx_model(model: onnx.ModelProto, *, custom_ops: bool) -> onnx.ModelProto:

@@ -10,7 +10,7 @@ from types import ModuleType
 import onnx
 import onnxruntime
 
-from .errors import ExportError
+from .errors import ExportError, summarize_error
 
 __all__ = ["DEFAULT_PROVIDERS", "create_session", "kernels_available"]
 
@@ -73,6 +73,5 @@ def create_session(
             options.log_severity_level = _LOG_ERRORS_ONLY
             session = onnxruntime.InferenceSession(source, sess_options=options, providers=chosen)
     except Exception as error:
-        text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ExportError(f"onnxruntime cannot load the model: {text}") from error
+        raise ExportError(f"onnxruntime cannot load the model: {summarize_error(error)}") from error
     return session, with_kernels

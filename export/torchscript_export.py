@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .atomic_write import atomic_output, check_writable
-from .errors import ExportError
+from .errors import ExportError, summarize_error
 from .model_mode import eval_mode
 
 __all__ = ["TracingFallbackWarning", "to_script_module", "to_torchscript"]
@@ -25,11 +25,6 @@ __all__ = ["TracingFallbackWarning", "to_script_module", "to_torchscript"]
 
 class TracingFallbackWarning(UserWarning):
     """``torch.jit.script`` failed and the archive was produced by ``torch.jit.trace`` instead."""
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def to_script_module(
@@ -53,10 +48,10 @@ def to_script_module(
         scripted = torch.jit.script(model)
     except Exception as script_error:
         if example_inputs is None:
-            raise ExportError(f"torch.jit.script failed: {_first_line(script_error)}") from script_error
+            raise ExportError(f"torch.jit.script failed: {summarize_error(script_error)}") from script_error
         inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
         warnings.warn(
-            f"torch.jit.script failed ({_first_line(script_error)}); the archive was made with torch.jit.trace, "
+            f"torch.jit.script failed ({summarize_error(script_error)}); the archive was made with torch.jit.trace, "
             "so data-dependent control flow is frozen to the example inputs' path",
             TracingFallbackWarning,
             stacklevel=2,
@@ -65,8 +60,8 @@ def to_script_module(
             scripted = torch.jit.trace(model, inputs)
         except Exception as trace_error:
             raise ExportError(
-                f"torch.jit.script failed ({_first_line(script_error)}) and so did torch.jit.trace "
-                f"({_first_line(trace_error)})"
+                f"torch.jit.script failed ({summarize_error(script_error)}) and so did torch.jit.trace "
+                f"({summarize_error(trace_error)})"
             ) from trace_error
     return scripted
 

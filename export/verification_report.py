@@ -8,9 +8,10 @@ from typing import Any, Literal
 
 __all__ = ["ExecutionPath", "OutputComparison", "VerificationReport"]
 
-#: How onnxruntime ran the model: holocron's kernels, the inlined standard-ONNX fallback functions of the holocron
-#: ops, or a model without holocron ops at all.
-ExecutionPath = Literal["holocron-kernels", "onnx-fallback", "standard-onnx"]
+#: What ran the exported model: onnxruntime with holocron's kernels, onnxruntime with the inlined standard-ONNX
+#: fallback functions of the holocron ops, onnxruntime on a model without holocron ops, or a reloaded TorchScript
+#: archive.
+ExecutionPath = Literal["holocron-kernels", "onnx-fallback", "standard-onnx", "torchscript"]
 
 
 @dataclass(frozen=True)
@@ -46,12 +47,12 @@ class OutputComparison:
 
 @dataclass(frozen=True)
 class VerificationReport:
-    """Parity of an exported ONNX model with eager PyTorch on seeded random inputs.
+    """Parity of an exported model with eager PyTorch on seeded random inputs.
 
     Args:
         outputs: one comparison per model output, in order.
-        execution_path: how onnxruntime ran the holocron ops (see :data:`ExecutionPath`).
-        providers: onnxruntime execution providers of the session.
+        execution_path: what ran the exported model (see :data:`ExecutionPath`).
+        providers: onnxruntime execution providers of the session (``torch.jit`` for a TorchScript archive).
         input_shapes: shapes of the inputs fed to both sides.
         seed: seed of the random inputs.
         holocron_ops: holocron op types present in the model.

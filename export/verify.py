@@ -18,13 +18,13 @@ import torch
 from torch import nn
 
 from .custom_op_support import HOLOCRON_DOMAIN
-from .errors import ExportError
+from .errors import ExportError, summarize_error
 from .input_specs import InputSpec, make_inputs
 from .model_mode import eval_mode
 from .onnx_runtime_session import create_session
 from .verification_report import ExecutionPath, OutputComparison, VerificationReport
 
-__all__ = ["compare_outputs", "verify"]
+__all__ = ["compare_outputs", "verify", "verify_torchscript"]
 
 
 def _flatten(value: Any) -> Iterator[torch.Tensor]:
@@ -62,6 +62,11 @@ def compare_outputs(
     return OutputComparison(
         name, shape, onnx_shape, max_abs, max_rel, atol, rtol, nonfinite_mismatches, within and not nonfinite_mismatches
     )
+
+
+def _eager_outputs(model: nn.Module, tensors: tuple[torch.Tensor, ...]) -> list[np.ndarray]:
+    with eval_mode(model), torch.no_grad():
+        return [t.detach().cpu().numpy() for t in _flatten(model(*tensors))]
 
 
 def _load(onnx_model: onnx.ModelProto | str | os.PathLike[str]) -> onnx.ModelProto:
@@ -131,9 +136,8 @@ def verify(
     try:
         onnx_outputs = session.run(None, feeds)
     except Exception as error:
-        raise ExportError(f"onnxruntime failed to run the model: {str(error).strip().splitlines()[0]}") from error
-    with eval_mode(model), torch.no_grad():
-        eager_outputs = [t.detach().cpu().numpy() for t in _flatten(model(*tensors))]
+        raise ExportError(f"onnxruntime failed to run the model: {summarize_error(error)}") from error
+    eager_outputs = _eager_outputs(model, tensors)
     names = [meta.name for meta in session.get_outputs()]
     if len(eager_outputs) != len(onnx_outputs):
         raise ExportError(f"eager model returned {len(eager_outputs)} output(s), the ONNX model {len(onnx_outputs)}")
@@ -152,4 +156,48 @@ def verify(
         input_shapes=tuple(tuple(t.shape) for t in tensors),
         seed=seed,
         holocron_ops=tuple(holocron_ops),
+    )
+
+
+def verify_torchscript(
+    model: nn.Module,
+    archive: torch.jit.ScriptModule | str | os.PathLike[str],
+    inputs: InputSpec | Sequence[InputSpec],
+    *,
+    atol: float = 1e-5,
+    rtol: float = 1e-4,
+    seed: int = 0,
+) -> VerificationReport:
+    """Compare ``model`` (eager, eval mode) with a TorchScript archive (path, loaded with ``torch.jit.load``, or an
+    already loaded ``ScriptModule``) on the same seeded inputs; same criterion and report as :func:`verify`.
+
+    Raises:
+        ValueError: negative tolerances.
+        ExportError: the archive cannot be loaded or run, or the output counts differ.
+    """
+    if not atol >= 0 or not rtol >= 0:
+        raise ValueError(f"atol and rtol must be >= 0, got atol={atol}, rtol={rtol}")
+    tensors = make_inputs(inputs, seed=seed)
+    try:
+        scripted = archive if isinstance(archive, torch.jit.ScriptModule) else torch.jit.load(os.fspath(archive))
+        with eval_mode(scripted), torch.no_grad():
+            archive_outputs = [t.detach().cpu().numpy() for t in _flatten(scripted(*tensors))]
+    except ExportError:
+        raise
+    except Exception as error:
+        raise ExportError(f"the TorchScript archive failed to load or run: {summarize_error(error)}") from error
+    eager_outputs = _eager_outputs(model, tensors)
+    if len(eager_outputs) != len(archive_outputs):
+        raise ExportError(f"eager model returned {len(eager_outputs)} output(s), the archive {len(archive_outputs)}")
+    names = [f"output_{i}" for i in range(len(eager_outputs))] if len(eager_outputs) > 1 else ["output"]
+    return VerificationReport(
+        outputs=tuple(
+            compare_outputs(name, eager, actual, atol=atol, rtol=rtol)
+            for name, eager, actual in zip(names, eager_outputs, archive_outputs, strict=True)
+        ),
+        execution_path="torchscript",
+        providers=("torch.jit",),
+        input_shapes=tuple(tuple(t.shape) for t in tensors),
+        seed=seed,
+        holocron_ops=(),
     )
