@@ -23,8 +23,8 @@ inline unsigned int grid_extent(int64_t blocks, int64_t limit) {
 }
 
 // Whether 32-bit index arithmetic is exact for tensors of these element counts. The bound 2^30 leaves room for
-// the one-grid-stride overshoot of grid-stride loop counters (at most twice the count). Building with HOLOCRON_CUDA_FORCE_INT64_INDEX exercises the
-// 64-bit path on small tensors (used by the check harness).
+// the one-grid-stride overshoot of grid-stride loop counters (at most twice the count). Building with
+// HOLOCRON_CUDA_FORCE_INT64_INDEX exercises the 64-bit path on small tensors (used by the check harness).
 inline constexpr int64_t kMaxInt32Numel = int64_t{1} << 30;
 
 inline bool fits_int32(std::initializer_list<int64_t> numels) {
