@@ -33,9 +33,9 @@ def norm_conv2d(
     (zero padding included), is normalized to $\frac{S - \mu(S)}{\sqrt{\sigma^2(S) + \epsilon}}$ (biased variance)
     before being correlated with the filters of that group, then the bias is added.
 
-    Because the correlation is linear, this is computed without unfolding the input:
-    $\frac{(W \star X) - \mu \sum W}{\sqrt{\sigma^2 + \epsilon}}$, with $\mu$ and $\sigma^2$ obtained from
-    window sums of $X$ and $X^2$ (standard ops only, so that it exports to plain ONNX).
+    The slices are gathered with :func:`torch.nn.functional.unfold` and their statistics computed in two passes
+    (mean, then mean squared deviation), which keeps float32 accurate for slices whose spread is small next to their
+    mean; only standard ops are used, so that the layer exports to plain ONNX.
 
     Args:
         x: input tensor of shape (N, C_in, H, W)
@@ -54,32 +54,18 @@ def norm_conv2d(
     padding_ = as_pair(padding, "padding", 0)
     dilation_ = as_pair(dilation, "dilation", 1)
     check_conv_input(x, weight, groups)
-    if padding_[0] > 0 or padding_[1] > 0:
-        x = F.pad(x, [padding_[1], padding_[1], padding_[0], padding_[0]])
-    batch, in_channels, out_channels = x.shape[0], x.shape[1], weight.shape[0]
-    height, width = x.shape[2], x.shape[3]
-    # Slice statistics do not change when a whole channel group is shifted by a constant (the padding is already
-    # part of x); centering each group first keeps E[S^2] - E[S]^2 from cancelling catastrophically.
-    grouped = x.reshape(batch, groups, -1)
-    grouped = grouped - grouped.mean(dim=-1, keepdim=True)
-    x = grouped.reshape(batch, in_channels, height, width)
-
-    # Window sums of the channel sums of each group: a depthwise correlation with a (G, 1, kH, kW) box of ones,
-    # sliced from `weight` so that its shape stays static for the ONNX exporters.
-    per_group = grouped.reshape(batch, groups, in_channels // groups, height, width)
-    box = torch.ones_like(weight[:groups, :1])
-    slice_size = weight[0].numel()
-    mean = F.conv2d(per_group.sum(dim=2), box, None, stride_, 0, dilation_, groups) / slice_size
-    sq_mean = F.conv2d((per_group * per_group).sum(dim=2), box, None, stride_, 0, dilation_, groups) / slice_size
-    inv_std = ((sq_mean - mean * mean).clamp(min=0.0) + eps).rsqrt()
-
-    out = F.conv2d(x, weight, None, stride_, 0, dilation_, groups)
-    out_h, out_w = out.shape[2], out.shape[3]
-    # Group statistics (N, G, 1, H_out, W_out) broadcast over the C_out / G filters of each group.
-    out = out.reshape(batch, groups, out_channels // groups, out_h, out_w)
-    filter_sums = weight.sum(dim=[1, 2, 3]).reshape(1, groups, out_channels // groups, 1, 1)
-    out = (out - mean.unsqueeze(2) * filter_sums) * inv_std.unsqueeze(2)
-    out = out.reshape(batch, out_channels, out_h, out_w)
+    batch, out_channels = x.shape[0], weight.shape[0]
+    kernel_size = [weight.shape[2], weight.shape[3]]
+    out_h = conv_output_size(x.shape[2], kernel_size[0], stride_[0], padding_[0], dilation_[0])
+    out_w = conv_output_size(x.shape[3], kernel_size[1], stride_[1], padding_[1], dilation_[1])
+    # (N, G, C_in / G * kH * kW, L): the channels of a group are contiguous in unfold's (c, i, j) order
+    slices = F.unfold(x, kernel_size, dilation_, padding_, stride_)
+    slices = slices.reshape(batch, groups, -1, slices.shape[-1])
+    centered = slices - slices.mean(dim=2, keepdim=True)
+    normalized = centered * (centered.pow(2).mean(dim=2, keepdim=True) + eps).rsqrt()
+    # (1, G, C_out / G, K) @ (N, G, K, L) -> (N, G, C_out / G, L)
+    filters = weight.reshape(1, groups, out_channels // groups, -1)
+    out = torch.matmul(filters, normalized).reshape(batch, out_channels, out_h, out_w)
     if bias is not None:
         out = out + bias.reshape(1, -1, 1, 1)
     return out

@@ -500,6 +500,8 @@ class Involution2d(nn.Module):
         self.unfold = nn.Unfold(kernel_size, dilation, padding, stride)
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4:
+            raise ValueError(f"input is expected to be 4D, of shape (N, C, H, W), received shape {x.shape}")
         kernel = x if self.pool is None else self.pool(x)
         kernel = self.span(self.reduce(kernel))
         return F.involution2d(x, kernel, self.k_size, self.stride, self.padding, self.dilation, self.groups)
