@@ -140,6 +140,12 @@ def _convert_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
         raise ExportError(f"cannot convert the exported model to ONNX opset {opset}: {reason}") from error
 
 
+def _batch_of_two(args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """Example inputs with batch size 2 in place of 1: ``torch.export`` specializes dimensions of size 1, so a
+    batch-1 example would fix the batch dimension. The graph traced does not depend on the values."""
+    return tuple(torch.cat([arg, arg]) if arg.dim() > 0 and arg.shape[0] == 1 else arg for arg in args)
+
+
 def _check_batch_is_dynamic(model: onnx.ModelProto) -> None:
     initializers = {t.name for t in model.graph.initializer}
     for value in model.graph.input:
@@ -147,7 +153,8 @@ def _check_batch_is_dynamic(model: onnx.ModelProto) -> None:
         if value.name not in initializers and dims and dims[0].HasField("dim_value"):
             raise ExportError(
                 f"dynamic_batch: the exporter fixed the batch dimension of input {value.name!r} to "
-                f"{dims[0].dim_value} (the module of a torch.export archive keeps the shapes it was exported with)"
+                f"{dims[0].dim_value}; the model specializes on its batch size (the module of a torch.export "
+                "archive, for one, keeps the shapes it was exported with)"
             )
 
 
@@ -174,6 +181,8 @@ def to_onnx_proto(
             "use exporter='dynamo'"
         )
     target_opset = _resolve_opset(opset, exporter)
+    if dynamic_batch:
+        example = _batch_of_two(example)
     with eval_mode(model):
         if exporter == "dynamo":
             exported = _convert_opset(_export_dynamo(model, example, dynamic_batch), target_opset)

@@ -24,8 +24,8 @@ from .model_loading import load_model
 from .model_mode import eval_mode
 from .onnx_export import Exporter, to_onnx_proto
 from .torchscript_export import TracingFallbackWarning, to_script_module
+from .verification import verify, verify_torchscript
 from .verification_report import VerificationReport
-from .verify import verify, verify_torchscript
 
 __all__ = ["ExportRequest", "ExportResult", "OutputFormat", "default_output_path", "run_export"]
 
