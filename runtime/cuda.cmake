@@ -1,0 +1,1 @@
+# CUDA kernels: wired in a later step.

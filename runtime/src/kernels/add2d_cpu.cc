@@ -1,0 +1,257 @@
+// Add2d (AdderNet, https://arxiv.org/abs/1912.13200) on the CPU:
+//   Y[n, o, y, x] = B[o] - sum_{c, i, j} |S[c, i, j] - W[o, c, i, j]|,
+// S the zero-padded input slice under the window of output pixel (y, x), optionally normalized first.
+//
+// A task owns (image n, group g, a tile of consecutive output pixels, a chunk of g's output channels). It packs the
+// tile's slices into a panel P[l][pixel] (l = (c, i, j) in C order, the zero padding written out, pixels contiguous,
+// normalized per pixel when asked), then for every micro-tile of MR output channels x NR pixels accumulates
+// |P[l] - W[o, l]| over l in registers, NR pixels across the vector lanes, and writes B[o] - sum. The panel is the
+// only scratch memory: about 128 KiB per task whatever the layer size.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/cpu.h"
+#include "kernels/cpu_features.h"
+#include "kernels/scratch.h"
+#include "kernels/simd.h"
+
+namespace holocron::kernels {
+namespace {
+
+using simd::Vec;
+
+constexpr int64_t kPanelBudgetFloats = 32 * 1024;  // 128 KiB: the panel stays in L2
+constexpr int64_t kMaxBlocksPerTile = 8;
+constexpr int64_t kTargetTasks = 32;
+
+int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// floor(a / b) for b > 0 and any sign of a.
+int64_t FloorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// What one task computes.
+struct Add2dTask {
+  const float* panel;  // slice length x ld
+  int64_t ld;          // panel row length: pixels of the tile rounded up to micro-tiles
+  int64_t pixels;      // valid pixels of the tile
+  int64_t slice;       // L = C_in / group * kH * kW
+  const float* w;      // filters of the first output channel of the chunk, rows of L floats
+  const float* bias;   // bias of that channel, or null
+  int64_t channels;    // output channels in the chunk
+  float* y;            // Y[n, first channel, first pixel]
+  int64_t y_stride;    // H_out * W_out
+};
+
+// Micro-tile: MR output channels x NV vectors of W pixels.
+template <int W, int MR, int NV>
+HOLOCRON_INLINE void AdderMicroTile(const Add2dTask& t, int64_t o, int64_t pixel) {
+  Vec<W> acc[MR][NV];
+  for (int m = 0; m < MR; ++m) {
+    for (int v = 0; v < NV; ++v) acc[m][v] = simd::Zero<W>();
+  }
+  const float* column = t.panel + pixel;
+  const float* w = t.w + o * t.slice;
+  for (int64_t l = 0; l < t.slice; ++l) {
+    Vec<W> x[NV];
+    for (int v = 0; v < NV; ++v) x[v] = simd::Load<W>(column + l * t.ld + v * W);
+    for (int m = 0; m < MR; ++m) {
+      const Vec<W> wv = simd::Broadcast<W>(w[m * t.slice + l]);
+      for (int v = 0; v < NV; ++v) acc[m][v] += simd::Abs<W>(x[v] - wv);
+    }
+  }
+  const int64_t valid = std::min<int64_t>(W * NV, t.pixels - pixel);
+  for (int m = 0; m < MR; ++m) {
+    const Vec<W> b = simd::Broadcast<W>(t.bias != nullptr ? t.bias[o + m] : 0.0f);
+    float* out = t.y + (o + m) * t.y_stride + pixel;
+    for (int v = 0; v < NV; ++v) {
+      const Vec<W> result = b - acc[m][v];
+      const int64_t lanes = valid - v * W;
+      if (lanes >= W) {
+        simd::Store<W>(out + v * W, result);
+      } else if (lanes > 0) {
+        simd::StorePartial<W>(out + v * W, result, lanes);
+      }
+    }
+  }
+}
+
+// The last (channels % MR) channels, with a narrower micro-tile.
+template <int W, int MR, int NV>
+HOLOCRON_INLINE void AdderRemainder(const Add2dTask& t, int64_t o, int64_t pixel, int64_t remaining) {
+  if constexpr (MR > 0) {
+    if (remaining == MR) {
+      AdderMicroTile<W, MR, NV>(t, o, pixel);
+    } else {
+      AdderRemainder<W, MR - 1, NV>(t, o, pixel, remaining);
+    }
+  }
+}
+
+template <int W, int MR, int NV>
+HOLOCRON_INLINE void AdderTask(const Add2dTask& t) {
+  for (int64_t pixel = 0; pixel < t.pixels; pixel += W * NV) {
+    int64_t o = 0;
+    for (; o + MR <= t.channels; o += MR) AdderMicroTile<W, MR, NV>(t, o, pixel);
+    if (o < t.channels) AdderRemainder<W, MR - 1, NV>(t, o, pixel, t.channels - o);
+  }
+}
+
+void AdderTaskBaseline(const Add2dTask& t) { AdderTask<4, 4, 2>(t); }
+#if HOLOCRON_X86
+HOLOCRON_TARGET_AVX2 void AdderTaskAvx2(const Add2dTask& t) { AdderTask<8, 4, 2>(t); }
+HOLOCRON_TARGET_AVX512 void AdderTaskAvx512(const Add2dTask& t) { AdderTask<16, 6, 2>(t); }
+#endif
+
+struct AdderVariant {
+  void (*run)(const Add2dTask&);
+  int64_t micro_pixels;    // NR
+  int64_t micro_channels;  // MR
+};
+
+AdderVariant SelectVariant() {
+  switch (ActiveIsa()) {
+#if HOLOCRON_X86
+    case Isa::kAvx512:
+      return {&AdderTaskAvx512, 32, 6};
+    case Isa::kAvx2:
+      return {&AdderTaskAvx2, 16, 4};
+#endif
+    default:
+      return {&AdderTaskBaseline, 8, 4};
+  }
+}
+
+// Writes the slices of output pixels [first, first + count) of one (image, group) into panel rows of ld floats,
+// zeros for the padding and for the columns past count.
+void PackPanel(const Add2dParams& p, const float* x_group, int64_t first, int64_t count, int64_t ld, float* panel) {
+  const Window2d& g = p.window;
+  const int64_t group_in = g.channels / g.groups;
+  for (int64_t j = 0; j < g.kernel_w; ++j) {
+    // Output columns x whose tap j lands inside the input row: 0 <= x * sW + offset < W.
+    const int64_t offset = j * g.dilation_w - g.pad_left;
+    const int64_t x_lo = std::clamp<int64_t>(-FloorDiv(offset, g.stride_w), 0, g.out_w);
+    const int64_t x_hi = std::clamp<int64_t>(FloorDiv(g.width - 1 - offset, g.stride_w) + 1, 0, g.out_w);
+    for (int64_t c = 0; c < group_in; ++c) {
+      const float* plane = x_group + c * g.height * g.width;
+      for (int64_t i = 0; i < g.kernel_h; ++i) {
+        float* dst = panel + ((c * g.kernel_h + i) * g.kernel_w + j) * ld;
+        int64_t done = 0;
+        while (done < count) {
+          const int64_t pixel = first + done;
+          const int64_t y = pixel / g.out_w;
+          const int64_t x0 = pixel % g.out_w;
+          const int64_t run = std::min(g.out_w - x0, count - done);
+          const int64_t iy = y * g.stride_h + i * g.dilation_h - g.pad_top;
+          float* out = dst + done - x0;  // out[x] is the panel entry of column x of this row
+          if (iy < 0 || iy >= g.height) {
+            std::fill(out + x0, out + x0 + run, 0.0f);
+          } else {
+            const float* row = plane + iy * g.width;
+            const int64_t x1 = x0 + run;
+            const int64_t a = std::clamp(x_lo, x0, x1);
+            const int64_t b = std::clamp(x_hi, a, x1);
+            std::fill(out + x0, out + a, 0.0f);
+            if (g.stride_w == 1) {
+              std::memcpy(out + a, row + a + offset, static_cast<size_t>(b - a) * sizeof(float));
+            } else {
+              for (int64_t x = a; x < b; ++x) out[x] = row[x * g.stride_w + offset];
+            }
+            std::fill(out + b, out + x1, 0.0f);
+          }
+          done += run;
+        }
+        std::fill(dst + count, dst + ld, 0.0f);
+      }
+    }
+  }
+}
+
+// Replaces every panel column by (S - mean(S)) / sqrt(var(S) + eps), biased variance, two passes.
+// stats holds 2 * ld floats.
+void NormalizePanel(float* panel, int64_t slice, int64_t ld, float eps, float* stats) {
+  float* mean = stats;
+  float* scale = stats + ld;
+  std::fill(mean, mean + ld, 0.0f);
+  for (int64_t l = 0; l < slice; ++l) {
+    const float* row = panel + l * ld;
+    for (int64_t k = 0; k < ld; ++k) mean[k] += row[k];
+  }
+  const float inv_slice = 1.0f / static_cast<float>(slice);
+  for (int64_t k = 0; k < ld; ++k) mean[k] *= inv_slice;
+  std::fill(scale, scale + ld, 0.0f);
+  for (int64_t l = 0; l < slice; ++l) {
+    const float* row = panel + l * ld;
+    for (int64_t k = 0; k < ld; ++k) {
+      const float d = row[k] - mean[k];
+      scale[k] += d * d;
+    }
+  }
+  for (int64_t k = 0; k < ld; ++k) scale[k] = 1.0f / std::sqrt(scale[k] * inv_slice + eps);
+  for (int64_t l = 0; l < slice; ++l) {
+    float* row = panel + l * ld;
+    for (int64_t k = 0; k < ld; ++k) row[k] = (row[k] - mean[k]) * scale[k];
+  }
+}
+
+}  // namespace
+
+void Add2dCpu(const Add2dParams& p, const float* x, const float* w, const float* bias, float* y,
+              const ParallelFor& parallel) {
+  const Window2d& g = p.window;
+  const AdderVariant variant = SelectVariant();
+  const int64_t group_in = g.channels / g.groups;
+  const int64_t group_out = p.out_channels / g.groups;
+  const int64_t slice = group_in * g.kernel_h * g.kernel_w;
+  const int64_t pixels = g.out_h * g.out_w;
+  if (g.batch == 0 || pixels == 0 || group_out == 0) return;
+
+  // Tiles of whole micro-tiles, as many as the panel budget allows, evened out over the image.
+  const int64_t blocks = CeilDiv(pixels, variant.micro_pixels);
+  const int64_t max_blocks =
+      std::clamp<int64_t>(kPanelBudgetFloats / (slice * variant.micro_pixels), 1, kMaxBlocksPerTile);
+  const int64_t tiles = CeilDiv(blocks, max_blocks);
+  const int64_t tile = CeilDiv(blocks, tiles) * variant.micro_pixels;
+  // Few pixel tiles: split the output channels too, so every thread gets work.
+  const int64_t pixel_tasks = g.batch * g.groups * tiles;
+  const int64_t max_chunks = CeilDiv(group_out, variant.micro_channels);
+  const int64_t wanted_chunks = std::clamp<int64_t>(CeilDiv(kTargetTasks, pixel_tasks), 1, max_chunks);
+  const int64_t chunk = CeilDiv(CeilDiv(group_out, wanted_chunks), variant.micro_channels) * variant.micro_channels;
+  const int64_t chunks = CeilDiv(group_out, chunk);
+
+  TaskFailures failures;
+  const auto task = [&](size_t index) {
+    const int64_t id = static_cast<int64_t>(index);
+    const int64_t chunk_id = id % chunks;
+    const int64_t tile_id = (id / chunks) % tiles;
+    const int64_t group = (id / (chunks * tiles)) % g.groups;
+    const int64_t n = id / (chunks * tiles * g.groups);
+    const int64_t first = tile_id * tile;
+    const int64_t count = std::min(tile, pixels - first);
+    const int64_t ld = CeilDiv(count, variant.micro_pixels) * variant.micro_pixels;
+    Scratch scratch(static_cast<size_t>(slice * ld + 2 * ld));
+    if (scratch.data() == nullptr) {
+      failures.Record();
+      return;
+    }
+    const float* x_group = x + (n * g.channels + group * group_in) * g.height * g.width;
+    PackPanel(p, x_group, first, count, ld, scratch.data());
+    if (p.normalize_slices) NormalizePanel(scratch.data(), slice, ld, p.eps, scratch.data() + slice * ld);
+    const int64_t o0 = group * group_out + chunk_id * chunk;
+    Add2dTask t;
+    t.panel = scratch.data();
+    t.ld = ld;
+    t.pixels = count;
+    t.slice = slice;
+    t.w = w + o0 * slice;
+    t.bias = p.has_bias ? bias + o0 : nullptr;
+    t.channels = std::min(chunk, group_out - chunk_id * chunk);
+    t.y = y + (n * p.out_channels + o0) * pixels + first;
+    t.y_stride = pixels;
+    variant.run(t);
+  };
+  parallel(static_cast<size_t>(g.batch * g.groups * tiles * chunks), task);
+  failures.ThrowIfAny();
+}
+
+}  // namespace holocron::kernels

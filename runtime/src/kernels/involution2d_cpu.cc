@@ -1,0 +1,240 @@
+// Involution2d (https://arxiv.org/abs/2103.06255) on the CPU:
+//   Y[n, c, y, x] = sum_{i, j} K[n, g * kH * kW + i * kW + j, y, x] * X_pad[n, c, y * sH + i * dH, x * sW + j * dW],
+// g = c // (C / group).
+//
+// A task owns (image n, group g, a chunk of g's channels, a block of output rows). It copies the input rows the
+// block reads into a zero-padded scratch, split into sW phases per row (phase q holds padded columns q, q + sW, ...)
+// so that every tap reads W consecutive output pixels with one contiguous load whatever the stride. Then, for each
+// vector of W output pixels and block of CB channels, it loads each tap's kernel vector once and accumulates it
+// against the CB channels' shifted inputs in registers. Scratch: the block's input rows of the chunk, bounded by
+// kScratchBudgetFloats for usual layers.
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/cpu.h"
+#include "kernels/cpu_features.h"
+#include "kernels/scratch.h"
+#include "kernels/simd.h"
+
+namespace holocron::kernels {
+namespace {
+
+using simd::Vec;
+
+constexpr int64_t kScratchBudgetFloats = 64 * 1024;  // 256 KiB
+constexpr int64_t kMaxChunkChannels = 32;
+constexpr int64_t kTargetTasks = 32;
+
+int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t RoundUp(int64_t a, int64_t b) { return CeilDiv(a, b) * b; }
+
+// What one task computes, once its scratch is filled.
+struct InvolutionTask {
+  const float* rows;           // scratch: [channel][row][phase][column]
+  int64_t channel_stride;      // rows * stride_w * phase_width
+  int64_t row_stride;          // stride_w * phase_width
+  const int64_t* tap_column;   // per j: phase * phase_width + column shift
+  int64_t kernel_h, kernel_w;  // taps
+  int64_t tap_row_step;        // dilation_h * row_stride
+  int64_t out_row_step;        // stride_h * row_stride
+  const float* kernels;        // K[n, g * taps, 0, 0]
+  int64_t plane;               // H_out * W_out
+  int64_t out_w;
+  int64_t first_row, row_count;
+  int64_t channels;  // in the chunk
+  float* y;          // Y[n, first channel of the chunk, 0, 0]
+  float* tail;       // taps * W floats: kernel values of a partial pixel vector
+};
+
+template <int W, int CB>
+HOLOCRON_INLINE void InvolveChannels(const InvolutionTask& t, int64_t c0, int64_t local_row, int64_t x,
+                                     const float* k, int64_t k_stride, int64_t lanes) {
+  Vec<W> acc[CB];
+  for (int c = 0; c < CB; ++c) acc[c] = simd::Zero<W>();
+  const float* base = t.rows + c0 * t.channel_stride + local_row * t.out_row_step + x;
+  for (int64_t i = 0; i < t.kernel_h; ++i) {
+    const float* tap_row = base + i * t.tap_row_step;
+    const float* k_row = k + i * t.kernel_w * k_stride;
+    for (int64_t j = 0; j < t.kernel_w; ++j) {
+      const Vec<W> kv = simd::Load<W>(k_row + j * k_stride);
+      const float* src = tap_row + t.tap_column[j];
+      for (int c = 0; c < CB; ++c) acc[c] += kv * simd::Load<W>(src + c * t.channel_stride);
+    }
+  }
+  float* out = t.y + c0 * t.plane + (t.first_row + local_row) * t.out_w + x;
+  for (int c = 0; c < CB; ++c) {
+    if (lanes == W) {
+      simd::Store<W>(out + c * t.plane, acc[c]);
+    } else {
+      simd::StorePartial<W>(out + c * t.plane, acc[c], lanes);
+    }
+  }
+}
+
+template <int W, int CB>
+HOLOCRON_INLINE void InvolveRemainder(const InvolutionTask& t, int64_t c0, int64_t local_row, int64_t x,
+                                      const float* k, int64_t k_stride, int64_t lanes, int64_t remaining) {
+  if constexpr (CB > 0) {
+    if (remaining == CB) {
+      InvolveChannels<W, CB>(t, c0, local_row, x, k, k_stride, lanes);
+    } else {
+      InvolveRemainder<W, CB - 1>(t, c0, local_row, x, k, k_stride, lanes, remaining);
+    }
+  }
+}
+
+template <int W, int CB>
+HOLOCRON_INLINE void InvolutionRows(const InvolutionTask& t) {
+  const int64_t taps = t.kernel_h * t.kernel_w;
+  for (int64_t r = 0; r < t.row_count; ++r) {
+    for (int64_t x = 0; x < t.out_w; x += W) {
+      const int64_t lanes = std::min<int64_t>(W, t.out_w - x);
+      const float* k = t.kernels + (t.first_row + r) * t.out_w + x;
+      int64_t k_stride = t.plane;
+      if (lanes < W) {  // the last vector of the row: copy its kernel values so no load passes the row end
+        for (int64_t tap = 0; tap < taps; ++tap) {
+          float* dst = t.tail + tap * W;
+          std::fill(dst, dst + W, 0.0f);
+          std::copy(k + tap * t.plane, k + tap * t.plane + lanes, dst);
+        }
+        k = t.tail;
+        k_stride = W;
+      }
+      int64_t c = 0;
+      for (; c + CB <= t.channels; c += CB) InvolveChannels<W, CB>(t, c, r, x, k, k_stride, lanes);
+      if (c < t.channels) InvolveRemainder<W, CB - 1>(t, c, r, x, k, k_stride, lanes, t.channels - c);
+    }
+  }
+}
+
+void InvolutionBaseline(const InvolutionTask& t) { InvolutionRows<4, 8>(t); }
+#if HOLOCRON_X86
+HOLOCRON_TARGET_AVX2 void InvolutionAvx2(const InvolutionTask& t) { InvolutionRows<8, 8>(t); }
+HOLOCRON_TARGET_AVX512 void InvolutionAvx512(const InvolutionTask& t) { InvolutionRows<16, 8>(t); }
+#endif
+
+struct InvolutionVariant {
+  void (*run)(const InvolutionTask&);
+  int64_t lanes;
+};
+
+InvolutionVariant SelectVariant() {
+  switch (ActiveIsa()) {
+#if HOLOCRON_X86
+    case Isa::kAvx512:
+      return {&InvolutionAvx512, 16};
+    case Isa::kAvx2:
+      return {&InvolutionAvx2, 8};
+#endif
+    default:
+      return {&InvolutionBaseline, 4};
+  }
+}
+
+// Copies input rows [first_row, first_row + rows) of the padded planes of `channels` channels into the phase
+// layout: dst[((c * rows + r) * stride_w + q) * phase_width + col] = X_pad[c, first_row + r, q + col * stride_w].
+void FillRows(const Window2d& g, const float* x_chunk, int64_t channels, int64_t first_row, int64_t rows,
+              int64_t phase_width, float* dst) {
+  for (int64_t c = 0; c < channels; ++c) {
+    const float* plane = x_chunk + c * g.height * g.width;
+    for (int64_t r = 0; r < rows; ++r) {
+      float* row_dst = dst + (c * rows + r) * g.stride_w * phase_width;
+      const int64_t iy = first_row + r - g.pad_top;
+      if (iy < 0 || iy >= g.height) {
+        std::fill(row_dst, row_dst + g.stride_w * phase_width, 0.0f);
+        continue;
+      }
+      const float* src = plane + iy * g.width;
+      for (int64_t q = 0; q < g.stride_w; ++q) {
+        float* out = row_dst + q * phase_width;
+        // Columns whose input index ix = q + col * sW - pad_left lies in [0, W).
+        const int64_t lo = std::min(phase_width, CeilDiv(std::max<int64_t>(0, g.pad_left - q), g.stride_w));
+        const int64_t hi =
+            std::clamp<int64_t>(CeilDiv(std::max<int64_t>(0, g.width + g.pad_left - q), g.stride_w), lo, phase_width);
+        std::fill(out, out + lo, 0.0f);
+        if (g.stride_w == 1) {
+          std::memcpy(out + lo, src + lo - g.pad_left, static_cast<size_t>(hi - lo) * sizeof(float));
+        } else {
+          for (int64_t col = lo; col < hi; ++col) out[col] = src[q + col * g.stride_w - g.pad_left];
+        }
+        std::fill(out + hi, out + phase_width, 0.0f);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void Involution2dCpu(const Involution2dParams& p, const float* x, const float* kernel, float* y,
+                     const ParallelFor& parallel) {
+  const Window2d& g = p.window;
+  const InvolutionVariant variant = SelectVariant();
+  if (g.batch == 0 || g.out_h == 0 || g.out_w == 0 || g.channels == 0) return;
+  const int64_t group_channels = g.channels / g.groups;
+  const int64_t taps = g.kernel_h * g.kernel_w;
+  const int64_t plane = g.out_h * g.out_w;
+  // Columns a phase must hold: every pixel vector of the row, shifted by the widest tap.
+  const int64_t phase_width = RoundUp(g.out_w, variant.lanes) + (g.kernel_w - 1) * g.dilation_w / g.stride_w;
+  const auto rows_for = [&](int64_t out_rows) { return (out_rows - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1; };
+  const auto floats_for = [&](int64_t ch, int64_t out_rows) { return ch * rows_for(out_rows) * g.stride_w * phase_width; };
+
+  int64_t chunk = std::min(group_channels, kMaxChunkChannels);
+  const int64_t chunk_tasks = g.batch * g.groups * CeilDiv(group_channels, chunk);
+  int64_t block = CeilDiv(g.out_h, std::clamp<int64_t>(CeilDiv(kTargetTasks, chunk_tasks), 1, g.out_h));
+  while (block > 1 && floats_for(chunk, block) > kScratchBudgetFloats) block = CeilDiv(block, 2);
+  while (chunk > 8 && floats_for(chunk, block) > kScratchBudgetFloats) chunk = CeilDiv(chunk, 2);
+  const int64_t chunks = CeilDiv(group_channels, chunk);
+  const int64_t blocks = CeilDiv(g.out_h, block);
+
+  TaskFailures failures;
+  const auto task = [&](size_t index) {
+    const int64_t id = static_cast<int64_t>(index);
+    const int64_t block_id = id % blocks;
+    const int64_t chunk_id = (id / blocks) % chunks;
+    const int64_t group = (id / (blocks * chunks)) % g.groups;
+    const int64_t n = id / (blocks * chunks * g.groups);
+    const int64_t first_row = block_id * block;
+    const int64_t row_count = std::min(block, g.out_h - first_row);
+    const int64_t c0 = group * group_channels + chunk_id * chunk;
+    const int64_t channels = std::min(chunk, group_channels - chunk_id * chunk);
+    const int64_t rows = rows_for(row_count);
+    const int64_t row_floats = channels * rows * g.stride_w * phase_width;
+    // Scratch: rows, then the partial-vector kernel values, then the per-column tap offsets (int64).
+    const int64_t table_offset = RoundUp(row_floats + taps * variant.lanes, 2);
+    Scratch scratch(static_cast<size_t>(table_offset + 2 * g.kernel_w));
+    if (scratch.data() == nullptr) {
+      failures.Record();
+      return;
+    }
+    float* tail = scratch.data() + row_floats;
+    auto* tap_column = reinterpret_cast<int64_t*>(scratch.data() + table_offset);
+    for (int64_t j = 0; j < g.kernel_w; ++j) {
+      const int64_t shift = j * g.dilation_w;
+      tap_column[j] = (shift % g.stride_w) * phase_width + shift / g.stride_w;
+    }
+    FillRows(g, x + (n * g.channels + c0) * g.height * g.width, channels, first_row * g.stride_h, rows, phase_width,
+             scratch.data());
+    InvolutionTask t;
+    t.rows = scratch.data();
+    t.channel_stride = rows * g.stride_w * phase_width;
+    t.row_stride = g.stride_w * phase_width;
+    t.tap_column = tap_column;
+    t.kernel_h = g.kernel_h;
+    t.kernel_w = g.kernel_w;
+    t.tap_row_step = g.dilation_h * t.row_stride;
+    t.out_row_step = g.stride_h * t.row_stride;
+    t.kernels = kernel + (n * g.groups + group) * taps * plane;
+    t.plane = plane;
+    t.out_w = g.out_w;
+    t.first_row = first_row;
+    t.row_count = row_count;
+    t.channels = channels;
+    t.y = y + (n * g.channels + c0) * plane;
+    t.tail = tail;
+    variant.run(t);
+  };
+  parallel(static_cast<size_t>(g.batch * g.groups * chunks * blocks), task);
+  failures.ThrowIfAny();
+}
+
+}  // namespace holocron::kernels

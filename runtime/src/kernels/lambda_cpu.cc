@@ -1,0 +1,427 @@
+// Lambda layer (LambdaNetworks, https://openreview.net/forum?id=xTJEN-ggl1b) on the CPU. With M = H * W positions:
+//   Ks = softmax over m of the keys (N, K, U, M),
+//   content lambda   Lc[n, k, v]    = sum_{u, m} Ks[n, k, u, m] * V[n, v, u, m],
+//   position lambda  Lp[n, k, v, p] = sum_{u, i, j} R[k, u, 0, i, j] * V[n, v, u, p + (i, j) - r // 2]   (local)
+//                                   = sum_{u, m} E[p, m, k, u] * V[n, v, u, m]                        (global),
+//   Y[n, h * V + v, p] = sum_k Q[n, h * K + k, p] * (Lc[n, k, v] + Lp[n, k, v, p]).
+//
+// Step 1 computes Lc, one task per (n, k) with one softmax row of scratch. Step 2 never stores Lp:
+// - local: a task owns (n, v, a block of rows); it copies the rows of V[n, v] it reads into a zero-padded scratch,
+//   then per vector of W pixels and block of KB keys accumulates Lc + Lp in registers (starting from Lc) and
+//   applies the queries of every head at once;
+// - global: a task owns (n, a run of positions p); per p it computes the K x V matrix Lc + Lp[., ., p] with a
+//   register-tiled product of E[p] (M x K, read once from memory) and V transposed, then applies the queries.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/cpu.h"
+#include "kernels/cpu_features.h"
+#include "kernels/scratch.h"
+#include "kernels/simd.h"
+
+namespace holocron::kernels {
+namespace {
+
+using simd::Vec;
+
+constexpr int64_t kTargetTasks = 32;
+constexpr int64_t kGlobalPositionsPerTask = 8;
+
+int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t RoundUp(int64_t a, int64_t b) { return CeilDiv(a, b) * b; }
+
+struct LambdaShape {
+  int64_t n, heads, keys, intra, values, height, width, positions;  // N, heads, K, U, V, H, W, M
+
+  explicit LambdaShape(const LambdaParams& p)
+      : n(p.batch),
+        heads(p.heads),
+        keys(p.dim_k),
+        intra(p.dim_u),
+        values(p.dim_v),
+        height(p.height),
+        width(p.width),
+        positions(p.height * p.width) {}
+};
+
+// ---- step 1: content lambda ---------------------------------------------------------------------------------------
+
+template <int W>
+HOLOCRON_INLINE float Dot(const float* a, const float* b, int64_t count) {
+  Vec<W> acc0 = simd::Zero<W>(), acc1 = simd::Zero<W>();
+  int64_t i = 0;
+  for (; i + 2 * W <= count; i += 2 * W) {
+    acc0 += simd::Load<W>(a + i) * simd::Load<W>(b + i);
+    acc1 += simd::Load<W>(a + i + W) * simd::Load<W>(b + i + W);
+  }
+  float sum = simd::ReduceAdd<W>(acc0 + acc1);
+  for (; i < count; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+// Lc[k, :] of one image: softmax of each key row (k, u) into `row`, then dot products with the value rows.
+template <int W>
+HOLOCRON_INLINE void ContentRow(const LambdaShape& s, const float* keys, const float* values, int64_t k, float* row,
+                                float* lc_row) {
+  std::fill(lc_row, lc_row + s.values, 0.0f);
+  for (int64_t u = 0; u < s.intra; ++u) {
+    const float* key_row = keys + (k * s.intra + u) * s.positions;
+    const float peak = *std::max_element(key_row, key_row + s.positions);
+    float total = 0.0f;
+    for (int64_t m = 0; m < s.positions; ++m) {
+      row[m] = std::exp(key_row[m] - peak);
+      total += row[m];
+    }
+    const float inv_total = 1.0f / total;
+    for (int64_t m = 0; m < s.positions; ++m) row[m] *= inv_total;
+    for (int64_t v = 0; v < s.values; ++v) {
+      lc_row[v] += Dot<W>(row, values + (v * s.intra + u) * s.positions, s.positions);
+    }
+  }
+}
+
+// ---- step 2, local positional lambda ------------------------------------------------------------------------------
+
+struct LocalTask {
+  const LambdaShape* shape;
+  const float* padded;   // [u][row][column] of V[n, v], zero-padded by r // 2
+  int64_t padded_rows, padded_width;
+  const float* kernel;   // R transposed: [(u, i, j)][k]
+  int64_t r;
+  const float* lc;       // Lc[n, 0, v]
+  int64_t lc_stride;     // between keys
+  const float* q;        // Q[n]
+  float* y;              // Y[n, v] (stride V * M between heads)
+  int64_t first_row, row_count;
+};
+
+template <int W, int KB>
+HOLOCRON_INLINE void LocalKeys(const LocalTask& t, int64_t k0, int64_t local_row, int64_t x, int64_t lanes) {
+  const LambdaShape& s = *t.shape;
+  Vec<W> acc[KB];
+  for (int kk = 0; kk < KB; ++kk) acc[kk] = simd::Broadcast<W>(t.lc[(k0 + kk) * t.lc_stride]);
+  const int64_t taps = t.r * t.r;
+  for (int64_t u = 0; u < s.intra; ++u) {
+    const float* plane = t.padded + (u * t.padded_rows + local_row) * t.padded_width + x;
+    const float* weights = t.kernel + u * taps * s.keys + k0;
+    for (int64_t i = 0; i < t.r; ++i) {
+      for (int64_t j = 0; j < t.r; ++j) {
+        const Vec<W> v = simd::Load<W>(plane + i * t.padded_width + j);
+        const float* w = weights + (i * t.r + j) * s.keys;
+        for (int kk = 0; kk < KB; ++kk) acc[kk] += simd::Broadcast<W>(w[kk]) * v;
+      }
+    }
+  }
+  const int64_t pixel = (t.first_row + local_row) * s.width + x;
+  for (int64_t h = 0; h < s.heads; ++h) {
+    float* out = t.y + h * s.values * s.positions + pixel;
+    const float* q = t.q + (h * s.keys + k0) * s.positions + pixel;
+    Vec<W> sum;
+    if (k0 == 0) {
+      sum = simd::Zero<W>();
+    } else {
+      sum = lanes == W ? simd::Load<W>(out) : simd::LoadPartial<W>(out, lanes);
+    }
+    for (int kk = 0; kk < KB; ++kk) {
+      const Vec<W> qv =
+          lanes == W ? simd::Load<W>(q + kk * s.positions) : simd::LoadPartial<W>(q + kk * s.positions, lanes);
+      sum += qv * acc[kk];
+    }
+    if (lanes == W) {
+      simd::Store<W>(out, sum);
+    } else {
+      simd::StorePartial<W>(out, sum, lanes);
+    }
+  }
+}
+
+template <int W, int KB>
+HOLOCRON_INLINE void LocalKeysRemainder(const LocalTask& t, int64_t k0, int64_t local_row, int64_t x, int64_t lanes,
+                                        int64_t remaining) {
+  if constexpr (KB > 0) {
+    if (remaining == KB) {
+      LocalKeys<W, KB>(t, k0, local_row, x, lanes);
+    } else {
+      LocalKeysRemainder<W, KB - 1>(t, k0, local_row, x, lanes, remaining);
+    }
+  }
+}
+
+template <int W, int KB>
+HOLOCRON_INLINE void LocalRows(const LocalTask& t) {
+  const LambdaShape& s = *t.shape;
+  for (int64_t r = 0; r < t.row_count; ++r) {
+    for (int64_t x = 0; x < s.width; x += W) {
+      const int64_t lanes = std::min<int64_t>(W, s.width - x);
+      int64_t k = 0;
+      for (; k + KB <= s.keys; k += KB) LocalKeys<W, KB>(t, k, r, x, lanes);
+      if (k < s.keys) LocalKeysRemainder<W, KB - 1>(t, k, r, x, lanes, s.keys - k);
+    }
+  }
+}
+
+// ---- step 2, global positional lambda -----------------------------------------------------------------------------
+
+struct GlobalTask {
+  const LambdaShape* shape;
+  const float* embedding;  // E
+  const float* vt;         // V[n] transposed: [u][m][v], v padded to value_stride with zeros
+  int64_t value_stride;    // V rounded up to whole vectors
+  const float* lc;         // Lc[n]: [k][v]
+  const float* q;          // Q[n]
+  float* y;                // Y[n]
+  float* lambda;           // scratch: [k][value_stride]
+  int64_t first, count;    // positions
+};
+
+// lambda[k0 + kk][vector v0 + v] = Lc + sum_{m, u} E[p, m, k0 + kk, u] * Vt[u, m, v].
+template <int W, int MR, int NV>
+HOLOCRON_INLINE void GlobalMicroTile(const GlobalTask& t, const float* e_p, int64_t k0, int64_t v0) {
+  const LambdaShape& s = *t.shape;
+  Vec<W> acc[MR][NV];
+  for (int kk = 0; kk < MR; ++kk) {
+    for (int v = 0; v < NV; ++v) acc[kk][v] = simd::Zero<W>();
+  }
+  const int64_t m_stride = s.keys * s.intra;
+  for (int64_t u = 0; u < s.intra; ++u) {
+    const float* e = e_p + k0 * s.intra + u;
+    const float* vt = t.vt + u * s.positions * t.value_stride + v0;
+    for (int64_t m = 0; m < s.positions; ++m) {
+      Vec<W> x[NV];
+      for (int v = 0; v < NV; ++v) x[v] = simd::Load<W>(vt + m * t.value_stride + v * W);
+      const float* em = e + m * m_stride;
+      for (int kk = 0; kk < MR; ++kk) {
+        const Vec<W> b = simd::Broadcast<W>(em[kk * s.intra]);
+        for (int v = 0; v < NV; ++v) acc[kk][v] += b * x[v];
+      }
+    }
+  }
+  for (int kk = 0; kk < MR; ++kk) {
+    float* out = t.lambda + (k0 + kk) * t.value_stride + v0;
+    const float* lc = t.lc + (k0 + kk) * t.value_stride + v0;
+    for (int v = 0; v < NV; ++v) simd::Store<W>(out + v * W, acc[kk][v] + simd::Load<W>(lc + v * W));
+  }
+}
+
+template <int W, int MR, int NV>
+HOLOCRON_INLINE void GlobalRemainder(const GlobalTask& t, const float* e_p, int64_t k0, int64_t v0,
+                                     int64_t remaining) {
+  if constexpr (MR > 0) {
+    if (remaining == MR) {
+      GlobalMicroTile<W, MR, NV>(t, e_p, k0, v0);
+    } else {
+      GlobalRemainder<W, MR - 1, NV>(t, e_p, k0, v0, remaining);
+    }
+  }
+}
+
+template <int W, int MR, int NV>
+HOLOCRON_INLINE void GlobalKeyRows(const GlobalTask& t, const float* e_p, int64_t v0) {
+  const int64_t keys = t.shape->keys;
+  int64_t k = 0;
+  for (; k + MR <= keys; k += MR) GlobalMicroTile<W, MR, NV>(t, e_p, k, v0);
+  if (k < keys) GlobalRemainder<W, MR - 1, NV>(t, e_p, k, v0, keys - k);
+}
+
+template <int W, int MR>
+HOLOCRON_INLINE void GlobalPositions(const GlobalTask& t) {
+  const LambdaShape& s = *t.shape;
+  const int64_t vectors = t.value_stride / W;
+  for (int64_t p = t.first; p < t.first + t.count; ++p) {
+    const float* e_p = t.embedding + p * s.positions * s.keys * s.intra;
+    int64_t vec = 0;
+    for (; vec + 2 <= vectors; vec += 2) GlobalKeyRows<W, MR, 2>(t, e_p, vec * W);
+    if (vec < vectors) GlobalKeyRows<W, MR, 1>(t, e_p, vec * W);
+    // Y[h * V + v, p] = sum_k Q[h * K + k, p] * lambda[k][v].
+    for (int64_t h = 0; h < s.heads; ++h) {
+      for (int64_t v0 = 0; v0 < t.value_stride; v0 += W) {
+        Vec<W> sum = simd::Zero<W>();
+        for (int64_t k = 0; k < s.keys; ++k) {
+          sum += simd::Broadcast<W>(t.q[(h * s.keys + k) * s.positions + p]) *
+                 simd::Load<W>(t.lambda + k * t.value_stride + v0);
+        }
+        float lanes[W];
+        simd::Store<W>(lanes, sum);
+        const int64_t valid = std::min<int64_t>(W, s.values - v0);
+        for (int64_t v = 0; v < valid; ++v) t.y[(h * s.values + v0 + v) * s.positions + p] = lanes[v];
+      }
+    }
+  }
+}
+
+// ---- per instruction set ------------------------------------------------------------------------------------------
+
+struct LambdaVariant {
+  void (*content)(const LambdaShape&, const float*, const float*, int64_t, float*, float*);
+  void (*local)(const LocalTask&);
+  void (*global)(const GlobalTask&);
+  int64_t lanes;
+};
+
+void ContentBaseline(const LambdaShape& s, const float* k, const float* v, int64_t row, float* tmp, float* out) {
+  ContentRow<4>(s, k, v, row, tmp, out);
+}
+void LocalBaseline(const LocalTask& t) { LocalRows<4, 8>(t); }
+void GlobalBaseline(const GlobalTask& t) { GlobalPositions<4, 4>(t); }
+#if HOLOCRON_X86
+HOLOCRON_TARGET_AVX2 void ContentAvx2(const LambdaShape& s, const float* k, const float* v, int64_t row, float* tmp,
+                                      float* out) {
+  ContentRow<8>(s, k, v, row, tmp, out);
+}
+HOLOCRON_TARGET_AVX2 void LocalAvx2(const LocalTask& t) { LocalRows<8, 8>(t); }
+HOLOCRON_TARGET_AVX2 void GlobalAvx2(const GlobalTask& t) { GlobalPositions<8, 6>(t); }
+HOLOCRON_TARGET_AVX512 void ContentAvx512(const LambdaShape& s, const float* k, const float* v, int64_t row,
+                                          float* tmp, float* out) {
+  ContentRow<16>(s, k, v, row, tmp, out);
+}
+HOLOCRON_TARGET_AVX512 void LocalAvx512(const LocalTask& t) { LocalRows<16, 8>(t); }
+HOLOCRON_TARGET_AVX512 void GlobalAvx512(const GlobalTask& t) { GlobalPositions<16, 8>(t); }
+#endif
+
+LambdaVariant SelectVariant() {
+  switch (ActiveIsa()) {
+#if HOLOCRON_X86
+    case Isa::kAvx512:
+      return {&ContentAvx512, &LocalAvx512, &GlobalAvx512, 16};
+    case Isa::kAvx2:
+      return {&ContentAvx2, &LocalAvx2, &GlobalAvx2, 8};
+#endif
+    default:
+      return {&ContentBaseline, &LocalBaseline, &GlobalBaseline, 4};
+  }
+}
+
+void RunLocal(const LambdaShape& s, const LambdaVariant& variant, const float* lc, int64_t lc_stride,
+              const float* q, const float* values, const float* position, int64_t r, float* y,
+              const ParallelFor& parallel) {
+  // R (K, U, 1, r, r) transposed to [(u, i, j)][k]: the KB keys of one tap are adjacent.
+  const int64_t taps = r * r;
+  std::vector<float> kernel(static_cast<size_t>(s.intra * taps * s.keys));
+  for (int64_t k = 0; k < s.keys; ++k) {
+    for (int64_t u = 0; u < s.intra; ++u) {
+      for (int64_t tap = 0; tap < taps; ++tap) kernel[(u * taps + tap) * s.keys + k] = position[(k * s.intra + u) * taps + tap];
+    }
+  }
+  const int64_t pad = r / 2;
+  const int64_t padded_width = RoundUp(s.width, variant.lanes) + r - 1;
+  const int64_t base_tasks = s.n * s.values;
+  const int64_t block = CeilDiv(s.height, std::clamp<int64_t>(CeilDiv(kTargetTasks, base_tasks), 1, s.height));
+  const int64_t blocks = CeilDiv(s.height, block);
+
+  TaskFailures failures;
+  const auto task = [&](size_t index) {
+    const int64_t id = static_cast<int64_t>(index);
+    const int64_t block_id = id % blocks;
+    const int64_t v = (id / blocks) % s.values;
+    const int64_t n = id / (blocks * s.values);
+    const int64_t first_row = block_id * block;
+    const int64_t row_count = std::min(block, s.height - first_row);
+    const int64_t padded_rows = row_count + r - 1;
+    Scratch scratch(static_cast<size_t>(s.intra * padded_rows * padded_width));
+    if (scratch.data() == nullptr) {
+      failures.Record();
+      return;
+    }
+    for (int64_t u = 0; u < s.intra; ++u) {
+      const float* plane = values + ((n * s.values + v) * s.intra + u) * s.positions;
+      for (int64_t row = 0; row < padded_rows; ++row) {
+        float* dst = scratch.data() + (u * padded_rows + row) * padded_width;
+        std::fill(dst, dst + padded_width, 0.0f);
+        const int64_t iy = first_row + row - pad;
+        if (iy >= 0 && iy < s.height) std::copy(plane + iy * s.width, plane + (iy + 1) * s.width, dst + pad);
+      }
+    }
+    LocalTask t;
+    t.shape = &s;
+    t.padded = scratch.data();
+    t.padded_rows = padded_rows;
+    t.padded_width = padded_width;
+    t.kernel = kernel.data();
+    t.r = r;
+    t.lc = lc + n * s.keys * lc_stride + v;
+    t.lc_stride = lc_stride;
+    t.q = q + n * s.heads * s.keys * s.positions;
+    t.y = y + (n * s.heads * s.values + v) * s.positions;
+    t.first_row = first_row;
+    t.row_count = row_count;
+    variant.local(t);
+  };
+  parallel(static_cast<size_t>(s.n * s.values * blocks), task);
+  failures.ThrowIfAny();
+}
+
+void RunGlobal(const LambdaShape& s, const LambdaVariant& variant, const float* lc, int64_t value_stride,
+               const float* q, const float* values, const float* position, float* y, const ParallelFor& parallel) {
+  // V transposed to [n][u][m][v] (v padded with zeros) so the product with E reads whole value vectors.
+  std::vector<float> vt(static_cast<size_t>(s.n * s.intra * s.positions * value_stride), 0.0f);
+  parallel(static_cast<size_t>(s.n * s.intra), [&](size_t index) {
+    const int64_t nu = static_cast<int64_t>(index);
+    const int64_t n = nu / s.intra;
+    const int64_t u = nu % s.intra;
+    float* dst = vt.data() + nu * s.positions * value_stride;
+    for (int64_t v = 0; v < s.values; ++v) {
+      const float* src = values + ((n * s.values + v) * s.intra + u) * s.positions;
+      for (int64_t m = 0; m < s.positions; ++m) dst[m * value_stride + v] = src[m];
+    }
+  });
+  const int64_t runs = CeilDiv(s.positions, kGlobalPositionsPerTask);
+  TaskFailures failures;
+  const auto task = [&](size_t index) {
+    const int64_t id = static_cast<int64_t>(index);
+    const int64_t n = id / runs;
+    const int64_t first = (id % runs) * kGlobalPositionsPerTask;
+    Scratch scratch(static_cast<size_t>(s.keys * value_stride));
+    if (scratch.data() == nullptr) {
+      failures.Record();
+      return;
+    }
+    GlobalTask t;
+    t.shape = &s;
+    t.embedding = position;
+    t.vt = vt.data() + n * s.intra * s.positions * value_stride;
+    t.value_stride = value_stride;
+    t.lc = lc + n * s.keys * value_stride;
+    t.q = q + n * s.heads * s.keys * s.positions;
+    t.y = y + n * s.heads * s.values * s.positions;
+    t.lambda = scratch.data();
+    t.first = first;
+    t.count = std::min(kGlobalPositionsPerTask, s.positions - first);
+    variant.global(t);
+  };
+  parallel(static_cast<size_t>(s.n * runs), task);
+  failures.ThrowIfAny();
+}
+
+}  // namespace
+
+void LambdaCpu(const LambdaParams& p, const float* q, const float* keys, const float* values, const float* position,
+               float* y, const ParallelFor& parallel) {
+  const LambdaShape s(p);
+  if (s.n == 0 || s.positions == 0 || s.heads == 0 || s.values == 0) return;
+  const LambdaVariant variant = SelectVariant();
+  // Lc rows padded to whole vectors (zeros past V) so the global step can load them as vectors.
+  const int64_t value_stride = RoundUp(s.values, variant.lanes);
+  std::vector<float> lc(static_cast<size_t>(s.n * s.keys * value_stride), 0.0f);
+  TaskFailures failures;
+  parallel(static_cast<size_t>(s.n * s.keys), [&](size_t index) {
+    const int64_t nk = static_cast<int64_t>(index);
+    const int64_t n = nk / s.keys;
+    const int64_t k = nk % s.keys;
+    Scratch row(static_cast<size_t>(s.positions));
+    if (row.data() == nullptr) {
+      failures.Record();
+      return;
+    }
+    variant.content(s, keys + n * s.keys * s.intra * s.positions, values + n * s.values * s.intra * s.positions, k,
+                    row.data(), lc.data() + nk * value_stride);
+  });
+  failures.ThrowIfAny();
+  if (p.local) {
+    RunLocal(s, variant, lc.data(), value_stride, q, values, position, p.r, y, parallel);
+  } else {
+    RunGlobal(s, variant, lc.data(), value_stride, q, values, position, y, parallel);
+  }
+}
+
+}  // namespace holocron::kernels
