@@ -67,7 +67,8 @@ def create_session(
         if with_kernels:
             runtime = _runtime()
             assert runtime is not None  # checked by kernels_available()
-            session = runtime.InferenceSession(source, providers=chosen)
+            options = runtime.session_options(log_severity_level=_LOG_ERRORS_ONLY)
+            session = runtime.InferenceSession(source, providers=chosen, sess_options=options)
         else:
             options = onnxruntime.SessionOptions()
             options.log_severity_level = _LOG_ERRORS_ONLY
