@@ -1,0 +1,74 @@
+"""holocron.runtime's Python helpers and the shape of the built library."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import holocron.runtime as runtime
+import numpy as np
+import pytest
+
+
+def add2d_model_and_feeds(make_node_model):
+    rng = np.random.default_rng(0)
+    feeds = {
+        "X": rng.standard_normal((1, 3, 5, 5)).astype(np.float32),
+        "W": rng.standard_normal((2, 3, 3, 3)).astype(np.float32),
+    }
+    return make_node_model("Add2d", feeds, {"pads": [1, 1, 1, 1]}), feeds
+
+
+def test_library_is_found(library: Path) -> None:
+    assert runtime.is_available()
+    assert runtime.library_path() == library
+    assert library.is_file()
+
+
+def test_missing_library_says_how_to_build(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(runtime.LIBRARY_ENV, str(tmp_path / "missing.so"))
+    assert not runtime.is_available()
+    with pytest.raises(runtime.RuntimeNotBuiltError, match="ONNXRUNTIME_INCLUDE_DIR"):
+        runtime.library_path()
+    with pytest.raises(runtime.RuntimeNotBuiltError):
+        runtime.session_options()
+
+
+def test_session_options_register_the_domain(make_node_model, library: Path) -> None:
+    import onnxruntime as ort
+
+    model, feeds = add2d_model_and_feeds(make_node_model)
+    options = runtime.session_options(intra_op_num_threads=3, inter_op_num_threads=1)
+    assert options.intra_op_num_threads == 3
+    assert options.inter_op_num_threads == 1
+    (out,) = ort.InferenceSession(model.SerializeToString(), options).run(None, feeds)
+    assert out.shape == (1, 2, 5, 5)
+
+
+def test_inference_session_from_bytes_path_and_shared_options(make_node_model, library: Path, tmp_path: Path) -> None:
+    import onnx
+    import onnxruntime as ort
+
+    model, feeds = add2d_model_and_feeds(make_node_model)
+    path = tmp_path / "add2d.onnx"
+    onnx.save(model, path)
+    options = ort.SessionOptions()
+    from_bytes = runtime.InferenceSession(model.SerializeToString(), sess_options=options)
+    # The same options a second time: the library must not be registered twice (onnxruntime would refuse).
+    from_path = runtime.InferenceSession(path, sess_options=options)
+    assert from_bytes.get_providers() == ["CPUExecutionProvider"]
+    np.testing.assert_array_equal(from_bytes.run(None, feeds)[0], from_path.run(None, feeds)[0])
+
+
+def test_library_exports_only_the_entry_point_and_links_no_onnxruntime(library: Path) -> None:
+    readelf = shutil.which("readelf")
+    if readelf is None or library.suffix != ".so":
+        pytest.skip("needs readelf and an ELF library")
+    dynamic = subprocess.run([readelf, "--dyn-syms", "--wide", str(library)], capture_output=True, text=True).stdout
+    exported = {
+        line.split()[-1]
+        for line in dynamic.splitlines()
+        if " GLOBAL " in line and " UND " not in line and line.split()[-1] != "Name"
+    }
+    assert exported == {"RegisterCustomOps"}
+    needed = subprocess.run([readelf, "-d", str(library)], capture_output=True, text=True).stdout
+    assert "onnxruntime" not in needed
