@@ -193,7 +193,10 @@ def test_slim_conv2d_pathways():
     ],
 )
 def test_slim_conv2d_shapes(kwargs, shape, out_shape):
-    assert hnn.SlimConv2d(**kwargs)(torch.randn(shape)).shape == out_shape
+    module = hnn.SlimConv2d(**kwargs)
+    assert module(torch.randn(shape)).shape == out_shape
+    # A batch of one needs the running statistics of the squeeze branch's batch norm (1 value per channel)
+    assert module.eval()(torch.randn(1, *shape[1:])).shape == (1, *out_shape[1:])
 
 
 def test_slim_conv2d_state_dict():

@@ -10,7 +10,12 @@ __all__ = ["as_pair", "check_conv_input", "check_hard_target", "check_reduction"
 
 def as_pair(value: int | tuple[int, int], name: str, minimum: int) -> list[int]:
     """Turn an ``int`` or an ``(h, w)`` pair into a list ``[h, w]`` and check both are >= ``minimum``."""
-    pair = [value, value] if isinstance(value, int) else [value[0], value[1]]
+    if isinstance(value, int):
+        pair = [value, value]
+    else:
+        if len(value) != 2:
+            raise ValueError(f"argument `{name}` is expected to be an int or a pair of ints, received {value}")
+        pair = [value[0], value[1]]
     if pair[0] < minimum or pair[1] < minimum:
         raise ValueError(f"argument `{name}` is expected to be >= {minimum}, received {pair}")
     return pair

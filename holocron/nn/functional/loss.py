@@ -24,10 +24,15 @@ __all__ = [
 ]
 
 
-def _class_weight_view(weight: Tensor, x: Tensor) -> Tensor:
-    """``weight`` (K,) viewed as (1, K, 1, ...) to broadcast against ``x`` (N, K, ...)."""
+def _check_class_weight(weight: Tensor, x: Tensor) -> None:
+    """Check that ``weight`` holds one weight per class of ``x`` (N, K, ...)."""
     if weight.dim() != 1 or weight.shape[0] != x.shape[1]:
         raise ValueError(f"weight is expected to have shape ({x.shape[1]},), received shape {weight.shape}")
+
+
+def _class_weight_view(weight: Tensor, x: Tensor) -> Tensor:
+    """``weight`` (K,) viewed as (1, K, 1, ...) to broadcast against ``x`` (N, K, ...)."""
+    _check_class_weight(weight, x)
     return weight.to(x.dtype).reshape([1, x.shape[1]] + [1] * (x.dim() - 2))
 
 
@@ -37,8 +42,7 @@ def _target_weights(x: Tensor, target: Tensor, weight: Tensor | None, ignore_ind
     safe_target = target.masked_fill(~valid, 0)
     if weight is None:
         return valid.to(x.dtype), safe_target
-    if weight.dim() != 1 or weight.shape[0] != x.shape[1]:
-        raise ValueError(f"weight is expected to have shape ({x.shape[1]},), received shape {weight.shape}")
+    _check_class_weight(weight, x)
     return weight.to(x.dtype)[safe_target] * valid, safe_target
 
 
@@ -290,8 +294,7 @@ def dice_loss(
     dice = ((1 + gamma) * intersection + eps) / (cardinality + eps)
     if weight is None:
         return 1 - dice.mean()
-    if weight.dim() != 1 or weight.shape[0] != x.shape[1]:
-        raise ValueError(f"weight is expected to have shape ({x.shape[1]},), received shape {weight.shape}")
+    _check_class_weight(weight, x)
     weight = weight.to(x.dtype)
     return 1 - (weight * dice).sum() / weight.sum()
 
