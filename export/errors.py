@@ -1,17 +1,25 @@
 """Exceptions raised by ``holocron.export``.
 
-Every failure the command line reports is one of these, so ``holocron-export`` can print a one-line reason and exit
-non-zero without a traceback; anything else is a bug and keeps its traceback.
+The command line turns these (and the ValueError/TypeError of bad arguments) into a one-line reason and a non-zero
+exit status; anything else is a bug, still reported in one line, with the traceback available (``--traceback``).
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .verification_report import VerificationReport
 
-__all__ = ["ExportError", "ModelLoadError", "OutputExistsError", "VerificationFailedError", "summarize_error"]
+__all__ = [
+    "ExportError",
+    "ModelLoadError",
+    "OutputExistsError",
+    "VerificationFailedError",
+    "root_cause",
+    "summarize_error",
+]
 
 
 class ExportError(RuntimeError):
@@ -39,13 +47,24 @@ class VerificationFailedError(ExportError):
         self.report = report
 
 
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The innermost exception of ``error``'s ``raise ... from`` chain (where wrapped library errors start)."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return error
+
+
 def summarize_error(error: BaseException) -> str:
     """One line saying what went wrong in ``error``, for messages that wrap a library's exception.
 
     Most exceptions state the problem on their first line. TorchScript interpreter errors start with a generic line
     and two tracebacks and end with the actual error, so the last line is taken for them.
     """
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    text = _ANSI_ESCAPE.sub("", str(error))
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     if not lines:
         return type(error).__name__
     if "TorchScript interpreter" in lines[0] or any(line.startswith("Traceback of TorchScript") for line in lines):

@@ -29,7 +29,7 @@ from .custom_op_support import (
     custom_translation_table,
     ensure_symbolics_registered,
 )
-from .errors import ExportError, summarize_error
+from .errors import ExportError, root_cause, summarize_error
 from .model_mode import eval_mode, mode_is_fixed
 from .onnx_finalize import finalize_onnx_model, onnx_opset_of
 from .onnx_graph_names import io_names
@@ -92,7 +92,10 @@ def _export_dynamo(model: nn.Module, args: tuple[torch.Tensor, ...], dynamic_bat
             optimize=True,
         )
     except Exception as error:
-        raise ExportError(f"dynamo exporter failed: {summarize_error(error)}{missing_ops_reason}") from error
+        # torch.onnx wraps the actual failure (from torch.export or a translation) in a generic ConversionError.
+        cause = root_cause(error)
+        reason = f"{type(cause).__name__}: {summarize_error(cause)}" if cause is not error else summarize_error(error)
+        raise ExportError(f"dynamo exporter failed: {reason}{missing_ops_reason}") from error
     if program is None:
         raise ExportError("dynamo exporter returned no program")
     return program.model_proto
