@@ -3,8 +3,8 @@
 The filters are matched to each sliding window by a negated L1 distance instead of a dot product. The eager kernel
 builds the windows once (``unfold``, the same ``N x C_in*kH*kW x L`` buffer a CPU convolution uses) and lets
 ``torch.cdist(p=1)`` reduce them against the filters, so the ``N x L x C_out x C_in*kH*kW`` difference tensor is never
-materialised. The backward builds that sign tensor one chunk of output channels at a time, bounded by
-``_BACKWARD_CHUNK_ELEMENTS``.
+materialised. The backward (an op of its own, ``holocron::_add2d_backward``) builds that sign tensor one chunk of
+output channels at a time, bounded by ``_BACKWARD_CHUNK_ELEMENTS``.
 """
 
 import torch
@@ -76,19 +76,19 @@ def _slices(
     groups: int,
     normalize_slices: bool,
     eps: float,
-) -> Tensor:
+) -> tuple[Tensor, Tensor | None]:
     """Windows of ``input`` as ``(N, groups, L, C_in / groups * kH * kW)``, (c, i, j) order, optionally normalized.
 
-    Differentiable: the backward runs it again under autograd to carry the slice gradients back to ``input``.
+    Returns the slices and, when normalized, their standard deviations ``sqrt(var + eps)`` ``(N, groups, L, 1)``.
     """
     batch, channels = input.shape[0], input.shape[1]
     cols = F.unfold(input, kernel_size, dilation=dilation, padding=padding, stride=stride)
     slices = cols.view(batch, groups, channels // groups * kernel_size[0] * kernel_size[1], -1).transpose(2, 3)
-    if normalize_slices:
-        mean = slices.mean(dim=-1, keepdim=True)
-        var = (slices - mean).square().mean(dim=-1, keepdim=True)
-        slices = (slices - mean) / (var + eps).sqrt()
-    return slices
+    if not normalize_slices:
+        return slices, None
+    centered = slices - slices.mean(dim=-1, keepdim=True)
+    std = (centered.square().mean(dim=-1, keepdim=True) + eps).sqrt()
+    return centered / std, std
 
 
 @torch.library.custom_op(f"{DOMAIN}::{ADD2D.torch_name}", mutates_args=())
@@ -105,7 +105,7 @@ def _add2d_op(
 ) -> Tensor:
     out_h, out_w = _check_args(input, weight, bias, stride, padding, dilation, groups, eps)
     kernel_size = [weight.shape[2], weight.shape[3]]
-    slices = _slices(input, kernel_size, stride, padding, dilation, groups, normalize_slices, eps)
+    slices, _ = _slices(input, kernel_size, stride, padding, dilation, groups, normalize_slices, eps)
     filters = weight.reshape(groups, weight.shape[0] // groups, -1)
     distances = torch.cdist(filters, slices, p=1.0)  # (N, groups, C_out / groups, L)
     out = distances.view(input.shape[0], weight.shape[0], out_h, out_w).neg_()
@@ -130,6 +130,67 @@ def _add2d_fake(
     return input.new_empty((input.shape[0], weight.shape[0], out_h, out_w))
 
 
+# The backward is an op of its own so that tracers (torch.compile, AOT autograd) see one opaque call.
+@torch.library.custom_op(f"{DOMAIN}::_{ADD2D.torch_name}_backward", mutates_args=())
+def _add2d_backward_op(
+    grad_output: Tensor,
+    input: Tensor,
+    weight: Tensor,
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
+    groups: int,
+    normalize_slices: bool,
+    eps: float,
+) -> tuple[Tensor, Tensor]:
+    """Gradients of ``add2d`` w.r.t. ``input`` and ``weight``.
+
+    ``dY/dW = sign(S - W)`` and ``dY/dS = -sign(S - W)``, built one chunk of output channels at a time; through the
+    normalization ``dS = (dSn - mean(dSn) - Sn * mean(dSn * Sn)) / std``; ``fold`` (the adjoint of ``unfold``) brings
+    the window gradients back to ``input``.
+    """
+    batch, out_channels = grad_output.shape[0], grad_output.shape[1]
+    per_group = out_channels // groups
+    kernel_size = [weight.shape[2], weight.shape[3]]
+    slices, std = _slices(input, kernel_size, stride, padding, dilation, groups, normalize_slices, eps)
+    filters = weight.reshape(groups, per_group, -1)
+    grad_y = grad_output.reshape(batch, groups, per_group, -1).transpose(2, 3)  # (N, groups, L, C_out / groups)
+    grad_slices = torch.zeros_like(slices)
+    grad_filters = torch.empty_like(filters)
+    step = max(1, _BACKWARD_CHUNK_ELEMENTS // max(1, slices.numel()))
+    for start in range(0, per_group, step):
+        stop = min(start + step, per_group)
+        sign = torch.sign(slices.unsqueeze(3) - filters[None, :, None, start:stop])  # (N, groups, L, chunk, D)
+        chunk_grad = grad_y[..., start:stop]
+        grad_filters[:, start:stop] = torch.einsum("nglod,nglo->god", sign, chunk_grad)
+        grad_slices -= torch.einsum("nglod,nglo->ngld", sign, chunk_grad)
+    if std is not None:
+        mean_grad = grad_slices.mean(dim=-1, keepdim=True)
+        mean_projection = (grad_slices * slices).mean(dim=-1, keepdim=True)
+        grad_slices = (grad_slices - mean_grad - slices * mean_projection) / std
+    grad_cols = grad_slices.transpose(2, 3).reshape(batch, input.shape[1] * kernel_size[0] * kernel_size[1], -1)
+    grad_input = F.fold(
+        grad_cols, [input.shape[2], input.shape[3]], kernel_size, dilation=dilation, padding=padding, stride=stride
+    )
+    return grad_input.contiguous(), grad_filters.view_as(weight).contiguous()
+
+
+@_add2d_backward_op.register_fake
+def _add2d_backward_fake(
+    grad_output: Tensor,
+    input: Tensor,
+    weight: Tensor,
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
+    groups: int,
+    normalize_slices: bool,
+    eps: float,
+) -> tuple[Tensor, Tensor]:
+    contiguous = torch.contiguous_format
+    return torch.empty_like(input, memory_format=contiguous), torch.empty_like(weight, memory_format=contiguous)
+
+
 def _setup_context(ctx, inputs: tuple, output: Tensor) -> None:
     input, weight, bias, stride, padding, dilation, groups, normalize_slices, eps = inputs
     ctx.save_for_backward(input, weight)
@@ -138,32 +199,9 @@ def _setup_context(ctx, inputs: tuple, output: Tensor) -> None:
 
 
 def _backward(ctx, grad_output: Tensor) -> tuple[Tensor | None, ...]:
-    """``dY/dW = sign(S - W)``, ``dY/dS = -sign(S - W)``; ``dS/dX`` by autograd through :func:`_slices`."""
     input, weight = ctx.saved_tensors
-    stride, padding, dilation, groups, normalize_slices, eps = ctx.attrs
-    batch, out_channels = grad_output.shape[0], grad_output.shape[1]
-    per_group = out_channels // groups
-    kernel_size = [weight.shape[2], weight.shape[3]]
-    with torch.enable_grad():
-        leaf = input.detach().requires_grad_(ctx.needs_input_grad[0])
-        slices = _slices(leaf, kernel_size, stride, padding, dilation, groups, normalize_slices, eps)
-    values = slices.detach()
-    filters = weight.reshape(groups, per_group, -1)
-    grad_y = grad_output.reshape(batch, groups, per_group, -1).transpose(2, 3)  # (N, groups, L, C_out / groups)
-    grad_slices = torch.zeros_like(values)
-    grad_filters = torch.empty_like(filters)
-    step = max(1, _BACKWARD_CHUNK_ELEMENTS // max(1, values.numel()))
-    for start in range(0, per_group, step):
-        stop = min(start + step, per_group)
-        sign = torch.sign(values.unsqueeze(3) - filters[None, :, None, start:stop])  # (N, groups, L, chunk, D)
-        chunk_grad = grad_y[..., start:stop]
-        grad_filters[:, start:stop] = torch.einsum("nglod,nglo->god", sign, chunk_grad)
-        grad_slices -= torch.einsum("nglod,nglo->ngld", sign, chunk_grad)
-    grad_input = None
-    if ctx.needs_input_grad[0]:
-        (grad_input,) = torch.autograd.grad(slices, leaf, grad_slices)
-    grad_weight = grad_filters.view_as(weight) if ctx.needs_input_grad[1] else None
-    grad_bias = grad_output.sum(dim=(0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[2] else None
+    grad_input, grad_weight = torch.ops.holocron._add2d_backward(grad_output, input, weight, *ctx.attrs)
+    grad_bias = grad_output.sum(dim=(0, 2, 3)) if ctx.has_bias else None
     return grad_input, grad_weight, grad_bias, None, None, None, None, None, None
 
 

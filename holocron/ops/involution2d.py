@@ -2,7 +2,7 @@
 
 The eager kernel walks the ``kH * kW`` taps: each tap is a strided view of the zero-padded input, multiplied by its
 per-pixel weight and accumulated, so memory stays at one padded input plus the output (no unfolded windows). The
-backward walks the same taps with explicit formulas.
+backward (an op of its own, ``holocron::_involution2d_backward``) walks the same taps with explicit formulas.
 """
 
 import torch
@@ -97,16 +97,22 @@ def _involution2d_fake(
     return input.new_empty((input.shape[0], input.shape[1], out_h, out_w))
 
 
-def _setup_context(ctx, inputs: tuple, output: Tensor) -> None:
-    input, kernel, kernel_size, stride, padding, dilation, groups = inputs
-    ctx.save_for_backward(input, kernel)
-    ctx.attrs = (kernel_size, stride, padding, dilation, groups)
+# The backward is an op of its own so that tracers (torch.compile, AOT autograd) see one opaque call.
+@torch.library.custom_op(f"{DOMAIN}::_{INVOLUTION2D.torch_name}_backward", mutates_args=())
+def _involution2d_backward_op(
+    grad_output: Tensor,
+    input: Tensor,
+    kernel: Tensor,
+    kernel_size: list[int],
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
+    groups: int,
+) -> tuple[Tensor, Tensor]:
+    """Gradients of ``involution2d`` w.r.t. ``input`` and ``kernel``, tap by tap.
 
-
-def _backward(ctx, grad_output: Tensor) -> tuple[Tensor | None, ...]:
-    """``dK[g * kH * kW + t] = sum_{c in g} dY * X_t`` and ``dX_pad[window t] += dY * K_t`` for every tap ``t``."""
-    input, kernel = ctx.saved_tensors
-    kernel_size, stride, padding, dilation, groups = ctx.attrs
+    ``dK[g * kH * kW + t] = sum_{c in g} dY * X_t`` and ``dX_pad[window t] += dY * K_t``.
+    """
     batch, channels, out_h, out_w = grad_output.shape
     padded = F.pad(input, (padding[1], padding[1], padding[0], padding[0]))
     grad_padded = torch.zeros_like(padded)
@@ -121,9 +127,34 @@ def _backward(ctx, grad_output: Tensor) -> tuple[Tensor | None, ...]:
             grad_window = _tap(grad_padded, i, j, stride, dilation, out_h, out_w)
             grad_window += (grad_y * taps[:, :, :, t]).view(grad_window.shape)
     height, width = input.shape[2], input.shape[3]
-    grad_input = grad_padded[:, :, padding[0] : padding[0] + height, padding[1] : padding[1] + width]
-    grad_input = grad_input if ctx.needs_input_grad[0] else None
-    grad_kernel = grad_taps.view_as(kernel) if ctx.needs_input_grad[1] else None
+    grad_input = grad_padded[:, :, padding[0] : padding[0] + height, padding[1] : padding[1] + width].contiguous()
+    return grad_input, grad_taps.view_as(kernel).contiguous()
+
+
+@_involution2d_backward_op.register_fake
+def _involution2d_backward_fake(
+    grad_output: Tensor,
+    input: Tensor,
+    kernel: Tensor,
+    kernel_size: list[int],
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
+    groups: int,
+) -> tuple[Tensor, Tensor]:
+    contiguous = torch.contiguous_format
+    return torch.empty_like(input, memory_format=contiguous), torch.empty_like(kernel, memory_format=contiguous)
+
+
+def _setup_context(ctx, inputs: tuple, output: Tensor) -> None:
+    input, kernel, kernel_size, stride, padding, dilation, groups = inputs
+    ctx.save_for_backward(input, kernel)
+    ctx.attrs = (kernel_size, stride, padding, dilation, groups)
+
+
+def _backward(ctx, grad_output: Tensor) -> tuple[Tensor | None, ...]:
+    input, kernel = ctx.saved_tensors
+    grad_input, grad_kernel = torch.ops.holocron._involution2d_backward(grad_output, input, kernel, *ctx.attrs)
     return grad_input, grad_kernel, None, None, None, None, None
 
 

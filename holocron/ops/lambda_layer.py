@@ -2,8 +2,8 @@
 
 Queries, keys and values come in as feature maps (the layer's 1x1 projections and batch norms stay outside the op);
 the op turns the keys into a content lambda and the values into position lambdas, local (a ``r x r`` relative kernel,
-as a 3-D convolution) or global (a dense ``H*W x H*W`` embedding), and applies both to the queries. Plain torch ops;
-the backward replays them under autograd.
+as a 3-D convolution) or global (a dense ``H*W x H*W`` embedding), and applies both to the queries. Plain torch ops,
+with an explicit backward (an op of its own, ``holocron::_lambda_layer_backward``).
 """
 
 import torch
@@ -61,34 +61,85 @@ def _dims(q: Tensor, k: Tensor, v: Tensor, pos: Tensor, num_heads: int) -> tuple
     return dim_k, dim_u, v.shape[1] // dim_u
 
 
-def _lambda(q: Tensor, k: Tensor, v: Tensor, pos: Tensor, num_heads: int) -> Tensor:
-    """Differentiable reference of the op (used by the forward and replayed by the backward)."""
+def _operands(q: Tensor, k: Tensor, v: Tensor, pos: Tensor, num_heads: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Queries ``(N, heads, K, HW)``, softmaxed keys ``(N, K, U, HW)`` and values ``(N, V, U, HW)``."""
     dim_k, dim_u, dim_v = _dims(q, k, v, pos, num_heads)
-    batch, height, width = q.shape[0], q.shape[2], q.shape[3]
-    queries = q.reshape(batch, num_heads, dim_k, height * width)
-    keys = k.reshape(batch, dim_k, dim_u, height * width).softmax(dim=-1)
-    values = v.reshape(batch, dim_v, dim_u, height * width)
+    batch, positions = q.shape[0], q.shape[2] * q.shape[3]
+    queries = q.reshape(batch, num_heads, dim_k, positions)
+    keys = k.reshape(batch, dim_k, dim_u, positions).softmax(dim=-1)
+    values = v.reshape(batch, dim_v, dim_u, positions)
+    return queries, keys, values
+
+
+def _values_volume(values: Tensor, height: int, width: int) -> Tensor:
+    """Values as the channels-first volume ``(N, U, V, H, W)`` the local position lambda convolves."""
+    return values.view(values.shape[0], values.shape[1], values.shape[2], height, width).transpose(1, 2)
+
+
+def _lambdas(keys: Tensor, values: Tensor, pos: Tensor, height: int, width: int) -> Tensor:
+    """Content plus position lambdas, ``(N, K, V, HW)``."""
     content = torch.einsum("nkum,nvum->nkv", keys, values)
     if pos.dim() == 5:
         pad = pos.shape[-1] // 2
-        # Channels-first for conv3d: (N, dim_u, dim_v, H, W) -> (N, dim_k, dim_v, H, W).
-        position = F.conv3d(values.view(batch, dim_v, dim_u, height, width).transpose(1, 2), pos, padding=(0, pad, pad))
-        position = position.reshape(batch, dim_k, dim_v, height * width)
+        position = F.conv3d(_values_volume(values, height, width), pos, padding=(0, pad, pad))  # (N, K, V, H, W)
+        position = position.flatten(3)
     else:
         position = torch.einsum("pmku,nvum->nkvp", pos, values)
-    out = torch.einsum("nhkp,nkv->nhvp", queries, content) + torch.einsum("nhkp,nkvp->nhvp", queries, position)
-    return out.reshape(batch, num_heads * dim_v, height, width)
+    return content.unsqueeze(-1) + position
 
 
 @torch.library.custom_op(f"{DOMAIN}::{LAMBDA.torch_name}", mutates_args=())
 def _lambda_layer_op(q: Tensor, k: Tensor, v: Tensor, pos: Tensor, num_heads: int) -> Tensor:
-    return _lambda(q, k, v, pos, num_heads)
+    queries, keys, values = _operands(q, k, v, pos, num_heads)
+    lambdas = _lambdas(keys, values, pos, q.shape[2], q.shape[3])
+    out = torch.einsum("nhkp,nkvp->nhvp", queries, lambdas)  # may come back as a permuted view
+    return out.contiguous().view(q.shape[0], -1, q.shape[2], q.shape[3])
 
 
 @_lambda_layer_op.register_fake
 def _lambda_layer_fake(q: Tensor, k: Tensor, v: Tensor, pos: Tensor, num_heads: int) -> Tensor:
     _, _, dim_v = _dims(q, k, v, pos, num_heads)
     return q.new_empty((q.shape[0], num_heads * dim_v, q.shape[2], q.shape[3]))
+
+
+# The backward is an op of its own so that tracers (torch.compile, AOT autograd) see one opaque call.
+@torch.library.custom_op(f"{DOMAIN}::_{LAMBDA.torch_name}_backward", mutates_args=())
+def _lambda_layer_backward_op(
+    grad_output: Tensor, q: Tensor, k: Tensor, v: Tensor, pos: Tensor, num_heads: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Gradients of ``lambda_layer`` w.r.t. ``q, k, v, pos``.
+
+    The chain rule through ``Y = Q . (Lc + Lp)``, the content lambda, the key softmax and the (local or global)
+    position lambda.
+    """
+    height, width = q.shape[2], q.shape[3]
+    queries, keys, values = _operands(q, k, v, pos, num_heads)
+    lambdas = _lambdas(keys, values, pos, height, width)
+    grad_y = grad_output.reshape(queries.shape[0], queries.shape[1], -1, queries.shape[3])  # (N, heads, V, HW)
+    grad_q = torch.einsum("nhvp,nkvp->nhkp", grad_y, lambdas).reshape(q.shape)
+    grad_lambdas = torch.einsum("nhkp,nhvp->nkvp", queries, grad_y)
+    grad_content = grad_lambdas.sum(dim=-1)
+    grad_keys = torch.einsum("nkv,nvum->nkum", grad_content, values)
+    grad_k = (keys * (grad_keys - (grad_keys * keys).sum(dim=-1, keepdim=True))).reshape(k.shape)
+    grad_values = torch.einsum("nkv,nkum->nvum", grad_content, keys)
+    if pos.dim() == 5:
+        pad = pos.shape[-1] // 2
+        grad_position = grad_lambdas.reshape(*grad_lambdas.shape[:3], height, width)  # (N, K, V, H, W)
+        grad_volume = F.conv_transpose3d(grad_position, pos, padding=(0, pad, pad))  # (N, U, V, H, W)
+        grad_values = grad_values + grad_volume.transpose(1, 2).reshape(grad_values.shape)
+        volume = _values_volume(values, height, width)
+        grad_pos = torch.nn.grad.conv3d_weight(volume, list(pos.shape), grad_position, padding=(0, pad, pad))
+    else:
+        grad_values = grad_values + torch.einsum("pmku,nkvp->nvum", pos, grad_lambdas)
+        grad_pos = torch.einsum("nkvp,nvum->pmku", grad_lambdas, values)
+    return grad_q.contiguous(), grad_k.contiguous(), grad_values.reshape(v.shape).contiguous(), grad_pos.contiguous()
+
+
+@_lambda_layer_backward_op.register_fake
+def _lambda_layer_backward_fake(
+    grad_output: Tensor, q: Tensor, k: Tensor, v: Tensor, pos: Tensor, num_heads: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    return tuple(torch.empty_like(t, memory_format=torch.contiguous_format) for t in (q, k, v, pos))  # type: ignore[return-value]
 
 
 def _setup_context(ctx, inputs: tuple, output: Tensor) -> None:
@@ -98,14 +149,8 @@ def _setup_context(ctx, inputs: tuple, output: Tensor) -> None:
 
 
 def _backward(ctx, grad_output: Tensor) -> tuple[Tensor | None, ...]:
-    """Replay :func:`_lambda` under autograd and differentiate it."""
-    saved = ctx.saved_tensors
-    with torch.enable_grad():
-        leaves = [t.detach().requires_grad_(needed) for t, needed in zip(saved, ctx.needs_input_grad[:4], strict=True)]
-        out = _lambda(*leaves, ctx.num_heads)
-        wanted = [leaf for leaf in leaves if leaf.requires_grad]
-        grads = iter(torch.autograd.grad(out, wanted, grad_output) if wanted else ())
-    return (*(next(grads) if leaf.requires_grad else None for leaf in leaves), None)
+    grads = torch.ops.holocron._lambda_layer_backward(grad_output, *ctx.saved_tensors, ctx.num_heads)
+    return (*grads, None)
 
 
 _lambda_layer_op.register_autograd(_backward, setup_context=_setup_context)
