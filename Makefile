@@ -16,7 +16,7 @@ test: setup
 	HOLOCRON_REQUIRE_RUNTIME=1 $(BIN)/python -m pytest -q
 
 demo: setup
-	$(BIN)/holocron-export --demo --format onnx -o build/demo.onnx --force
+	$(BIN)/holocron-export --demo --format onnx -o build/demo.onnx --report build/demo-report.json --force
 
 lint: setup
 	$(BIN)/ruff check .
