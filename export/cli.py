@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from .shape_text import parse_input_shape
+
 __all__ = ["build_parser", "main"]
 
 EXIT_OK = 0
@@ -41,8 +43,6 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def _input_shape(text: str) -> tuple[int, ...]:
-    from .input_specs import parse_input_shape
-
     try:
         return parse_input_shape(text)
     except ValueError as error:

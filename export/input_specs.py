@@ -1,4 +1,4 @@
-"""Example inputs for export and verification: shape parsing and seeded random tensors."""
+"""Example inputs for export and verification: seeded random tensors from shapes."""
 
 from __future__ import annotations
 
@@ -6,29 +6,12 @@ from collections.abc import Sequence
 
 import torch
 
+from .shape_text import parse_input_shape
+
 __all__ = ["InputSpec", "make_inputs", "parse_input_shape"]
 
 #: An input given either as a tensor (used as is) or as a shape (filled with seeded standard-normal values).
 InputSpec = torch.Tensor | Sequence[int]
-
-
-def parse_input_shape(text: str) -> tuple[int, ...]:
-    """Parse an ``--input-shape`` value such as ``1,3,224,224`` into ``(1, 3, 224, 224)``.
-
-    Raises:
-        ValueError: empty text, a non-integer entry, or a dimension below 1.
-    """
-    malformed = f"input shape {text!r} is malformed; expected comma-separated positive integers like 1,3,224,224"
-    parts = [part.strip() for part in text.split(",")]
-    if not text.strip() or any(not part for part in parts):
-        raise ValueError(malformed)
-    try:
-        dims = tuple(int(part) for part in parts)
-    except ValueError:
-        raise ValueError(malformed) from None
-    if any(dim < 1 for dim in dims):
-        raise ValueError(f"input shape {text!r} has a dimension below 1; every dimension must be >= 1")
-    return dims
 
 
 def _check_shape(shape: Sequence[int], index: int) -> tuple[int, ...]:
