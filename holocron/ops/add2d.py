@@ -172,7 +172,7 @@ def _add2d_backward_op(
     grad_input = F.fold(
         grad_cols, [input.shape[2], input.shape[3]], kernel_size, dilation=dilation, padding=padding, stride=stride
     )
-    return grad_input.contiguous(), grad_filters.view_as(weight).contiguous()
+    return grad_input.contiguous(), grad_filters.reshape(weight.shape).contiguous()
 
 
 @_add2d_backward_op.register_fake

@@ -125,10 +125,10 @@ def _involution2d_backward_op(
             window = _tap(padded, i, j, stride, dilation, out_h, out_w).reshape(grad_y.shape)
             grad_taps[:, :, :, t] = (grad_y * window).sum(dim=2, keepdim=True)
             grad_window = _tap(grad_padded, i, j, stride, dilation, out_h, out_w)
-            grad_window += (grad_y * taps[:, :, :, t]).view(grad_window.shape)
+            grad_window += (grad_y * taps[:, :, :, t]).reshape(grad_window.shape)
     height, width = input.shape[2], input.shape[3]
     grad_input = grad_padded[:, :, padding[0] : padding[0] + height, padding[1] : padding[1] + width].contiguous()
-    return grad_input, grad_taps.view_as(kernel).contiguous()
+    return grad_input, grad_taps.reshape(kernel.shape).contiguous()
 
 
 @_involution2d_backward_op.register_fake
