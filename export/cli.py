@@ -72,8 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         type=Path,
         metavar="MODEL",
-        help="TorchScript archive, torch.export "
-        "archive (.pt2) or pickled module (needs --trust-pickle); omitted with --demo",
+        help="TorchScript archive, torch.export archive (.pt2) or pickled module (needs --trust-pickle); "
+        "omitted with --demo",
     )
     parser.add_argument("--demo", action="store_true", help="export the built-in demo model (input 1,16,32,32)")
     parser.add_argument(
@@ -91,11 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="N,C,H,W",
-        help="shape of one model input, e.g. 1,3,224,224; repeat for several "
-        "inputs (default: the demo's, or the shapes recorded in a .pt2 archive)",
+        help="shape of one model input, e.g. 1,3,224,224; repeat for several inputs "
+        "(default: the demo's, or the shapes recorded in a .pt2 archive)",
     )
     onnx_group = parser.add_argument_group("ONNX options")
-    onnx_group.add_argument("--opset", type=int, help="ONNX opset (default 20; 18 to 20 for --exporter torchscript)")
+    onnx_group.add_argument(
+        "--opset", type=int, help="ONNX opset (default 20; 18 to 23, 18 to 20 with --exporter torchscript)"
+    )
     onnx_group.add_argument(
         "--dynamic-batch", action="store_true", help="symbolic batch dimension (verified at batch size 3)"
     )

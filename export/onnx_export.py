@@ -25,16 +25,21 @@ import torch
 from torch import nn
 
 from .atomic_write import check_writable, write_bytes_atomically
-from .custom_op_support import (
-    custom_translation_table,
-    ensure_symbolics_registered,
-)
+from .custom_op_support import custom_translation_table, ensure_symbolics_registered
 from .errors import ExportError, root_cause, summarize_error
 from .model_mode import eval_mode, mode_is_fixed
 from .onnx_finalize import finalize_onnx_model, onnx_opset_of
 from .onnx_graph_names import io_names
 
-__all__ = ["DEFAULT_OPSET", "EXPORTERS", "MIN_OPSET", "TORCHSCRIPT_MAX_OPSET", "to_onnx", "to_onnx_proto"]
+__all__ = [
+    "DEFAULT_OPSET",
+    "EXPORTERS",
+    "MAX_OPSET",
+    "MIN_OPSET",
+    "TORCHSCRIPT_MAX_OPSET",
+    "to_onnx",
+    "to_onnx_proto",
+]
 
 Exporter = Literal["dynamo", "torchscript"]
 EXPORTERS: tuple[Exporter, ...] = ("dynamo", "torchscript")
@@ -42,6 +47,9 @@ EXPORTERS: tuple[Exporter, ...] = ("dynamo", "torchscript")
 DEFAULT_OPSET = 20
 #: Oldest ONNX opset supported (the dynamo exporter's floor; the fallback bodies use opset-18 operator forms).
 MIN_OPSET = 18
+#: Newest ONNX opset supported (dynamo exporter, converted from its native opset; the newest the fallback functions
+#: of ``holocron.export.ops`` are written for).
+MAX_OPSET = 23
 #: Newest ONNX opset the TorchScript exporter supports.
 TORCHSCRIPT_MAX_OPSET = 20
 #: ONNX protobuf size limit: bigger models would need external data, which this single-file export does not write.
@@ -62,7 +70,7 @@ def _as_tuple(args: torch.Tensor | Sequence[torch.Tensor]) -> tuple[torch.Tensor
 def _resolve_opset(opset: int | None, exporter: Exporter) -> int:
     if opset is None:
         return DEFAULT_OPSET
-    highest = TORCHSCRIPT_MAX_OPSET if exporter == "torchscript" else onnx.defs.onnx_opset_version()
+    highest = TORCHSCRIPT_MAX_OPSET if exporter == "torchscript" else MAX_OPSET
     if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= highest:
         raise ValueError(
             f"opset must be an integer in [{MIN_OPSET}, {highest}] for the {exporter} exporter, got {opset!r}"
@@ -218,8 +226,8 @@ def to_onnx(
         model: the module to export; a ``ScriptModule`` always uses the TorchScript exporter.
         args: example input tensor(s), one per ``forward`` argument.
         path: destination ``.onnx`` file.
-        opset: ONNX opset (default ``DEFAULT_OPSET`` = 20; at least ``MIN_OPSET`` = 18, at most 20 for the
-            TorchScript exporter).
+        opset: ONNX opset (default ``DEFAULT_OPSET`` = 20): from ``MIN_OPSET`` = 18 to ``MAX_OPSET`` = 23 for the
+            dynamo exporter, to ``TORCHSCRIPT_MAX_OPSET`` = 20 for the TorchScript exporter.
         dynamic_batch: make dimension 0 of every input (and so of the outputs) symbolic (``batch``).
         custom_ops: keep ``holocron`` nodes; False inlines their fallbacks so only standard ONNX ops remain.
         exporter: ``"dynamo"`` (``torch.export`` based) or ``"torchscript"``.

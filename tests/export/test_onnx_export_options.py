@@ -58,7 +58,7 @@ def test_static_export_rejects_another_batch(block: nn.Module) -> None:
         verify(block, proto, [(3, *SHAPE[1:])])
 
 
-@pytest.mark.parametrize(("exporter", "opset"), [("dynamo", 18), ("torchscript", 18), ("dynamo", 20)])
+@pytest.mark.parametrize(("exporter", "opset"), [("dynamo", 18), ("torchscript", 18), ("dynamo", 23)])
 def test_requested_opset_is_declared_and_runs(block: nn.Module, exporter: str, opset: int) -> None:
     proto = to_onnx_proto(block, make_inputs([SHAPE]), exporter=exporter, opset=opset)
     assert {entry.domain: entry.version for entry in proto.opset_import}[""] == opset
@@ -68,10 +68,17 @@ def test_requested_opset_is_declared_and_runs(block: nn.Module, exporter: str, o
     assert verify(block, proto, [SHAPE], use_kernels=False).passed
 
 
-@pytest.mark.parametrize(("exporter", "opset"), [("torchscript", 21), ("dynamo", 17), ("dynamo", "20")])
+@pytest.mark.parametrize(("exporter", "opset"), [("torchscript", 21), ("dynamo", 17), ("dynamo", 24), ("dynamo", "20")])
 def test_unsupported_opset_is_refused(exporter: str, opset: object) -> None:
     with pytest.raises(ValueError, match="opset must be an integer in"):
         to_onnx_proto(nn.ReLU(), make_inputs([SHAPE]), exporter=exporter, opset=opset)  # type: ignore[arg-type]
+
+
+def test_supported_opsets_are_those_the_fallback_functions_cover() -> None:
+    from holocron.export import ops
+    from holocron.export.onnx_export import MAX_OPSET, MIN_OPSET
+
+    assert (MIN_OPSET, MAX_OPSET) == (ops.FIRST_OPSET, ops.LAST_OPSET)
 
 
 class TwoInTwoOut(nn.Module):
