@@ -48,7 +48,8 @@ class ExportRequest:
         input_shapes: one shape per model input; empty uses the shapes recorded in the model when there are some.
         opset: ONNX opset (ONNX only; None = default).
         dynamic_batch: symbolic batch dimension (ONNX only).
-        exporter: torch exporter (ONNX only).
+        exporter: torch exporter (ONNX only); None picks dynamo, or the TorchScript exporter for a TorchScript
+            model (which ``torch.export`` cannot trace).
         custom_ops: keep ``holocron`` nodes (ONNX only).
         verify: compare with eager PyTorch before writing.
         atol: absolute tolerance of the verification.
@@ -66,7 +67,7 @@ class ExportRequest:
     input_shapes: tuple[tuple[int, ...], ...] = ()
     opset: int | None = None
     dynamic_batch: bool = False
-    exporter: Exporter = "dynamo"
+    exporter: Exporter | None = None
     custom_ops: bool = True
     verify: bool = True
     atol: float = 1e-5
@@ -162,15 +163,22 @@ def _verification_inputs(request: ExportRequest, shapes: tuple[tuple[int, ...], 
 
 
 def _export_onnx(
-    request: ExportRequest, model: nn.Module, inputs: tuple[torch.Tensor, ...], shapes: list[tuple[int, ...]]
+    request: ExportRequest,
+    model: nn.Module,
+    inputs: tuple[torch.Tensor, ...],
+    shapes: list[tuple[int, ...]],
+    notes: list[str],
 ) -> tuple[bytes, VerificationReport | None]:
+    scripted = isinstance(model, torch.jit.ScriptModule)
+    if scripted and request.exporter == "dynamo":
+        notes.append("a TorchScript model cannot go through torch.export; the TorchScript exporter was used")
     proto = to_onnx_proto(
         model,
         inputs,
         opset=request.opset,
         dynamic_batch=request.dynamic_batch,
         custom_ops=request.custom_ops,
-        exporter=request.exporter,
+        exporter=request.exporter or ("torchscript" if scripted else "dynamo"),
     )
     report = (
         verify(model, proto, shapes, atol=request.atol, rtol=request.rtol, seed=request.seed)
@@ -246,7 +254,7 @@ def run_export(request: ExportRequest) -> ExportResult:
     check_shapes = _verification_inputs(request, shapes)
     notes: list[str] = []
     if request.output_format == "onnx":
-        data, report = _export_onnx(request, model, inputs, check_shapes)
+        data, report = _export_onnx(request, model, inputs, check_shapes, notes)
     else:
         data, report = _export_torchscript(request, model, inputs, check_shapes, notes)
 
