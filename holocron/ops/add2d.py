@@ -1,10 +1,10 @@
 """``torch.ops.holocron.add2d``: the adder layer of `AdderNet <https://arxiv.org/abs/1912.13200>`_.
 
 The filters are matched to each sliding window by a negated L1 distance instead of a dot product. The eager kernel
-builds the windows once (``unfold``, the same ``N x C_in*kH*kW x L`` buffer a CPU convolution uses) and lets
-``torch.cdist(p=1)`` reduce them against the filters, so the ``N x L x C_out x C_in*kH*kW`` difference tensor is never
-materialised. The backward (an op of its own, ``holocron::_add2d_backward``) builds that sign tensor one chunk of
-output channels at a time, bounded by ``_BACKWARD_CHUNK_ELEMENTS``.
+builds the windows (``unfold``, the same ``N x C_in*kH*kW x L`` buffer a CPU convolution uses, plus one regrouped
+copy) and lets ``torch.cdist(p=1)`` reduce them against the filters, so the ``N x L x C_out x C_in*kH*kW`` difference
+tensor is never materialised. The backward (an op of its own, ``holocron::_add2d_backward``) builds that sign tensor
+one chunk of output channels at a time, bounded by ``_BACKWARD_CHUNK_ELEMENTS``.
 """
 
 import torch
@@ -106,9 +106,12 @@ def _add2d_op(
     out_h, out_w = _check_args(input, weight, bias, stride, padding, dilation, groups, eps)
     kernel_size = [weight.shape[2], weight.shape[3]]
     slices, _ = _slices(input, kernel_size, stride, padding, dilation, groups, normalize_slices, eps)
-    filters = weight.reshape(groups, weight.shape[0] // groups, -1)
-    distances = torch.cdist(filters, slices, p=1.0)  # (N, groups, C_out / groups, L)
-    out = distances.view(input.shape[0], weight.shape[0], out_h, out_w).neg_()
+    batch, per_group = input.shape[0], weight.shape[0] // groups
+    # Batch folded into the rows, (groups, N * L, D): cdist would otherwise copy the filters once per sample.
+    rows = slices.transpose(0, 1).reshape(groups, -1, slices.shape[-1])
+    filters = weight.reshape(groups, per_group, -1)
+    distances = torch.cdist(filters, rows, p=1.0).view(groups, per_group, batch, out_h, out_w)
+    out = distances.permute(2, 0, 1, 3, 4).reshape(batch, weight.shape[0], out_h, out_w).neg_()
     if bias is not None:
         out += bias.view(1, -1, 1, 1)
     return out
