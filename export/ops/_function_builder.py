@@ -48,12 +48,13 @@ class AttrRef:
 class FunctionBuilder:
     """Accumulates the nodes of a function body (or of one of its subgraphs) of the op ``op``.
 
-    Calling the builder appends one node and returns its output name(s); attribute values may be Python values or
+    Calling the builder appends one node and returns its output name; attribute values may be Python values or
     :class:`AttrRef`. Subgraph builders from :meth:`subgraph` share the name counter, so names never collide.
 
     Args:
         op: contract of the op whose fallback function is being written.
         prefix: prefix of every generated value name.
+        counter: source of unique name suffixes, shared with the enclosing builder (a new one when ``None``).
     """
 
     def __init__(self, op: OpContract, prefix: str = "", counter: Iterator[int] | None = None) -> None:
@@ -62,19 +63,15 @@ class FunctionBuilder:
         self._prefix = prefix
         self._counter = itertools.count() if counter is None else counter
 
-    def __call__(self, op_type: str, *inputs: str, outputs: int = 1, **attributes: object) -> str:
-        """Append a default-domain ``op_type`` node; return its output name (the first one if ``outputs > 1``)."""
-        return self.node(op_type, *inputs, outputs=outputs, **attributes)[0]
-
-    def node(self, op_type: str, *inputs: str, outputs: int = 1, **attributes: object) -> list[str]:
-        """Append a default-domain ``op_type`` node and return all its output names."""
-        names = [f"{self._prefix}{op_type.lower()}_{next(self._counter)}" for _ in range(outputs)]
+    def __call__(self, op_type: str, *inputs: str, **attributes: object) -> str:
+        """Append a single-output default-domain ``op_type`` node and return its output name."""
+        name = f"{self._prefix}{op_type.lower()}_{next(self._counter)}"
         refs = {key: value for key, value in attributes.items() if isinstance(value, AttrRef)}
         values = {key: value for key, value in attributes.items() if not isinstance(value, AttrRef)}
-        node = helper.make_node(op_type, list(inputs), names, name=names[0], **values)
+        node = helper.make_node(op_type, list(inputs), [name], name=name, **values)
         node.attribute.extend(ref.proto(key) for key, ref in refs.items())
         self.nodes.append(node)
-        return names
+        return name
 
     def ref(self, name: str) -> AttrRef:
         """Reference to the op's attribute ``name`` (checked against the contract)."""
