@@ -3,7 +3,10 @@
 #pragma once
 #include <string>
 
+#include "holocron_contract.h"
 #include "kernels/params.h"
+#include "ops/glue.h"
+#include "ops/lite_op.h"
 #include "ops/ort_api.h"
 #include "ops/validation.h"
 
@@ -21,5 +24,17 @@ class Involution2dNode {
   Involution2dAttributes attributes_;
   std::string attribute_error_;  // reported by every call: kernel creation has no error channel
 };
+
+// Fetches one call's inputs and runs kernel.Compute(context, X, K, Y).
+template <typename Kernel>
+Ort::Status CallInvolution2d(Kernel& kernel, OrtKernelContext* context) noexcept {
+  using FloatTensor = Ort::Custom::Tensor<float>;
+  return Guarded(contract::involution2d::kOpName, [&]() -> Ort::Status {
+    Ort::Status status = RequireInputs(context, contract::involution2d::kOpName, {"X", "K"});
+    if (!status.IsOK()) return status;
+    FloatTensor x(context, 0, true), k(context, 1, true), y(context, 0, false);
+    return kernel.Compute(context, x, k, y);
+  });
+}
 
 }  // namespace holocron::ops

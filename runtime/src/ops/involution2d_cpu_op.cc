@@ -1,9 +1,6 @@
 // Involution2d on onnxruntime's CPU execution provider.
-#include "holocron_contract.h"
 #include "kernels/cpu.h"
-#include "ops/glue.h"
 #include "ops/involution2d.h"
-#include "ops/lite_op.h"
 #include "ops/ops.h"
 
 namespace holocron::ops {
@@ -15,24 +12,17 @@ struct Involution2dCpuKernel : Involution2dNode {
   using Involution2dNode::Involution2dNode;
 
   static Ort::Status Call(Involution2dCpuKernel& kernel, OrtKernelContext* context) {
-    return Guarded(contract::involution2d::kOpName, [&]() -> Ort::Status {
-      Ort::Status status = RequireInputs(context, contract::involution2d::kOpName, {"X", "K"});
-      if (!status.IsOK()) return status;
-      FloatTensor x(context, 0, true), k(context, 1, true), y(context, 0, false);
-      return kernel.Compute(context, x, k, y);
-    });
+    return CallInvolution2d(kernel, context);
   }
 
   Ort::Status Compute(OrtKernelContext* context, const FloatTensor& x, const FloatTensor& kernel, FloatTensor& y) {
-    return Guarded(contract::involution2d::kOpName, [&]() -> Ort::Status {
-      kernels::Involution2dParams params;
-      Ort::Status status = Prepare(x.Shape(), kernel.Shape(), params);
-      if (!status.IsOK()) return status;
-      float* out = y.Allocate(OutputShape(params));
-      const Ort::KernelContext ctx(context);
-      kernels::Involution2dCpu(params, x.Data(), kernel.Data(), out, IntraOpPool(ctx));
-      return Ort::Status{nullptr};
-    });
+    kernels::Involution2dParams params;
+    Ort::Status status = Prepare(x.Shape(), kernel.Shape(), params);
+    if (!status.IsOK()) return status;
+    float* out = y.Allocate(OutputShape(params));
+    const Ort::KernelContext ctx(context);
+    kernels::Involution2dCpu(params, x.Data(), kernel.Data(), out, IntraOpPool(ctx));
+    return Ort::Status{nullptr};
   }
 };
 
