@@ -8,8 +8,9 @@ from collections.abc import Callable
 import onnx
 import pytest
 import torch
-from holocron.export.onnx_runtime_session import kernels_available
 from torch import nn
+
+from holocron.export.onnx_runtime_session import kernels_available
 
 
 def _seeded(build: Callable[[], nn.Module], seed: int = 0) -> nn.Module:

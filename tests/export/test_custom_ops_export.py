@@ -16,12 +16,12 @@ import onnx
 import onnxruntime
 import pytest
 import torch
-from holocron.export import to_onnx_proto, verify
-from holocron.export.custom_op_support import ensure_schemas_registered
-from holocron.export.input_specs import make_inputs
 from torch import nn
 
 import holocron.nn as hnn
+from holocron.export import to_onnx_proto, verify
+from holocron.export.custom_op_support import ensure_schemas_registered
+from holocron.export.input_specs import make_inputs
 
 SHAPE = (1, 8, 10, 10)
 EXPORTERS = ("dynamo", "torchscript")

@@ -6,11 +6,11 @@ import zipfile
 
 import pytest
 import torch
-from holocron.export import ModelLoadError, load_model
-from holocron.export.model_loading import detect_model_kind
 from torch import nn
 
 import holocron.nn as hnn
+from holocron.export import ModelLoadError, load_model
+from holocron.export.model_loading import detect_model_kind
 
 SHAPE = (1, 8, 8, 8)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import onnx
 import pytest
 import torch
-from holocron.export import ExportError, OutputExistsError, to_onnx, to_onnx_proto, verify
-from holocron.export.input_specs import make_inputs
 from torch import nn
 
 import holocron.nn as hnn
+from holocron.export import ExportError, OutputExistsError, to_onnx, to_onnx_proto, verify
+from holocron.export.input_specs import make_inputs
 
 SHAPE = (1, 8, 8, 8)
 

@@ -7,10 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from torch import nn
+
 from holocron.export import ExportError, to_onnx_proto, verify
 from holocron.export.input_specs import make_inputs, parse_input_shape
 from holocron.export.verification import compare_outputs
-from torch import nn
 
 SHAPE = (2, 3, 6, 6)
 

@@ -130,15 +130,9 @@ def test_lambda_layer_parameters_and_state_dict():
     assert glob.R is None
 
 
-# torch's CPU BatchNorm backward returns wrong gradients for a batch-1 grad_output laid out channels-last with a batch
-# stride other than C * H * W; the lambda op's backward hands norm_q / norm_v such gradients. Requested fix: the op
-# returns contiguous gradients (holocron/ops/lambda_layer.py). Strict, so that the fix turns this into a failure.
-_BATCH_OF_ONE_BN_BUG = pytest.mark.xfail(
-    strict=True, reason="torch CPU BatchNorm backward with batch-1 channels-last grad; op grads not contiguous"
-)
-
-
-@pytest.mark.parametrize("batch", [pytest.param(1, marks=_BATCH_OF_ONE_BN_BUG), 2])
+# Batch 1 guards the op returning contiguous gradients: torch CPU BatchNorm backward miscomputes for a batch-1
+# channels-last grad_output whose batch stride is not C * H * W.
+@pytest.mark.parametrize("batch", [1, 2])
 @pytest.mark.parametrize("kwargs", [{"r": 3}, {"n": 9}])
 def test_lambda_layer_gradcheck(kwargs, batch):
     module = hnn.LambdaLayer(2, 4, 2, num_heads=2, dim_u=2, **kwargs).double().eval()

@@ -6,8 +6,9 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from holocron.export.ops import OpExport, register_schemas
 from onnx import TensorProto, helper
+
+from holocron.export.ops import OpExport, register_schemas
 
 RunNode = Callable[[OpExport, dict[str, torch.Tensor], dict[str, object], int, tuple[int, ...]], np.ndarray]
 

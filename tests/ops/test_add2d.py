@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from holocron.export.ops import OP_EXPORTS
-from holocron.export.ops import add2d as add2d_onnx
 from torch._subclasses.fake_tensor import FakeTensorMode
 
+from holocron.export.ops import OP_EXPORTS
+from holocron.export.ops import add2d as add2d_onnx
 from holocron.ops import add2d
 from holocron.ops.contract import ADD2D
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from holocron.export.ops import OP_EXPORTS
-from holocron.export.ops import involution2d as involution2d_onnx
 from torch._subclasses.fake_tensor import FakeTensorMode
 
+from holocron.export.ops import OP_EXPORTS
+from holocron.export.ops import involution2d as involution2d_onnx
 from holocron.ops import involution2d
 from holocron.ops.contract import INVOLUTION2D
 

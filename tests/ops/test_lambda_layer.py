@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from holocron.export.ops import OP_EXPORTS
-from holocron.export.ops import lambda_layer as lambda_onnx
 from torch._subclasses.fake_tensor import FakeTensorMode
 
+from holocron.export.ops import OP_EXPORTS
+from holocron.export.ops import lambda_layer as lambda_onnx
 from holocron.ops import lambda_layer
 from holocron.ops.contract import LAMBDA
 

@@ -7,6 +7,9 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from onnx import helper
+from torch import Tensor, nn
+
 from holocron.export.ops import (
     OP_EXPORTS,
     custom_translation_table,
@@ -17,9 +20,6 @@ from holocron.export.ops import (
 from holocron.export.ops import add2d as add2d_onnx
 from holocron.export.ops import involution2d as involution2d_onnx
 from holocron.export.ops import lambda_layer as lambda_onnx
-from onnx import helper
-from torch import Tensor, nn
-
 from holocron.ops import add2d, involution2d, lambda_layer
 from holocron.ops.contract import DOMAIN
 

@@ -3,12 +3,12 @@
 import onnx
 import pytest
 import torch
+from onnx import TensorProto, defs, helper
+
 from holocron.export.ops import FIRST_OPSET, LAST_OPSET, OP_EXPORTS, OpExport, register_schemas
 from holocron.export.ops import add2d as add2d_onnx
 from holocron.export.ops import involution2d as involution2d_onnx
 from holocron.export.ops import lambda_layer as lambda_onnx
-from onnx import TensorProto, defs, helper
-
 from holocron.ops import add2d, involution2d, lambda_layer
 from holocron.ops.contract import ADD2D, DOMAIN, INVOLUTION2D, LAMBDA, OPS
 
