@@ -37,12 +37,12 @@ endif()
 
 # A CUDA compile error must not break the CPU build: compile the kernels once on their own first.
 set(CMAKE_TRY_COMPILE_TARGET_TYPE STATIC_LIBRARY)
-set(CMAKE_CUDA_ARCHITECTURES "${HOLOCRON_CUDA_ARCHITECTURES}")  # try_compile passes it on
-string(REPLACE ";" "\\;" _holocron_archs "${HOLOCRON_CUDA_ARCHITECTURES}")
+set(CMAKE_CUDA_ARCHITECTURES "${HOLOCRON_CUDA_ARCHITECTURES}")  # try_compile passes this one on
+unset(_holocron_cuda_compiles CACHE)  # re-check on every configure: the sources may have been fixed
 try_compile(
   _holocron_cuda_compiles "${CMAKE_BINARY_DIR}/holocron_cuda_check"
   SOURCES ${_holocron_cuda_sources}
-  CMAKE_FLAGS "-DCMAKE_CUDA_ARCHITECTURES=${_holocron_archs}" "-DCMAKE_RANLIB=${CMAKE_RANLIB}"
+  CMAKE_FLAGS "-DCMAKE_RANLIB=${CMAKE_RANLIB}"
   CUDA_STANDARD 17
   OUTPUT_VARIABLE _holocron_cuda_log)
 file(WRITE "${CMAKE_BINARY_DIR}/holocron_cuda_check.log" "${_holocron_cuda_log}")
@@ -55,7 +55,8 @@ if(NOT _holocron_cuda_compiles)
   endif()
   string(SUBSTRING "${_holocron_cuda_log}" ${_holocron_log_start} -1 _holocron_cuda_tail)
   message(WARNING "holocron runtime: the CUDA kernels do not compile; building the CPU kernels only "
-                  "(set HOLOCRON_CUDA=OFF to skip this check). Compiler output (end):\n${_holocron_cuda_tail}")
+                  "(set HOLOCRON_CUDA=OFF to skip this check). Full log: "
+                  "${CMAKE_BINARY_DIR}/holocron_cuda_check.log. Compiler output (end):\n${_holocron_cuda_tail}")
   return()
 endif()
 
