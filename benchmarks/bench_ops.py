@@ -30,6 +30,7 @@ from _timing import copy_bandwidth, median_ms
 import holocron.ops
 
 HERE = Path(__file__).resolve().parent
+MEMORY_COPY_BYTES = 256 * 2**20  # far beyond the last-level cache of usual CPUs
 
 
 @dataclass
@@ -143,15 +144,25 @@ def bench_case(case: Case, threads: int) -> Result:
 
 
 def add_memory_floor(result: Result, case: Case, threads: int) -> None:
-    """Involution's floor: read X and K, write Y, at the copy bandwidth of this machine."""
+    """Involution's floor: read X and K, write Y, at the copy bandwidth of this machine.
+
+    The floor uses the bandwidth of a copy too large for the caches (main memory); the bandwidth of a copy of the
+    op's own working-set size (which stays in cache here, as the op's data does in a timing loop) gives a second,
+    stricter floor, reported alongside.
+    """
     x, k = case.inputs["X"], case.inputs["K"]
     traffic = x.nbytes + k.nbytes + x.nbytes
-    bandwidth = copy_bandwidth(traffic // 2, threads)
-    floor_ms = 1e3 * traffic / bandwidth
+    memory_bandwidth = copy_bandwidth(MEMORY_COPY_BYTES, threads)
+    cached_bandwidth = copy_bandwidth(traffic // 2, threads)
+    floor_ms = 1e3 * traffic / memory_bandwidth
+    cached_floor_ms = 1e3 * traffic / cached_bandwidth
     result.timings_ms["memory floor"] = floor_ms
     result.ratios["kernel / memory floor"] = result.timings_ms["kernel"] / floor_ms
     result.notes["bytes moved"] = traffic
-    result.notes["copy bandwidth GB/s"] = bandwidth / 1e9
+    result.notes["copy bandwidth GB/s (main memory)"] = memory_bandwidth / 1e9
+    result.notes["copy bandwidth GB/s (working-set size, cached)"] = cached_bandwidth / 1e9
+    result.notes["cached floor ms"] = cached_floor_ms
+    result.notes["kernel / cached floor"] = result.timings_ms["kernel"] / cached_floor_ms
 
 
 def peak_memory(case: Case) -> dict[str, object]:

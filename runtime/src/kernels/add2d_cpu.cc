@@ -23,7 +23,6 @@ using simd::Vec;
 
 constexpr int64_t kPanelBudgetFloats = 32 * 1024;  // 128 KiB: the panel stays in L2
 constexpr int64_t kMaxBlocksPerTile = 8;
-constexpr int64_t kTargetTasks = 32;
 
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -215,7 +214,7 @@ void Add2dCpu(const Add2dParams& p, const float* x, const float* w, const float*
   // Few pixel tiles: split the output channels too, so every thread gets work.
   const int64_t pixel_tasks = g.batch * g.groups * tiles;
   const int64_t max_chunks = CeilDiv(group_out, variant.micro_channels);
-  const int64_t wanted_chunks = std::clamp<int64_t>(CeilDiv(kTargetTasks, pixel_tasks), 1, max_chunks);
+  const int64_t wanted_chunks = std::clamp<int64_t>(CeilDiv(TaskCountHint(), pixel_tasks), 1, max_chunks);
   const int64_t chunk = CeilDiv(CeilDiv(group_out, wanted_chunks), variant.micro_channels) * variant.micro_channels;
   const int64_t chunks = CeilDiv(group_out, chunk);
 

@@ -1,7 +1,9 @@
 #include "kernels/cpu_features.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 #include "kernels/simd.h"
 
@@ -35,6 +37,14 @@ Isa CapFromEnvironment(Isa detected) {
 Isa ActiveIsa() {
   static const Isa isa = CapFromEnvironment(DetectIsa());
   return isa;
+}
+
+int64_t TaskCountHint() {
+  static const int64_t hint = [] {
+    const int64_t threads = static_cast<int64_t>(std::thread::hardware_concurrency());
+    return std::clamp<int64_t>(4 * threads, 8, 64);
+  }();
+  return hint;
 }
 
 const char* IsaName(Isa isa) {

@@ -1,5 +1,6 @@
 // Which instruction set the CPU kernels use, detected once per process.
 #pragma once
+#include <cstdint>
 
 namespace holocron::kernels {
 
@@ -10,5 +11,10 @@ enum class Isa { kBaseline, kAvx2, kAvx512 };
 Isa ActiveIsa();
 
 const char* IsaName(Isa isa);
+
+// How many tasks a kernel should split its work into when it can choose: enough for every hardware thread to get a
+// few (load balance), few enough that per-task overheads (packing, halos) stay small. 4 per hardware thread,
+// within [8, 64].
+int64_t TaskCountHint();
 
 }  // namespace holocron::kernels

@@ -23,7 +23,6 @@ using simd::Vec;
 
 constexpr int64_t kScratchBudgetFloats = 64 * 1024;  // 256 KiB
 constexpr int64_t kMaxChunkChannels = 32;
-constexpr int64_t kTargetTasks = 32;
 
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t RoundUp(int64_t a, int64_t b) { return CeilDiv(a, b) * b; }
@@ -180,7 +179,7 @@ void Involution2dCpu(const Involution2dParams& p, const float* x, const float* k
 
   int64_t chunk = std::min(group_channels, kMaxChunkChannels);
   const int64_t chunk_tasks = g.batch * g.groups * CeilDiv(group_channels, chunk);
-  int64_t block = CeilDiv(g.out_h, std::clamp<int64_t>(CeilDiv(kTargetTasks, chunk_tasks), 1, g.out_h));
+  int64_t block = CeilDiv(g.out_h, std::clamp<int64_t>(CeilDiv(TaskCountHint(), chunk_tasks), 1, g.out_h));
   while (block > 1 && floats_for(chunk, block) > kScratchBudgetFloats) block = CeilDiv(block, 2);
   while (chunk > 8 && floats_for(chunk, block) > kScratchBudgetFloats) chunk = CeilDiv(chunk, 2);
   const int64_t chunks = CeilDiv(group_channels, chunk);

@@ -25,7 +25,6 @@ namespace {
 
 using simd::Vec;
 
-constexpr int64_t kTargetTasks = 32;
 constexpr int64_t kGlobalPositionsPerTask = 8;
 
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -306,7 +305,7 @@ void RunLocal(const LambdaShape& s, const LambdaVariant& variant, const float* l
   const int64_t pad = r / 2;
   const int64_t padded_width = RoundUp(s.width, variant.lanes) + r - 1;
   const int64_t base_tasks = s.n * s.values;
-  const int64_t block = CeilDiv(s.height, std::clamp<int64_t>(CeilDiv(kTargetTasks, base_tasks), 1, s.height));
+  const int64_t block = CeilDiv(s.height, std::clamp<int64_t>(CeilDiv(TaskCountHint(), base_tasks), 1, s.height));
   const int64_t blocks = CeilDiv(s.height, block);
 
   TaskFailures failures;
