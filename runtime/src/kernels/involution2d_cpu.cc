@@ -29,9 +29,9 @@ int64_t RoundUp(int64_t a, int64_t b) { return CeilDiv(a, b) * b; }
 
 // What one task computes, once its scratch is filled.
 struct InvolutionTask {
-  const float* rows;           // scratch: [channel][row][phase][column]
-  int64_t channel_stride;      // rows * stride_w * phase_width
-  int64_t row_stride;          // stride_w * phase_width
+  const float* rows;           // scratch: [row][channel][phase][column]
+  int64_t channel_stride;      // stride_w * phase_width
+  int64_t row_stride;          // channels * stride_w * phase_width
   const int64_t* tap_column;   // per j: phase * phase_width + column shift
   int64_t kernel_h, kernel_w;  // taps
   int64_t tap_row_step;        // dilation_h * row_stride
@@ -131,13 +131,14 @@ InvolutionVariant SelectVariant() {
 }
 
 // Copies input rows [first_row, first_row + rows) of the padded planes of `channels` channels into the phase
-// layout: dst[((c * rows + r) * stride_w + q) * phase_width + col] = X_pad[c, first_row + r, q + col * stride_w].
+// layout: dst[((r * channels + c) * stride_w + q) * phase_width + col] = X_pad[c, first_row + r, q + col * stride_w].
+// Rows outermost: the channels a tap reads together lie close together.
 void FillRows(const Window2d& g, const float* x_chunk, int64_t channels, int64_t first_row, int64_t rows,
               int64_t phase_width, float* dst) {
   for (int64_t c = 0; c < channels; ++c) {
     const float* plane = x_chunk + c * g.height * g.width;
     for (int64_t r = 0; r < rows; ++r) {
-      float* row_dst = dst + (c * rows + r) * g.stride_w * phase_width;
+      float* row_dst = dst + (r * channels + c) * g.stride_w * phase_width;
       const int64_t iy = first_row + r - g.pad_top;
       if (iy < 0 || iy >= g.height) {
         std::fill(row_dst, row_dst + g.stride_w * phase_width, 0.0f);
@@ -215,8 +216,8 @@ void Involution2dCpu(const Involution2dParams& p, const float* x, const float* k
              scratch.data());
     InvolutionTask t;
     t.rows = scratch.data();
-    t.channel_stride = rows * g.stride_w * phase_width;
-    t.row_stride = g.stride_w * phase_width;
+    t.channel_stride = g.stride_w * phase_width;
+    t.row_stride = channels * g.stride_w * phase_width;
     t.tap_column = tap_column;
     t.kernel_h = g.kernel_h;
     t.kernel_w = g.kernel_w;
