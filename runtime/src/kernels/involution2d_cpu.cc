@@ -82,34 +82,106 @@ HOLOCRON_INLINE void InvolveRemainder(const InvolutionTask& t, int64_t c0, int64
   }
 }
 
+// One vector of W pixels of output row local_row, every channel of the chunk.
 template <int W, int CB>
-HOLOCRON_INLINE void InvolutionRows(const InvolutionTask& t) {
-  const int64_t taps = t.kernel_h * t.kernel_w;
-  for (int64_t r = 0; r < t.row_count; ++r) {
-    for (int64_t x = 0; x < t.out_w; x += W) {
-      const int64_t lanes = std::min<int64_t>(W, t.out_w - x);
-      const float* k = t.kernels + (t.first_row + r) * t.out_w + x;
-      int64_t k_stride = t.plane;
-      if (lanes < W) {  // the last vector of the row: copy its kernel values so no load passes the row end
-        for (int64_t tap = 0; tap < taps; ++tap) {
-          float* dst = t.tail + tap * W;
-          std::fill(dst, dst + W, 0.0f);
-          std::copy(k + tap * t.plane, k + tap * t.plane + lanes, dst);
-        }
-        k = t.tail;
-        k_stride = W;
-      }
-      int64_t c = 0;
-      for (; c + CB <= t.channels; c += CB) InvolveChannels<W, CB>(t, c, r, x, k, k_stride, lanes);
-      if (c < t.channels) InvolveRemainder<W, CB - 1>(t, c, r, x, k, k_stride, lanes, t.channels - c);
+HOLOCRON_INLINE void InvolveVector(const InvolutionTask& t, int64_t local_row, int64_t x) {
+  const int64_t lanes = std::min<int64_t>(W, t.out_w - x);
+  const float* k = t.kernels + (t.first_row + local_row) * t.out_w + x;
+  int64_t k_stride = t.plane;
+  if (lanes < W) {  // the last vector of the row: copy its kernel values so no load passes the row end
+    const int64_t taps = t.kernel_h * t.kernel_w;
+    for (int64_t tap = 0; tap < taps; ++tap) {
+      float* dst = t.tail + tap * W;
+      std::fill(dst, dst + W, 0.0f);
+      std::copy(k + tap * t.plane, k + tap * t.plane + lanes, dst);
+    }
+    k = t.tail;
+    k_stride = W;
+  }
+  int64_t c = 0;
+  for (; c + CB <= t.channels; c += CB) InvolveChannels<W, CB>(t, c, local_row, x, k, k_stride, lanes);
+  if (c < t.channels) InvolveRemainder<W, CB - 1>(t, c, local_row, x, k, k_stride, lanes, t.channels - c);
+}
+
+// Two consecutive output rows at once, when row y + 1 reads with tap row i - 1 what row y reads with tap row i
+// (stride_h == dilation_h): each input vector loaded feeds both rows, halving the input loads.
+template <int W, int CB, bool kTop, bool kBottom>
+HOLOCRON_INLINE void PairTapRow(const InvolutionTask& t, const float* src_row, const float* k_top,
+                                const float* k_bottom, Vec<W> (&top)[CB], Vec<W> (&bottom)[CB]) {
+  for (int64_t j = 0; j < t.kernel_w; ++j) {
+    const float* src = src_row + t.tap_column[j];
+    Vec<W> k0 = simd::Zero<W>(), k1 = simd::Zero<W>();
+    if constexpr (kTop) k0 = simd::Load<W>(k_top + j * t.plane);
+    if constexpr (kBottom) k1 = simd::Load<W>(k_bottom + j * t.plane);
+    for (int c = 0; c < CB; ++c) {
+      const Vec<W> v = simd::Load<W>(src + c * t.channel_stride);
+      if constexpr (kTop) top[c] += k0 * v;
+      if constexpr (kBottom) bottom[c] += k1 * v;
     }
   }
 }
 
-void InvolutionBaseline(const InvolutionTask& t) { InvolutionRows<4, 8>(t); }
+template <int W, int CB>
+HOLOCRON_INLINE void InvolveChannelsPair(const InvolutionTask& t, int64_t c0, int64_t local_row, int64_t x) {
+  Vec<W> top[CB], bottom[CB];
+  for (int c = 0; c < CB; ++c) top[c] = bottom[c] = simd::Zero<W>();
+  const float* base = t.rows + c0 * t.channel_stride + local_row * t.out_row_step + x;
+  const float* k_top = t.kernels + (t.first_row + local_row) * t.out_w + x;
+  const float* k_bottom = k_top + t.out_w;
+  const int64_t tap_row_k = t.kernel_w * t.plane;
+  PairTapRow<W, CB, true, false>(t, base, k_top, nullptr, top, bottom);
+  for (int64_t a = 1; a < t.kernel_h; ++a) {
+    PairTapRow<W, CB, true, true>(t, base + a * t.tap_row_step, k_top + a * tap_row_k, k_bottom + (a - 1) * tap_row_k,
+                                  top, bottom);
+  }
+  PairTapRow<W, CB, false, true>(t, base + t.kernel_h * t.tap_row_step, nullptr,
+                                 k_bottom + (t.kernel_h - 1) * tap_row_k, top, bottom);
+  float* out = t.y + c0 * t.plane + (t.first_row + local_row) * t.out_w + x;
+  for (int c = 0; c < CB; ++c) {
+    simd::Store<W>(out + c * t.plane, top[c]);
+    simd::Store<W>(out + c * t.plane + t.out_w, bottom[c]);
+  }
+}
+
+template <int W, int CB>
+HOLOCRON_INLINE void InvolvePairRemainder(const InvolutionTask& t, int64_t c0, int64_t local_row, int64_t x,
+                                          int64_t remaining) {
+  if constexpr (CB > 0) {
+    if (remaining == CB) {
+      InvolveChannelsPair<W, CB>(t, c0, local_row, x);
+    } else {
+      InvolvePairRemainder<W, CB - 1>(t, c0, local_row, x, remaining);
+    }
+  }
+}
+
+// CB channels per block for one row, PB for a pair of rows (two accumulators each).
+template <int W, int CB, int PB>
+HOLOCRON_INLINE void InvolutionRows(const InvolutionTask& t) {
+  int64_t r = 0;
+  if (t.out_row_step == t.tap_row_step) {
+    for (; r + 1 < t.row_count; r += 2) {
+      int64_t x = 0;
+      for (; x + W <= t.out_w; x += W) {
+        int64_t c = 0;
+        for (; c + PB <= t.channels; c += PB) InvolveChannelsPair<W, PB>(t, c, r, x);
+        if (c < t.channels) InvolvePairRemainder<W, PB - 1>(t, c, r, x, t.channels - c);
+      }
+      if (x < t.out_w) {
+        InvolveVector<W, CB>(t, r, x);
+        InvolveVector<W, CB>(t, r + 1, x);
+      }
+    }
+  }
+  for (; r < t.row_count; ++r) {
+    for (int64_t x = 0; x < t.out_w; x += W) InvolveVector<W, CB>(t, r, x);
+  }
+}
+
+void InvolutionBaseline(const InvolutionTask& t) { InvolutionRows<4, 8, 6>(t); }
 #if HOLOCRON_X86
-HOLOCRON_TARGET_AVX2 void InvolutionAvx2(const InvolutionTask& t) { InvolutionRows<8, 8>(t); }
-HOLOCRON_TARGET_AVX512 void InvolutionAvx512(const InvolutionTask& t) { InvolutionRows<16, 8>(t); }
+HOLOCRON_TARGET_AVX2 void InvolutionAvx2(const InvolutionTask& t) { InvolutionRows<8, 8, 6>(t); }
+HOLOCRON_TARGET_AVX512 void InvolutionAvx512(const InvolutionTask& t) { InvolutionRows<16, 8, 12>(t); }
 #endif
 
 struct InvolutionVariant {
