@@ -47,16 +47,4 @@ int64_t TaskCountHint() {
   return hint;
 }
 
-const char* IsaName(Isa isa) {
-  switch (isa) {
-    case Isa::kAvx512:
-      return "avx512";
-    case Isa::kAvx2:
-      return "avx2";
-    case Isa::kBaseline:
-      break;
-  }
-  return "baseline";
-}
-
 }  // namespace holocron::kernels

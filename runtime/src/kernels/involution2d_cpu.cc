@@ -247,8 +247,12 @@ void Involution2dCpu(const Involution2dParams& p, const float* x, const float* k
   const int64_t plane = g.out_h * g.out_w;
   // Columns a phase must hold: every pixel vector of the row, shifted by the widest tap.
   const int64_t phase_width = RoundUp(g.out_w, variant.lanes) + (g.kernel_w - 1) * g.dilation_w / g.stride_w;
-  const auto rows_for = [&](int64_t out_rows) { return (out_rows - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1; };
-  const auto floats_for = [&](int64_t ch, int64_t out_rows) { return ch * rows_for(out_rows) * g.stride_w * phase_width; };
+  const auto rows_for = [&](int64_t out_rows) {
+    return (out_rows - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1;
+  };
+  const auto floats_for = [&](int64_t ch, int64_t out_rows) {
+    return ch * rows_for(out_rows) * g.stride_w * phase_width;
+  };
 
   int64_t chunk = std::min(group_channels, kMaxChunkChannels);
   const int64_t chunk_tasks = g.batch * g.groups * CeilDiv(group_channels, chunk);

@@ -299,7 +299,9 @@ void RunLocal(const LambdaShape& s, const LambdaVariant& variant, const float* l
   std::vector<float> kernel(static_cast<size_t>(s.intra * taps * s.keys));
   for (int64_t k = 0; k < s.keys; ++k) {
     for (int64_t u = 0; u < s.intra; ++u) {
-      for (int64_t tap = 0; tap < taps; ++tap) kernel[(u * taps + tap) * s.keys + k] = position[(k * s.intra + u) * taps + tap];
+      for (int64_t tap = 0; tap < taps; ++tap) {
+        kernel[(u * taps + tap) * s.keys + k] = position[(k * s.intra + u) * taps + tap];
+      }
     }
   }
   const int64_t pad = r / 2;

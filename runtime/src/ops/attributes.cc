@@ -33,9 +33,8 @@ AttributeRead KernelInfoAttributes::Ints(const char* name, std::vector<int64_t>&
     }
     // onnxruntime reads a list of another type as an empty list of ints.
     size_t floats = 0;
-    if (size == 0 && !(Succeeded(api_.KernelInfoGetAttributeArray_float(info_, name, nullptr, &floats)) && floats > 0)) {
-      return AttributeRead::kOk;
-    }
+    const bool has_floats = Succeeded(api_.KernelInfoGetAttributeArray_float(info_, name, nullptr, &floats));
+    if (size == 0 && !(has_floats && floats > 0)) return AttributeRead::kOk;
   }
   return Exists(name) ? AttributeRead::kWrongType : AttributeRead::kAbsent;
 }

@@ -146,8 +146,8 @@ std::string MakeWindow(const char* op, const WindowAttributes& attrs, const Shap
   w.out_h = WindowOutput(w.height, w.pad_top, w.pad_bottom, w.kernel_h, w.stride_h, w.dilation_h);
   w.out_w = WindowOutput(w.width, w.pad_left, w.pad_right, w.kernel_w, w.stride_w, w.dilation_w);
   if (w.out_h <= 0 || w.out_w <= 0) {
-    return Message(op, "the dilated kernel (", kernel_h, ", ", kernel_w, ") with dilations ", Join({w.dilation_h, w.dilation_w}),
-                   " does not fit the padded input: X shape ", Join(x), ", pads ",
+    return Message(op, "the kernel (", kernel_h, ", ", kernel_w, ") with dilations ",
+                   Join({w.dilation_h, w.dilation_w}), " does not fit the padded input: X shape ", Join(x), ", pads ",
                    Join({w.pad_top, w.pad_left, w.pad_bottom, w.pad_right}));
   }
   return {};
@@ -157,13 +157,12 @@ std::string MakeWindow(const char* op, const WindowAttributes& attrs, const Shap
 
 int64_t WindowOutput(int64_t size, int64_t pad_begin, int64_t pad_end, int64_t kernel, int64_t stride,
                      int64_t dilation) {
-  const __int128 span = static_cast<__int128>(size) + pad_begin + pad_end - static_cast<__int128>(dilation) * (kernel - 1) - 1;
+  const __int128 span =
+      static_cast<__int128>(size) + pad_begin + pad_end - static_cast<__int128>(dilation) * (kernel - 1) - 1;
   if (span < 0 || stride <= 0) return 0;
   const __int128 out = span / stride + 1;
   return out > std::numeric_limits<int64_t>::max() ? 0 : static_cast<int64_t>(out);
 }
-
-std::string ShapeToString(const Shape& shape) { return Join(shape); }
 
 std::string ReadAttributes(const AttributeSource& source, Add2dAttributes& out) {
   namespace c = contract::add2d;
@@ -268,7 +267,8 @@ std::string MakeParams(const LambdaAttributes& attrs, const Shape& q, const Shap
     return Message(op, "input P must have rank 5 (K, U, 1, r, r) or rank 4 (H * W, H * W, K, U); got shape ",
                    Join(position));
   }
-  error = CheckRank(op, "P", position, position.size(), position.size() == 5 ? "(K, U, 1, r, r)" : "(H * W, H * W, K, U)");
+  const char* layout = position.size() == 5 ? "(K, U, 1, r, r)" : "(H * W, H * W, K, U)";
+  error = CheckRank(op, "P", position, position.size(), layout);
   if (!error.empty()) return error;
   if (keys[0] != q[0] || values[0] != q[0] || keys[2] != q[2] || values[2] != q[2] || keys[3] != q[3] ||
       values[3] != q[3]) {

@@ -58,6 +58,4 @@ Shape OutputShape(const kernels::LambdaParams& p);
 int64_t WindowOutput(int64_t size, int64_t pad_begin, int64_t pad_end, int64_t kernel, int64_t stride,
                      int64_t dilation);
 
-std::string ShapeToString(const Shape& shape);
-
 }  // namespace holocron::ops
