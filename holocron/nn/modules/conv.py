@@ -88,6 +88,12 @@ class _NormConvNd(_ConvNd):
         self.normalize_slices: bool = normalize_slices
         self.eps: float = float(eps)
 
+    def _pad_input(self, x: Tensor) -> tuple[Tensor, tuple[int, int]]:
+        """``x`` padded as ``padding_mode`` asks, and the zero padding left for the sliding-window op."""
+        if self.padding_mode != "zeros":
+            return pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode), (0, 0)
+        return x, (self.padding[0], self.padding[1])
+
     def extra_repr(self) -> str:
         return super().extra_repr() + f", eps={self.eps}"
 
@@ -158,18 +164,8 @@ class NormConv2d(_NormConvNd):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.padding_mode != "zeros":
-            return F.norm_conv2d(
-                pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode),
-                self.weight,
-                self.bias,
-                self.stride,
-                0,
-                self.dilation,
-                self.groups,
-                self.eps,
-            )
-        return F.norm_conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups, self.eps)
+        x, padding = self._pad_input(x)
+        return F.norm_conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups, self.eps)
 
 
 class Add2d(_NormConvNd):
@@ -235,28 +231,9 @@ class Add2d(_NormConvNd):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.padding_mode != "zeros":
-            return F.add2d(
-                pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode),
-                self.weight,
-                self.bias,
-                self.stride,
-                0,
-                self.dilation,
-                self.groups,
-                self.normalize_slices,
-                self.eps,
-            )
+        x, padding = self._pad_input(x)
         return F.add2d(
-            x,
-            self.weight,
-            self.bias,
-            self.stride,
-            self.padding,
-            self.dilation,
-            self.groups,
-            self.normalize_slices,
-            self.eps,
+            x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups, self.normalize_slices, self.eps
         )
 
     def extra_repr(self) -> str:
