@@ -9,21 +9,40 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["copy_bandwidth", "median_ms"]
+__all__ = ["copy_bandwidth", "interleaved_medians", "median_ms"]
 
 
-def median_ms(run: Callable[[], object], min_runs: int = 15, max_runs: int = 200, budget_s: float = 1.5) -> float:
-    """Median wall time of ``run()`` in milliseconds, after warm-up; as many runs as fit ``budget_s`` within
-    [``min_runs``, ``max_runs``]."""
-    for _ in range(3):
+def median_ms(run: Callable[[], object], min_runs: int = 15, max_runs: int = 200, budget_s: float = 0.5) -> float:
+    """Median wall time of ``run()`` in milliseconds, after warm-up.
+
+    Runs at least ``min_runs`` times and for at least ``budget_s`` (at most ``max_runs`` times), but a slow ``run``
+    stops after 5 runs once it has used 4 budgets.
+    """
+    for _ in range(2):
         run()
     times: list[float] = []
     start = time.perf_counter()
-    while len(times) < max_runs and (len(times) < min_runs or time.perf_counter() - start < budget_s):
+    while len(times) < max_runs:
+        elapsed = time.perf_counter() - start
+        if (len(times) >= min_runs and elapsed >= budget_s) or (len(times) >= 5 and elapsed >= 4 * budget_s):
+            break
         begin = time.perf_counter()
         run()
         times.append(time.perf_counter() - begin)
     return 1e3 * statistics.median(times)
+
+
+def interleaved_medians(runs: dict[str, Callable[[], object]], rounds: int = 3) -> dict[str, float]:
+    """Per variant, the lowest of ``rounds`` medians, measuring the variants in turn each round.
+
+    On a machine shared with other work, a burst of load then slows one round of every variant instead of all of
+    one variant, and the ratios between variants stay meaningful.
+    """
+    best: dict[str, float] = {}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            best[name] = min(best.get(name, float("inf")), median_ms(run))
+    return best
 
 
 def copy_bandwidth(nbytes: int, threads: int) -> float:

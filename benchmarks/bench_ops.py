@@ -1,6 +1,8 @@
 """Benchmark of holocron's custom ops: eager PyTorch vs onnxruntime (standard-op fallback, holocron kernel).
 
-For each op at fixed shapes, in one run and with the same number of threads everywhere: the eager torch op
+For each op at fixed shapes, in one run and with the same number of threads everywhere (each timing is the lowest of
+three medians, the variants of a case measured in turn, so that load from other processes skews no ratio): the eager
+torch op
 (``torch.ops.holocron.*``, the heavy part of the layer), onnxruntime running the op's standard-ONNX fallback
 (inlined), onnxruntime running holocron's kernel, and for Add2d onnxruntime's Conv of the same shape (the
 multiply-accumulate baseline; an adder needs a subtraction, an absolute value and an addition per tap). Involution2d
@@ -25,7 +27,7 @@ import numpy as np
 import onnx
 import torch
 from _models import conv_model, fallback_model, node_model, session
-from _timing import copy_bandwidth, median_ms
+from _timing import copy_bandwidth, interleaved_medians
 
 import holocron.ops
 
@@ -120,20 +122,30 @@ def cases() -> list[Case]:
     ]
 
 
+def no_grad(run: Callable[[], object]) -> Callable[[], object]:
+    def wrapped() -> object:
+        with torch.no_grad():
+            return run()
+
+    return wrapped
+
+
 def bench_case(case: Case, threads: int) -> Result:
     result = Result(case.name)
     model = node_model(case.op_type, case.inputs, case.weights, case.attributes)
     kernel = session(model, threads, kernels=True)
-    result.timings_ms["kernel"] = median_ms(lambda: kernel.run(None, case.inputs))
-    with torch.no_grad():
-        result.timings_ms["eager"] = median_ms(case.eager)
+    runs: dict[str, Callable[[], object]] = {
+        "kernel": lambda: kernel.run(None, case.inputs),
+        "eager": no_grad(case.eager),
+    }
     fallback = fallback_model(model)
     if fallback is not None:
         runner = session(fallback, threads, kernels=False)
-        result.timings_ms["fallback"] = median_ms(lambda: runner.run(None, case.inputs), max_runs=50)
+        runs["fallback"] = lambda: runner.run(None, case.inputs)
     if case.with_conv:
         conv = session(conv_model(case.inputs["X"], case.weights["W"], case.attributes), threads, kernels=False)
-        result.timings_ms["conv"] = median_ms(lambda: conv.run(None, case.inputs))
+        runs["conv"] = lambda: conv.run(None, case.inputs)
+    result.timings_ms.update(interleaved_medians(runs))
     t = result.timings_ms
     result.ratios["eager / kernel"] = t["eager"] / t["kernel"]
     if "fallback" in t:
@@ -204,12 +216,14 @@ def bench_demo(threads: int) -> Result | str:
         return f"demo export failed: {type(error).__name__}: {error}"
     feeds = {with_ops.graph.input[0].name: x.numpy()}
     result = Result(f"demo model {tuple(DEMO_INPUT_SHAPE)}")
-    with torch.no_grad():
-        result.timings_ms["eager"] = median_ms(lambda: model(x))
     kernel = session(with_ops, threads, kernels=True)
     fallback = session(without_ops, threads, kernels=False)
-    result.timings_ms["kernel"] = median_ms(lambda: kernel.run(None, feeds))
-    result.timings_ms["fallback"] = median_ms(lambda: fallback.run(None, feeds))
+    runs = {
+        "eager": no_grad(lambda: model(x)),
+        "kernel": lambda: kernel.run(None, feeds),
+        "fallback": lambda: fallback.run(None, feeds),
+    }
+    result.timings_ms.update(interleaved_medians(runs))
     t = result.timings_ms
     result.ratios["eager / kernel"] = t["eager"] / t["kernel"]
     result.ratios["fallback / kernel"] = t["fallback"] / t["kernel"]
@@ -225,7 +239,10 @@ def print_table(results: list[Result]) -> None:
         times = " ".join(f"{r.timings_ms[c]:12.3f}" if c in r.timings_ms else f"{'-':>12}" for c in columns)
         ratios = "  ".join(f"{r.ratios[n]:{len(n)}.2f}" if n in r.ratios else f"{'-':>{len(n)}}" for n in ratio_names)
         print(f"{r.name:48} {times}  {ratios}")
-    print("(median milliseconds; eager = torch.ops.holocron op, fallback = inlined standard-ONNX function)")
+    print(
+        "(milliseconds: per variant the lowest of 3 medians, variants measured in turn; eager = torch.ops.holocron op,"
+        " fallback = inlined standard-ONNX function)"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
