@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "holocron_contract.h"
+#include "kernels/cpu_features.h"
 #include "ops/ops.h"
 #include "ops/ort_api.h"
 
@@ -57,6 +58,10 @@ extern "C" HOLOCRON_EXPORT OrtStatus* ORT_API_CALL RegisterCustomOps(OrtSessionO
     return api_base->GetApi(1)->CreateStatus(ORT_FAIL, message.c_str());
   }
   Ort::InitApi(api);
+  if (!holocron::kernels::IsaOverrideIsValid()) {
+    return api->CreateStatus(ORT_INVALID_ARGUMENT,
+                             "holocron: HOLOCRON_CPU_ISA must be \"baseline\", \"avx2\" or \"avx512\" when set");
+  }
   try {
     Registry& registry = GlobalRegistry();
     const std::lock_guard<std::mutex> lock(registry.mutex);

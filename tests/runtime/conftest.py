@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from holocron.runtime import RuntimeNotBuiltError, library_path
 from onnx import TensorProto, helper
 
 from holocron.ops.contract import DOMAIN, DOMAIN_VERSION
+from holocron.runtime import RuntimeNotBuiltError, library_path
 
 REQUIRE_ENV = "HOLOCRON_REQUIRE_RUNTIME"
 OPSET = 18

@@ -7,6 +7,7 @@ prints ``ERROR <exception type>: <message>`` and exits 3 when onnxruntime refuse
 import sys
 
 import numpy as np
+
 from holocron.runtime import InferenceSession, session_options
 
 

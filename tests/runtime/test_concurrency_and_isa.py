@@ -69,3 +69,12 @@ def test_instruction_set_variants_agree(make_node_model, run_kernel, run_in_subp
     assert result.returncode == 0, result.stdout + result.stderr
     capped = np.load(result.args[-1])["Y"]
     np.testing.assert_allclose(capped, widest, rtol=1e-5, atol=1e-5)
+
+
+def test_misspelled_instruction_set_cap_is_refused(make_node_model, run_in_subprocess) -> None:
+    """The cap is read: a name that is no instruction set fails registration instead of being ignored."""
+    shapes, attributes = SHAPES["Add2d"]
+    feeds = inputs_of(shapes)
+    result = run_in_subprocess(make_node_model("Add2d", feeds, attributes), feeds, env={"HOLOCRON_CPU_ISA": "avx3"})
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "HOLOCRON_CPU_ISA" in result.stdout

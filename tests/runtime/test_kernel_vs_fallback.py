@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+
 from holocron.export.ops import fallback_functions
 
 ATOL, RTOL = 1e-5, 1e-4

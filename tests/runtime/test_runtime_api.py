@@ -4,9 +4,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import holocron.runtime as runtime
 import numpy as np
 import pytest
+
+import holocron.runtime as runtime
 
 
 def add2d_model_and_feeds(make_node_model):

@@ -22,17 +22,37 @@ Isa DetectIsa() {
   return Isa::kBaseline;
 }
 
+struct NamedIsa {
+  const char* name;
+  Isa isa;
+};
+constexpr NamedIsa kIsaNames[] = {{"baseline", Isa::kBaseline}, {"avx2", Isa::kAvx2}, {"avx512", Isa::kAvx512}};
+
+// The cap HOLOCRON_CPU_ISA names; false when it is unset or names no instruction set.
+bool IsaFromEnvironment(Isa& cap) {
+  const char* name = std::getenv("HOLOCRON_CPU_ISA");
+  if (name == nullptr) return false;
+  for (const NamedIsa& entry : kIsaNames) {
+    if (std::strcmp(name, entry.name) == 0) {
+      cap = entry.isa;
+      return true;
+    }
+  }
+  return false;
+}
+
 Isa CapFromEnvironment(Isa detected) {
-  const char* cap = std::getenv("HOLOCRON_CPU_ISA");
-  if (cap == nullptr) return detected;
-  Isa wanted = detected;
-  if (std::strcmp(cap, "baseline") == 0) wanted = Isa::kBaseline;
-  if (std::strcmp(cap, "avx2") == 0) wanted = Isa::kAvx2;
-  if (std::strcmp(cap, "avx512") == 0) wanted = Isa::kAvx512;
-  return static_cast<int>(wanted) < static_cast<int>(detected) ? wanted : detected;
+  Isa cap = detected;
+  if (!IsaFromEnvironment(cap)) return detected;
+  return static_cast<int>(cap) < static_cast<int>(detected) ? cap : detected;
 }
 
 }  // namespace
+
+bool IsaOverrideIsValid() {
+  Isa cap = Isa::kBaseline;
+  return std::getenv("HOLOCRON_CPU_ISA") == nullptr || IsaFromEnvironment(cap);
+}
 
 Isa ActiveIsa() {
   static const Isa isa = CapFromEnvironment(DetectIsa());

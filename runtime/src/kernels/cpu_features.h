@@ -10,6 +10,10 @@ enum class Isa { kBaseline, kAvx2, kAvx512 };
 // ("baseline", "avx2" or "avx512") caps it, so tests can exercise every code path on one machine.
 Isa ActiveIsa();
 
+// Whether HOLOCRON_CPU_ISA, when set, names an instruction set; registration refuses a misspelled cap rather than
+// silently running the widest kernels.
+bool IsaOverrideIsValid();
+
 // How many tasks a kernel should split its work into when it can choose: enough for every hardware thread to get a
 // few (load balance), few enough that per-task overheads (packing, halos) stay small. 4 per hardware thread,
 // within [8, 64].
