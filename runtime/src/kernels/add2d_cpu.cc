@@ -6,7 +6,7 @@
 // tile's slices into a panel P[l][pixel] (l = (c, i, j) in C order, the zero padding written out, pixels contiguous,
 // normalized per pixel when asked), then for every micro-tile of MR output channels x NR pixels accumulates
 // |P[l] - W[o, l]| over l in registers, NR pixels across the vector lanes, and writes B[o] - sum. The panel is the
-// only scratch memory: about 128 KiB per task whatever the layer size.
+// only scratch memory: up to 128 KiB per task, or one micro-tile of pixels when a single slice column is larger.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
