@@ -88,12 +88,6 @@ class _NormConvNd(_ConvNd):
         self.normalize_slices: bool = normalize_slices
         self.eps: float = float(eps)
 
-    def _pad_input(self, x: Tensor) -> tuple[Tensor, tuple[int, int]]:
-        """``x`` padded as ``padding_mode`` asks, and the zero padding left for the sliding-window op."""
-        if self.padding_mode != "zeros":
-            return pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode), (0, 0)
-        return x, (self.padding[0], self.padding[1])
-
     def extra_repr(self) -> str:
         return super().extra_repr() + f", eps={self.eps}"
 
@@ -164,8 +158,20 @@ class NormConv2d(_NormConvNd):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        x, padding = self._pad_input(x)
-        return F.norm_conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups, self.eps)
+        # Two calls rather than a shared helper returning (x, padding): the TorchScript ONNX exporter cannot lower a
+        # tuple-valued padding computed at run time inside a scripted module ("Couldn't lower all tuples").
+        if self.padding_mode != "zeros":
+            return F.norm_conv2d(
+                pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode),
+                self.weight,
+                self.bias,
+                self.stride,
+                0,
+                self.dilation,
+                self.groups,
+                self.eps,
+            )
+        return F.norm_conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups, self.eps)
 
 
 class Add2d(_NormConvNd):
@@ -231,9 +237,28 @@ class Add2d(_NormConvNd):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        x, padding = self._pad_input(x)
+        if self.padding_mode != "zeros":
+            return F.add2d(
+                pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode),
+                self.weight,
+                self.bias,
+                self.stride,
+                0,
+                self.dilation,
+                self.groups,
+                self.normalize_slices,
+                self.eps,
+            )
         return F.add2d(
-            x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups, self.normalize_slices, self.eps
+            x,
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+            self.normalize_slices,
+            self.eps,
         )
 
     def extra_repr(self) -> str:
