@@ -19,9 +19,16 @@ def _script_roundtrip(module: nn.Module) -> torch.jit.ScriptModule:
 
 
 def _assert_grads_reach_params(module: nn.Module, *inputs: Tensor) -> None:
-    """Backpropagate a random projection of the output and check every parameter receives a non-zero gradient."""
+    """Backpropagate a random projection of the output and check every parameter receives a non-zero gradient.
+
+    Runs in eval mode: with batch statistics (training mode) the bias of a convolution feeding a BatchNorm, as in
+    FReLU or SlimConv2d's ``fc1``, is mathematically gradient-free and its gradient only rounding noise (or exactly 0).
+    """
+    was_training = module.training
+    module.eval()
     module.zero_grad(set_to_none=True)
     out = module(*inputs)
+    module.train(was_training)
     (out * torch.randn_like(out)).sum().backward()
     for name, param in module.named_parameters():
         assert param.grad is not None, f"no gradient reached {name}"
