@@ -86,7 +86,11 @@ def fallback_function(opset: int) -> onnx.FunctionProto:
     local_lambda = local("Reshape", local_lambda, local("Concat", batch, dim_k, dim_v, positions, axis=0))
 
     dense = body.subgraph("global_")
-    embedding = dense("Reshape", "P", dense("Concat", positions, positions, dim_k, dim_u, axis=0))
+    # P's own leading dims (and the product of the rest) rather than sizes from Q: the same element count whatever
+    # P's rank, so onnxruntime can constant-fold this branch without error when P is a local kernel R.
+    leading = dense("Shape", "P", start=0, end=3)
+    trailing = dense("ReduceProd", dense("Shape", "P", start=3), keepdims=1)
+    embedding = dense("Reshape", "P", dense("Concat", leading, trailing, axis=0))
     global_lambda = dense("Einsum", embedding, values, equation="pmku,nvum->nkvp")
 
     is_local = body("Equal", body("Size", body("Shape", "P")), body("Constant", value_int=5))
