@@ -12,8 +12,6 @@ After either torch exporter has produced a model, this module makes it self-cont
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import onnx
 import onnx.inliner
 
@@ -26,24 +24,14 @@ from .custom_op_support import (
 )
 from .errors import ExportError, summarize_error
 from .onnx_graph_names import rename_graph_io
+from .onnx_graphs import iter_graphs
 
 __all__ = ["check_onnx_model", "finalize_onnx_model", "holocron_nodes", "onnx_opset_of"]
 
 
-def _nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
-    for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _nodes(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for sub in attr.graphs:
-                    yield from _nodes(sub)
-
-
 def holocron_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
     """The ``holocron``-domain nodes of the main graph and its subgraphs (not those inside functions)."""
-    return [node for node in _nodes(model.graph) if node.domain == HOLOCRON_DOMAIN]
+    return [node for graph in iter_graphs(model.graph) for node in graph.node if node.domain == HOLOCRON_DOMAIN]
 
 
 def onnx_opset_of(model: onnx.ModelProto) -> int:

@@ -8,9 +8,10 @@ exporter ran, so the names callers feed and read do not depend on the exporter.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 
 import onnx
+
+from .onnx_graphs import iter_graphs
 
 __all__ = ["io_names", "rename_graph_io"]
 
@@ -20,21 +21,9 @@ def io_names(prefix: str, count: int) -> list[str]:
     return [prefix] if count == 1 else [f"{prefix}_{i}" for i in range(count)]
 
 
-def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
-    """``graph`` and, recursively, every subgraph held in a node attribute (If/Loop/Scan bodies)."""
-    yield graph
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _graphs(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for sub in attr.graphs:
-                    yield from _graphs(sub)
-
-
 def _all_value_names(graph: onnx.GraphProto) -> set[str]:
     names: set[str] = set()
-    for g in _graphs(graph):
+    for g in iter_graphs(graph):
         names.update(v.name for v in itertools.chain(g.input, g.output, g.value_info))
         names.update(t.name for t in g.initializer)
         for node in g.node:
@@ -45,7 +34,7 @@ def _all_value_names(graph: onnx.GraphProto) -> set[str]:
 
 
 def _apply_renames(graph: onnx.GraphProto, renames: dict[str, str]) -> None:
-    for g in _graphs(graph):
+    for g in iter_graphs(graph):
         for value in itertools.chain(g.input, g.output, g.value_info, g.initializer):
             value.name = renames.get(value.name, value.name)
         for node in g.node:
