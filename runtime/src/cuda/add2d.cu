@@ -10,11 +10,9 @@ constexpr int kBlock = 128;    // output pixels per block
 constexpr int kTapTile = 64;   // slice taps per shared-memory filter tile
 
 template <typename Index>
-struct Add2dGeometry {
-  Index channels, height, width, plane;  // input
-  Index kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w;
+struct Add2dGeometry : detail::WindowGeometry<Index> {
   Index group_in, group_out, slice;  // C_in / group, C_out / group, C_in / group * kH * kW
-  Index out_channels, out_w, out_plane, pixels, pixel_blocks;  // pixels = N * H_out * W_out
+  Index out_channels, pixels, pixel_blocks;  // pixels = N * H_out * W_out
   Index out_tiles, group_tiles;  // channel tiles per group, groups * out_tiles
   float eps;
 };
@@ -135,24 +133,11 @@ Add2dGeometry<Index> make_geometry(const Add2dParams& p, int64_t tile) {
   const int64_t group_out = p.out_channels / w.groups;
   const int64_t out_tiles = detail::ceil_div(group_out, tile);
   Add2dGeometry<Index> g{};
-  g.channels = static_cast<Index>(w.channels);
-  g.height = static_cast<Index>(w.height);
-  g.width = static_cast<Index>(w.width);
-  g.plane = static_cast<Index>(w.height * w.width);
-  g.kernel_h = static_cast<Index>(w.kernel_h);
-  g.kernel_w = static_cast<Index>(w.kernel_w);
-  g.stride_h = static_cast<Index>(w.stride_h);
-  g.stride_w = static_cast<Index>(w.stride_w);
-  g.pad_top = static_cast<Index>(w.pad_top);
-  g.pad_left = static_cast<Index>(w.pad_left);
-  g.dilation_h = static_cast<Index>(w.dilation_h);
-  g.dilation_w = static_cast<Index>(w.dilation_w);
+  static_cast<detail::WindowGeometry<Index>&>(g) = detail::window_geometry<Index>(w);
   g.group_in = static_cast<Index>(group_in);
   g.group_out = static_cast<Index>(group_out);
   g.slice = static_cast<Index>(group_in * w.kernel_h * w.kernel_w);
   g.out_channels = static_cast<Index>(p.out_channels);
-  g.out_w = static_cast<Index>(w.out_w);
-  g.out_plane = static_cast<Index>(w.out_h * w.out_w);
   g.pixels = static_cast<Index>(w.batch * w.out_h * w.out_w);
   g.pixel_blocks = static_cast<Index>(detail::ceil_div(w.batch * w.out_h * w.out_w, kBlock));
   g.out_tiles = static_cast<Index>(out_tiles);

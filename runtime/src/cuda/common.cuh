@@ -57,6 +57,34 @@ inline bool valid_window(const Window2d& w) {
          w.out_w == window_out_size(w.width, w.pad_left, w.pad_right, w.kernel_w, w.stride_w, w.dilation_w);
 }
 
+// The sliding-window geometry both Add2d and Involution2d kernels read, in the kernels' index type.
+template <typename Index>
+struct WindowGeometry {
+  Index channels, height, width, plane;  // input
+  Index kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w;
+  Index out_w, out_plane;
+};
+
+template <typename Index>
+WindowGeometry<Index> window_geometry(const Window2d& w) {
+  WindowGeometry<Index> g{};
+  g.channels = static_cast<Index>(w.channels);
+  g.height = static_cast<Index>(w.height);
+  g.width = static_cast<Index>(w.width);
+  g.plane = static_cast<Index>(w.height * w.width);
+  g.kernel_h = static_cast<Index>(w.kernel_h);
+  g.kernel_w = static_cast<Index>(w.kernel_w);
+  g.stride_h = static_cast<Index>(w.stride_h);
+  g.stride_w = static_cast<Index>(w.stride_w);
+  g.pad_top = static_cast<Index>(w.pad_top);
+  g.pad_left = static_cast<Index>(w.pad_left);
+  g.dilation_h = static_cast<Index>(w.dilation_h);
+  g.dilation_w = static_cast<Index>(w.dilation_w);
+  g.out_w = static_cast<Index>(w.out_w);
+  g.out_plane = static_cast<Index>(w.out_h * w.out_w);
+  return g;
+}
+
 // 0 <= i < n in one unsigned comparison.
 template <typename Index>
 __device__ __forceinline__ bool in_range(Index i, Index n) {

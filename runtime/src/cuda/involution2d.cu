@@ -10,11 +10,8 @@ constexpr int kBlock = 256;
 constexpr int kChannelsPerThread = 4;  // channels of one group sharing each loaded kernel tap
 
 template <typename Index>
-struct InvolutionGeometry {
-  Index channels, height, width, plane;  // input
-  Index kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w;
+struct InvolutionGeometry : detail::WindowGeometry<Index> {
   Index groups, group_channels, chunks;  // chunks of kChannelsPerThread channels per group
-  Index out_w, out_plane;
   Index items, item_blocks;  // items = N * groups * chunks * H_out * W_out, pixel fastest
 };
 
@@ -77,23 +74,10 @@ cudaError_t launch_indexed(const Window2d& w, const float* x, const float* kerne
   const int64_t items = w.batch * w.groups * chunks * w.out_h * w.out_w;
   const int64_t blocks = detail::ceil_div(items, kBlock);
   InvolutionGeometry<Index> g{};
-  g.channels = static_cast<Index>(w.channels);
-  g.height = static_cast<Index>(w.height);
-  g.width = static_cast<Index>(w.width);
-  g.plane = static_cast<Index>(w.height * w.width);
-  g.kernel_h = static_cast<Index>(w.kernel_h);
-  g.kernel_w = static_cast<Index>(w.kernel_w);
-  g.stride_h = static_cast<Index>(w.stride_h);
-  g.stride_w = static_cast<Index>(w.stride_w);
-  g.pad_top = static_cast<Index>(w.pad_top);
-  g.pad_left = static_cast<Index>(w.pad_left);
-  g.dilation_h = static_cast<Index>(w.dilation_h);
-  g.dilation_w = static_cast<Index>(w.dilation_w);
+  static_cast<detail::WindowGeometry<Index>&>(g) = detail::window_geometry<Index>(w);
   g.groups = static_cast<Index>(w.groups);
   g.group_channels = static_cast<Index>(group_channels);
   g.chunks = static_cast<Index>(chunks);
-  g.out_w = static_cast<Index>(w.out_w);
-  g.out_plane = static_cast<Index>(w.out_h * w.out_w);
   g.items = static_cast<Index>(items);
   g.item_blocks = static_cast<Index>(blocks);
   involution2d_kernel<Index><<<detail::grid_extent(blocks, detail::kMaxGridX), kBlock, 0, stream>>>(g, x, kernel, y);
