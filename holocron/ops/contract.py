@@ -16,14 +16,44 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 DOMAIN = "holocron"
 DOMAIN_VERSION = 1
 
+# ONNX opsets the standard-ONNX fallback functions are written for (and so the exporters' range).
+FIRST_OPSET = 18
+LAST_OPSET = 23
+
+# Largest value of any integer attribute: far beyond a real layer, small enough that no size computed from attributes
+# and tensor dimensions overflows 64 bits.
+MAX_ATTRIBUTE_VALUE = 1 << 24
+
 AttributeType = Literal["int", "ints", "float"]
+
+
+def conv_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int, dilation: int) -> int:
+    """Output length of a sliding window along one axis (the convolution formula every op of the domain uses).
+
+    .. math::
+
+        out = \\left\\lfloor \\frac{size + pad_{begin} + pad_{end} - dilation \\cdot (kernel - 1) - 1}{stride}
+        \\right\\rfloor + 1
+
+    Args:
+        size: input length along the axis.
+        kernel: number of window taps.
+        stride: step between windows (>= 1).
+        pad_begin: zero padding before the first element.
+        pad_end: zero padding after the last element.
+        dilation: spacing between taps (>= 1).
+
+    Returns:
+        The number of windows; < 1 when the padded input is shorter than the dilated window.
+    """
+    return (size + pad_begin + pad_end - dilation * (kernel - 1) - 1) // stride + 1
 
 
 @dataclass(frozen=True)
@@ -34,17 +64,60 @@ class Attribute:
         name: ONNX attribute name.
         type: ``int``, ``ints`` or ``float``.
         default: value used when the node omits the attribute; ``None`` means required.
-        doc: meaning and valid range.
+        doc: meaning (the valid range is rendered from ``minimum``/``maximum``).
+        minimum: smallest valid value (of each element for ``ints``); ``None`` for no bound.
+        maximum: largest valid value (of each element for ``ints``); ints default to :data:`MAX_ATTRIBUTE_VALUE`.
+        count: number of values of an ``ints`` attribute (``None`` for scalars).
     """
 
     name: str
     type: AttributeType
     default: int | float | tuple[int, ...] | None
     doc: str
+    minimum: int | float | None = None
+    maximum: int | float | None = None
+    count: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.type in ("int", "ints") and self.maximum is None:
+            object.__setattr__(self, "maximum", MAX_ATTRIBUTE_VALUE)
+        if self.type == "ints" and self.count is None and self.default is not None:
+            object.__setattr__(self, "count", len(self.default))  # type: ignore[arg-type]
 
     @property
     def required(self) -> bool:
         return self.default is None
+
+    @property
+    def range_text(self) -> str:
+        """The valid range of one value in words, e.g. ``in [1, 16777216]`` or ``>= 0``."""
+        if self.minimum is not None and self.maximum is not None:
+            return f"in [{self.minimum}, {self.maximum}]"
+        if self.minimum is not None:
+            return f">= {self.minimum}"
+        if self.maximum is not None:
+            return f"<= {self.maximum}"
+        return "any value"
+
+    def check(self, op: str, value: int | float | tuple[int, ...] | list[int], argument: str | None = None) -> None:
+        """Raise ValueError naming ``argument`` (default: the attribute) unless ``value`` is in range.
+
+        Args:
+            op: the op's name, for the message.
+            value: the value to check (a sequence for ``ints``).
+            argument: the name the caller knows the value by (a Python argument name), if not the attribute's.
+        """
+        label = argument or self.name
+        values = list(value) if self.type == "ints" else [value]  # type: ignore[arg-type]
+        if self.type == "ints" and self.count is not None and len(values) != self.count:
+            raise ValueError(f"{op}: `{label}` must hold {self.count} values; got {list(values)}")
+        for item in values:
+            low_ok = self.minimum is None or item >= self.minimum
+            high_ok = self.maximum is None or item <= self.maximum
+            if not (low_ok and high_ok):
+                if self.type == "ints":
+                    raise ValueError(f"{op}: each value of `{label}` must be {self.range_text}; got {list(values)}")
+                raise ValueError(f"{op}: `{label}` must be {self.range_text}; got {item}")
 
 
 @dataclass(frozen=True)
@@ -89,7 +162,6 @@ class OpContract:
     type_constraint: tuple[str, ...] = ("tensor(float)",)
     version: int = DOMAIN_VERSION
     domain: str = DOMAIN
-    extra: dict[str, str] = field(default_factory=dict)
 
     def attribute(self, name: str) -> Attribute:
         for attr in self.attributes:
@@ -98,10 +170,10 @@ class OpContract:
         raise KeyError(f"{self.onnx_name} has no attribute {name!r}")
 
 
-_STRIDES = Attribute("strides", "ints", (1, 1), "stride along (H, W); each >= 1")
-_PADS = Attribute("pads", "ints", (0, 0, 0, 0), "zero padding (top, left, bottom, right), ONNX order; each >= 0")
-_DILATIONS = Attribute("dilations", "ints", (1, 1), "spacing between kernel taps along (H, W); each >= 1")
-_GROUP = Attribute("group", "int", 1, "number of channel groups; >= 1, divides C_in (and C_out)")
+_STRIDES = Attribute("strides", "ints", (1, 1), "stride along (H, W)", minimum=1)
+_PADS = Attribute("pads", "ints", (0, 0, 0, 0), "zero padding (top, left, bottom, right), ONNX order", minimum=0)
+_DILATIONS = Attribute("dilations", "ints", (1, 1), "spacing between kernel taps along (H, W)", minimum=1)
+_GROUP = Attribute("group", "int", 1, "number of channel groups; divides C_in (and C_out)", minimum=1)
 
 ADD2D = OpContract(
     onnx_name="Add2d",
@@ -117,8 +189,15 @@ ADD2D = OpContract(
         _PADS,
         _DILATIONS,
         _GROUP,
-        Attribute("normalize_slices", "int", 0, "1: normalize each slice to zero mean, unit variance first; 0 or 1"),
-        Attribute("eps", "float", 1e-14, "added to the slice variance before the square root; >= 0"),
+        Attribute(
+            "normalize_slices",
+            "int",
+            0,
+            "1: normalize each slice to zero mean, unit variance first",
+            minimum=0,
+            maximum=1,
+        ),
+        Attribute("eps", "float", 1e-14, "added to the slice variance before the square root", minimum=0.0),
     ),
     outputs=(Tensor("Y", "(N, C_out, H_out, W_out)", "negated L1 distances plus bias"),),
     semantics=(
@@ -140,11 +219,11 @@ INVOLUTION2D = OpContract(
         Tensor("K", "(N, group * kH * kW, H_out, W_out)", "per-pixel kernels, one set per channel group"),
     ),
     attributes=(
-        Attribute("kernel_shape", "ints", None, "kernel size (kH, kW); each >= 1; required"),
+        Attribute("kernel_shape", "ints", None, "kernel size (kH, kW)", minimum=1, count=2),
         _STRIDES,
         _PADS,
         _DILATIONS,
-        Attribute("group", "int", 1, "number of channel groups; >= 1, divides C"),
+        Attribute("group", "int", 1, "number of channel groups; divides C", minimum=1),
     ),
     outputs=(Tensor("Y", "(N, C, H_out, W_out)", "involved feature map"),),
     semantics=(
@@ -169,7 +248,7 @@ LAMBDA = OpContract(
             "positional parameter: local kernel R (rank 5, r odd) or global embedding E (rank 4)",
         ),
     ),
-    attributes=(Attribute("num_heads", "int", None, "number of query heads; >= 1; required"),),
+    attributes=(Attribute("num_heads", "int", None, "number of query heads", minimum=1),),
     outputs=(Tensor("Y", "(N, heads * V, H, W)", "lambda output; channel h * V + v"),),
     semantics=(
         "With m, p indexing the H * W positions, Ks = softmax over m of Kx viewed (N, K, U, H * W):\n"
@@ -253,7 +332,8 @@ def markdown() -> str:
         out += ["", "| attribute | type | default | meaning |", "| --- | --- | --- | --- |"]
         for attr in op.attributes:
             default = "required" if attr.default is None else f"`{attr.default}`"
-            out.append(f"| `{attr.name}` | {attr.type} | {default} | {attr.doc} |")
+            each = "each " if attr.type == "ints" else ""
+            out.append(f"| `{attr.name}` | {attr.type} | {default} | {attr.doc}; {each}{attr.range_text} |")
         out += ["", "| output | shape | meaning |", "| --- | --- | --- |"]
         out += [f"| `{t.name}` | {t.shape} | {t.doc} |" for t in op.outputs]
         out += ["", f"Type constraint: `T` in {', '.join(f'`{t}`' for t in op.type_constraint)}.", ""]
