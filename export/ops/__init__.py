@@ -18,10 +18,9 @@ import onnx
 import torch
 
 import holocron.ops  # noqa: F401  (registers torch.ops.holocron.*)
-from holocron.ops.contract import ADD2D, INVOLUTION2D, LAMBDA, OPS, OpContract
+from holocron.ops.contract import ADD2D, FIRST_OPSET, INVOLUTION2D, LAMBDA, LAST_OPSET, OPS, OpContract
 
 from . import add2d, involution2d, lambda_layer
-from ._function_builder import FIRST_OPSET, LAST_OPSET
 from ._schema import register_schema
 
 __all__ = [

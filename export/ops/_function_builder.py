@@ -14,19 +14,11 @@ from dataclasses import dataclass
 import onnx
 from onnx import helper
 
-from holocron.ops.contract import Attribute, OpContract
+from holocron.ops.contract import FIRST_OPSET, LAST_OPSET, Attribute, OpContract
 
-__all__ = ["FIRST_OPSET", "LAST_OPSET", "AttrRef", "FunctionBuilder", "check_opset"]
+from ._attributes import attribute_ref, default_attribute
 
-# Default-domain opsets the bodies are written for: every op used keeps its semantics over this range.
-FIRST_OPSET = 18
-LAST_OPSET = 23
-
-_ATTRIBUTE_TYPES = {
-    "int": onnx.AttributeProto.INT,
-    "ints": onnx.AttributeProto.INTS,
-    "float": onnx.AttributeProto.FLOAT,
-}
+__all__ = ["AttrRef", "FunctionBuilder", "check_opset"]
 
 
 def check_opset(opset: int) -> None:
@@ -42,7 +34,7 @@ class AttrRef:
     attribute: Attribute
 
     def proto(self, name: str) -> onnx.AttributeProto:
-        return helper.make_attribute_ref(name, _ATTRIBUTE_TYPES[self.attribute.type], ref_attr_name=self.attribute.name)
+        return attribute_ref(self.attribute, name)
 
 
 class FunctionBuilder:
@@ -121,10 +113,6 @@ class FunctionBuilder:
             nodes=nodes,
             opset_imports=[helper.make_opsetid("", opset)],
             attributes=[a.name for a in self.op.attributes if a.required],
-            attribute_protos=[helper.make_attribute(a.name, _default(a)) for a in self.op.attributes if not a.required],
+            attribute_protos=[default_attribute(a) for a in self.op.attributes if not a.required],
             doc_string=f"Standard-ONNX fallback of {self.op.domain}::{self.op.onnx_name}:\n{self.op.semantics}",
         )
-
-
-def _default(attribute: Attribute) -> object:
-    return list(attribute.default) if attribute.type == "ints" else attribute.default  # type: ignore[arg-type]

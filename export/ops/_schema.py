@@ -3,11 +3,13 @@
 from collections.abc import Callable
 
 import onnx
-from onnx import defs, helper
+from onnx import defs
 
-from holocron.ops.contract import Attribute, OpContract
+from holocron.ops.contract import OpContract
 
-__all__ = ["Dim", "ShapeInference", "build_schema", "conv_output_dim", "node_attributes", "register_schema"]
+from ._attributes import read_attribute, schema_attribute
+
+__all__ = ["Dim", "ShapeInference", "build_schema", "register_schema"]
 
 Dim = int | str | None
 """One dimension as shape inference sees it: known size, symbolic name, or unknown."""
@@ -15,26 +17,6 @@ Dim = int | str | None
 ShapeInference = Callable[[list[list[Dim] | None], dict[str, object]], list[Dim] | None]
 """``(input shapes, attribute values) -> output shape``: a shape is ``None`` where its rank is unknown (or the input
 is absent); the attributes hold the node's values, the contract defaults filled in."""
-
-_ATTRIBUTE_TYPES = {
-    "int": defs.OpSchema.AttrType.INT,
-    "ints": defs.OpSchema.AttrType.INTS,
-    "float": defs.OpSchema.AttrType.FLOAT,
-}
-
-
-def conv_output_dim(size: Dim, kernel: Dim, stride: int, pad_begin: int, pad_end: int, dilation: int) -> Dim:
-    """Window count along one axis, or ``None`` when ``size`` or ``kernel`` is not a known integer."""
-    if not isinstance(size, int) or not isinstance(kernel, int):
-        return None
-    return (size + pad_begin + pad_end - dilation * (kernel - 1) - 1) // stride + 1
-
-
-def _schema_attribute(attribute: Attribute) -> defs.OpSchema.Attribute:
-    if attribute.required:
-        return defs.OpSchema.Attribute(attribute.name, _ATTRIBUTE_TYPES[attribute.type], attribute.doc, required=True)
-    default = list(attribute.default) if attribute.type == "ints" else attribute.default  # type: ignore[arg-type]
-    return defs.OpSchema.Attribute(attribute.name, helper.make_attribute(attribute.name, default), attribute.doc)
 
 
 def _dims(type_proto: onnx.TypeProto | None) -> list[Dim] | None:
@@ -55,8 +37,7 @@ def _inference_function(op: OpContract, infer_shape: ShapeInference) -> Callable
         shapes = [_dims(ctx.get_input_type(i)) if has else None for i, has in enumerate(present)]
         attributes: dict[str, object] = {}
         for attribute in op.attributes:
-            proto = ctx.get_attribute(attribute.name)
-            attributes[attribute.name] = attribute.default if proto is None else helper.get_attribute_value(proto)
+            attributes[attribute.name] = read_attribute(attribute, ctx.get_attribute(attribute.name))
         output = onnx.TypeProto()
         output.tensor_type.elem_type = ctx.get_input_type(0).tensor_type.elem_type
         out_dims = infer_shape(shapes, attributes)
@@ -90,7 +71,7 @@ def build_schema(op: OpContract, infer_shape: ShapeInference) -> defs.OpSchema:
         ],
         outputs=[defs.OpSchema.FormalParameter(t.name, "T", f"{t.shape}: {t.doc}") for t in op.outputs],
         type_constraints=[("T", list(op.type_constraint), "element type of every input and output")],
-        attributes=[_schema_attribute(a) for a in op.attributes],
+        attributes=[schema_attribute(a) for a in op.attributes],
     )
     schema.set_type_and_shape_inference_function(_inference_function(op, infer_shape))
     return schema
@@ -102,10 +83,3 @@ def register_schema(schema: defs.OpSchema) -> None:
         defs.get_schema(schema.name, schema.since_version, schema.domain)
     except defs.SchemaError:
         defs.register_schema(schema)
-
-
-def node_attributes(op: OpContract, **values: object) -> dict[str, object]:
-    """``values`` as the attributes of an ``op`` node, after checking each name against the contract."""
-    for name in values:
-        op.attribute(name)
-    return values

@@ -1,8 +1,36 @@
-"""Sliding windows in standard ONNX, shared by the Add2d and Involution2d fallback bodies."""
+"""Sliding windows shared by Add2d and Involution2d: their output size in shape inference, their extraction in ONNX."""
+
+from collections.abc import Sequence
+from typing import cast
+
+from holocron.ops.contract import conv_output_size
 
 from ._function_builder import FunctionBuilder
+from ._schema import Dim
 
-__all__ = ["one_hot_windows"]
+__all__ = ["one_hot_windows", "window_output_dims"]
+
+
+def window_output_dims(spatial: Sequence[Dim], kernel: Sequence[Dim], attributes: dict[str, object]) -> list[Dim]:
+    """``[H_out, W_out]`` of a window ``kernel`` sliding over ``spatial`` with the node's window ``attributes``.
+
+    Args:
+        spatial: input ``[H, W]`` as shape inference sees it.
+        kernel: ``[kH, kW]``.
+        attributes: the node's ``strides``, ``pads`` (ONNX order: begins then ends) and ``dilations``.
+
+    Returns:
+        Each dimension by :func:`~holocron.ops.contract.conv_output_size`, or ``None`` where the input size or the
+        kernel size is not a known integer.
+    """
+    strides, pads, dilations = (cast(list[int], attributes[name]) for name in ("strides", "pads", "dilations"))
+    dims: list[Dim] = []
+    for axis, (size, taps) in enumerate(zip(spatial, kernel, strict=True)):
+        if isinstance(size, int) and isinstance(taps, int):
+            dims.append(conv_output_size(size, taps, strides[axis], pads[axis], pads[axis + 2], dilations[axis]))
+        else:
+            dims.append(None)
+    return dims
 
 
 def one_hot_windows(body: FunctionBuilder, x: str, kernel_size: str) -> str:

@@ -16,9 +16,10 @@ from torch.onnx import symbolic_helper
 
 from holocron.ops.contract import ADD2D
 
+from ._attributes import node_attributes, torchscript_node
 from ._function_builder import FunctionBuilder
-from ._schema import Dim, build_schema, conv_output_dim, node_attributes
-from ._windows import one_hot_windows
+from ._schema import Dim, build_schema
+from ._windows import one_hot_windows, window_output_dims
 
 __all__ = ["SCHEMA", "dynamo_translation", "fallback_function", "onnx_attributes", "torchscript_symbolic"]
 
@@ -29,10 +30,7 @@ def _infer_shape(shapes: list[list[Dim] | None], attributes: dict[str, object]) 
     x, w = shapes[0], shapes[1]
     if x is None or w is None or len(x) != 4 or len(w) != 4:
         return None
-    strides, pads, dilations = attributes["strides"], attributes["pads"], attributes["dilations"]
-    out_h = conv_output_dim(x[2], w[2], strides[0], pads[0], pads[2], dilations[0])  # type: ignore[index]
-    out_w = conv_output_dim(x[3], w[3], strides[1], pads[1], pads[3], dilations[1])  # type: ignore[index]
-    return [x[0], w[0], out_h, out_w]
+    return [x[0], w[0], *window_output_dims(x[2:], w[2:], attributes)]
 
 
 SCHEMA = build_schema(ADD2D, _infer_shape)
@@ -49,12 +47,12 @@ def onnx_attributes(
     """ONNX attributes of a ``holocron::Add2d`` node from the torch op's arguments (padding doubled)."""
     return node_attributes(
         ADD2D,
-        strides=list(stride),
+        strides=stride,
         pads=[*padding, *padding],
-        dilations=list(dilation),
+        dilations=dilation,
         group=groups,
-        normalize_slices=int(normalize_slices),
-        eps=float(eps),
+        normalize_slices=normalize_slices,
+        eps=eps,
     )
 
 
@@ -89,10 +87,7 @@ def torchscript_symbolic(
 ):
     """``holocron::add2d`` -> one ``holocron::Add2d`` node, for ``torch.onnx.register_custom_op_symbolic``."""
     inputs = (input, weight) if symbolic_helper._is_none(bias) else (input, weight, bias)
-    attributes = onnx_attributes(stride, padding, dilation, groups, normalize_slices, eps)
-    suffixes = {"int": "i", "ints": "i", "float": "f"}
-    kwargs = {f"{a.name}_{suffixes[a.type]}": attributes[a.name] for a in ADD2D.attributes}
-    return g.op(f"{ADD2D.domain}::{ADD2D.onnx_name}", *inputs, **kwargs).setType(input.type().with_sizes([None] * 4))
+    return torchscript_node(g, ADD2D, inputs, onnx_attributes(stride, padding, dilation, groups, normalize_slices, eps))
 
 
 def fallback_function(opset: int) -> onnx.FunctionProto:

@@ -13,9 +13,10 @@ from torch.onnx import symbolic_helper
 
 from holocron.ops.contract import INVOLUTION2D
 
+from ._attributes import node_attributes, torchscript_node
 from ._function_builder import FunctionBuilder
-from ._schema import Dim, build_schema, conv_output_dim, node_attributes
-from ._windows import one_hot_windows
+from ._schema import Dim, build_schema
+from ._windows import one_hot_windows, window_output_dims
 
 __all__ = ["SCHEMA", "dynamo_translation", "fallback_function", "onnx_attributes", "torchscript_symbolic"]
 
@@ -26,11 +27,7 @@ def _infer_shape(shapes: list[list[Dim] | None], attributes: dict[str, object]) 
     x = shapes[0]
     if x is None or len(x) != 4:
         return None
-    kernel, strides = attributes["kernel_shape"], attributes["strides"]
-    pads, dilations = attributes["pads"], attributes["dilations"]
-    out_h = conv_output_dim(x[2], kernel[0], strides[0], pads[0], pads[2], dilations[0])  # type: ignore[index]
-    out_w = conv_output_dim(x[3], kernel[1], strides[1], pads[1], pads[3], dilations[1])  # type: ignore[index]
-    return [x[0], x[1], out_h, out_w]
+    return [x[0], x[1], *window_output_dims(x[2:], attributes["kernel_shape"], attributes)]  # type: ignore[arg-type]
 
 
 SCHEMA = build_schema(INVOLUTION2D, _infer_shape)
@@ -42,10 +39,10 @@ def onnx_attributes(
     """ONNX attributes of a ``holocron::Involution2d`` node from the torch op's arguments (padding doubled)."""
     return node_attributes(
         INVOLUTION2D,
-        kernel_shape=list(kernel_size),
-        strides=list(stride),
+        kernel_shape=kernel_size,
+        strides=stride,
         pads=[*padding, *padding],
-        dilations=list(dilation),
+        dilations=dilation,
         group=groups,
     )
 
@@ -69,10 +66,9 @@ def torchscript_symbolic(
     g, input, kernel, kernel_size: list[int], stride: list[int], padding: list[int], dilation: list[int], groups: int
 ):
     """``holocron::involution2d`` -> one ``holocron::Involution2d`` node, for ``register_custom_op_symbolic``."""
-    attributes = onnx_attributes(kernel_size, stride, padding, dilation, groups)
-    kwargs = {f"{name}_i": value for name, value in attributes.items()}
-    node = g.op(f"{INVOLUTION2D.domain}::{INVOLUTION2D.onnx_name}", input, kernel, **kwargs)
-    return node.setType(input.type().with_sizes([None] * 4))
+    return torchscript_node(
+        g, INVOLUTION2D, (input, kernel), onnx_attributes(kernel_size, stride, padding, dilation, groups)
+    )
 
 
 def fallback_function(opset: int) -> onnx.FunctionProto:

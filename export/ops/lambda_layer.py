@@ -14,8 +14,9 @@ from torch.onnx import symbolic_helper
 
 from holocron.ops.contract import LAMBDA
 
+from ._attributes import node_attributes, torchscript_node
 from ._function_builder import FunctionBuilder
-from ._schema import Dim, build_schema, node_attributes
+from ._schema import Dim, build_schema
 
 __all__ = ["SCHEMA", "dynamo_translation", "fallback_function", "onnx_attributes", "torchscript_symbolic"]
 
@@ -51,9 +52,7 @@ def dynamo_translation(q: FLOAT, k: FLOAT, v: FLOAT, pos: FLOAT, num_heads: int)
 @symbolic_helper.parse_args("v", "v", "v", "v", "i")
 def torchscript_symbolic(g, q, k, v, pos, num_heads: int):
     """``holocron::lambda_layer`` -> one ``holocron::Lambda`` node, for ``register_custom_op_symbolic``."""
-    kwargs = {f"{name}_i": value for name, value in onnx_attributes(num_heads).items()}
-    node = g.op(f"{LAMBDA.domain}::{LAMBDA.onnx_name}", q, k, v, pos, **kwargs)
-    return node.setType(q.type().with_sizes([None] * 4))
+    return torchscript_node(g, LAMBDA, (q, k, v, pos), onnx_attributes(num_heads))
 
 
 def fallback_function(opset: int) -> onnx.FunctionProto:

@@ -1,14 +1,14 @@
-"""Sliding-window geometry and argument checks shared by the windowed ops (``add2d``, ``involution2d``)."""
+"""Argument checks shared by the torch ops, and the sliding-window geometry of the windowed ones (add2d, involution2d).
+
+The valid range of every attribute-like argument is read from :mod:`holocron.ops.contract`; only the checks that
+relate arguments to each other (a group count that divides the channels, a kernel that fits the input) are code.
+"""
 
 from torch import Tensor
 
-__all__ = ["check_floating", "check_pair", "check_rank", "output_size"]
+from holocron.ops.contract import OpContract, conv_output_size
 
-
-def check_pair(op: str, name: str, value: list[int], minimum: int) -> None:
-    """Raise ``ValueError`` unless ``value`` is a pair of ints, each at least ``minimum``."""
-    if len(value) != 2 or any(not isinstance(v, int) or v < minimum for v in value):
-        raise ValueError(f"{op}: `{name}` must be 2 ints (along H, W), each >= {minimum}; got {list(value)}")
+__all__ = ["check_floating", "check_rank", "check_window", "window_output_size"]
 
 
 def check_rank(op: str, name: str, tensor: Tensor, rank: int, layout: str) -> None:
@@ -30,14 +30,47 @@ def check_floating(op: str, reference: str, tensors: dict[str, Tensor]) -> None:
             )
 
 
-def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
-    """Number of window positions along one axis: ``(size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1``.
+def check_window(op: OpContract, stride: list[int], padding: list[int], dilation: list[int]) -> None:
+    """Check the torch window arguments against the ``strides``, ``pads`` and ``dilations`` attributes of ``op``.
 
     Args:
-        size: input length along the axis.
-        kernel: number of taps along the axis.
-        stride: step between consecutive windows.
-        padding: zero padding added on both sides.
-        dilation: spacing between taps.
+        op: contract of a windowed op.
+        stride: ``[sH, sW]``.
+        padding: symmetric ``[pH, pW]``, that is 2 of the 4 ONNX ``pads``.
+        dilation: ``[dH, dW]``.
+
+    Raises:
+        ValueError: an argument is out of the contract's range (the message names it).
     """
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    op.attribute("strides").check(op.torch_name, stride, "stride")
+    op.attribute("pads").check(op.torch_name, padding, "padding", count=2)
+    op.attribute("dilations").check(op.torch_name, dilation, "dilation")
+
+
+def window_output_size(
+    op: OpContract, size: list[int], kernel_size: list[int], stride: list[int], padding: list[int], dilation: list[int]
+) -> tuple[int, int]:
+    """Output size ``(H_out, W_out)`` of a window of ``kernel_size`` sliding over ``size`` (symmetric padding).
+
+    Args:
+        op: contract of the op, whose torch name starts the error message.
+        size: input ``[H, W]``.
+        kernel_size: ``[kH, kW]``.
+        stride: ``[sH, sW]``.
+        padding: symmetric ``[pH, pW]``.
+        dilation: ``[dH, dW]``.
+
+    Returns:
+        ``(H_out, W_out)`` by :func:`~holocron.ops.contract.conv_output_size`.
+
+    Raises:
+        ValueError: the dilated kernel does not fit the padded input.
+    """
+    out_h = conv_output_size(size[0], kernel_size[0], stride[0], padding[0], padding[0], dilation[0])
+    out_w = conv_output_size(size[1], kernel_size[1], stride[1], padding[1], padding[1], dilation[1])
+    if out_h < 1 or out_w < 1:
+        raise ValueError(
+            f"{op.torch_name}: the dilated kernel {tuple(kernel_size)} (dilation {list(dilation)}) does not fit the "
+            f"input {tuple(size)} padded by {list(padding)}"
+        )
+    return out_h, out_w

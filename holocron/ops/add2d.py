@@ -12,12 +12,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from holocron.ops._doc import with_contract
-from holocron.ops._window import check_floating, check_pair, check_rank, output_size
+from holocron.ops._window import check_floating, check_rank, check_window, window_output_size
 from holocron.ops.contract import ADD2D, DOMAIN
 
 __all__ = ["add2d"]
 
-_OP = "add2d"
+_OP = ADD2D.torch_name
 # Largest sign tensor (elements) the backward materialises at once; at least one output channel is processed per step.
 _BACKWARD_CHUNK_ELEMENTS = 1 << 24
 
@@ -40,14 +40,12 @@ def _check_args(
         check_rank(_OP, "bias", bias, 1, "(C_out,)")
         tensors["bias"] = bias
     check_floating(_OP, "input", tensors)
-    check_pair(_OP, "stride", stride, 1)
-    check_pair(_OP, "padding", padding, 0)
-    check_pair(_OP, "dilation", dilation, 1)
+    check_window(ADD2D, stride, padding, dilation)
+    ADD2D.attribute("group").check(_OP, groups, "groups")
+    ADD2D.attribute("eps").check(_OP, eps, "eps")
     in_channels, out_channels = input.shape[1], weight.shape[0]
-    if groups < 1 or in_channels % groups != 0 or out_channels % groups != 0:
-        raise ValueError(
-            f"{_OP}: `groups` must be >= 1 and divide C_in={in_channels} and C_out={out_channels}; got {groups}"
-        )
+    if in_channels % groups != 0 or out_channels % groups != 0:
+        raise ValueError(f"{_OP}: `groups` must divide C_in={in_channels} and C_out={out_channels}; got {groups}")
     if weight.shape[1] != in_channels // groups:
         raise ValueError(
             f"{_OP}: `weight` must have C_in / groups = {in_channels // groups} channels (dim 1); "
@@ -55,15 +53,9 @@ def _check_args(
         )
     if bias is not None and bias.shape[0] != out_channels:
         raise ValueError(f"{_OP}: `bias` must have shape ({out_channels},); got {tuple(bias.shape)}")
-    if eps < 0:
-        raise ValueError(f"{_OP}: `eps` must be >= 0; got {eps}")
-    out_h = output_size(input.shape[2], weight.shape[2], stride[0], padding[0], dilation[0])
-    out_w = output_size(input.shape[3], weight.shape[3], stride[1], padding[1], dilation[1])
-    if out_h < 1 or out_w < 1:
-        raise ValueError(
-            f"{_OP}: the dilated kernel {tuple(weight.shape[2:])} (dilation {list(dilation)}) does not fit the input "
-            f"{tuple(input.shape[2:])} padded by {list(padding)}"
-        )
+    out_h, out_w = window_output_size(
+        ADD2D, [input.shape[2], input.shape[3]], [weight.shape[2], weight.shape[3]], stride, padding, dilation
+    )
     return out_h, out_w
 
 

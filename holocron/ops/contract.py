@@ -99,25 +99,41 @@ class Attribute:
             return f"<= {self.maximum}"
         return "any value"
 
-    def check(self, op: str, value: int | float | tuple[int, ...] | list[int], argument: str | None = None) -> None:
-        """Raise ValueError naming ``argument`` (default: the attribute) unless ``value`` is in range.
+    def check(
+        self,
+        op: str,
+        value: int | float | tuple[int, ...] | list[int],
+        argument: str | None = None,
+        count: int | None = None,
+    ) -> None:
+        """Raise ``ValueError`` naming ``argument`` unless ``value`` fits: its number of ints, and its range.
 
         Args:
             op: the op's name, for the message.
             value: the value to check (a sequence for ``ints``).
             argument: the name the caller knows the value by (a Python argument name), if not the attribute's.
+            count: number of values expected of an ``ints`` argument that holds them differently from the attribute
+                (torch's symmetric ``padding`` holds 2 of the 4 ``pads``); the attribute's ``count`` by default.
+
+        Raises:
+            ValueError: ``value`` has the wrong number of values, a non-int in an ``ints`` value, or is out of range.
         """
         label = argument or self.name
-        values = list(value) if self.type == "ints" else [value]  # type: ignore[arg-type]
-        if self.type == "ints" and self.count is not None and len(values) != self.count:
-            raise ValueError(f"{op}: `{label}` must hold {self.count} values; got {list(values)}")
-        for item in values:
-            low_ok = self.minimum is None or item >= self.minimum
-            high_ok = self.maximum is None or item <= self.maximum
-            if not (low_ok and high_ok):
-                if self.type == "ints":
-                    raise ValueError(f"{op}: each value of `{label}` must be {self.range_text}; got {list(values)}")
-                raise ValueError(f"{op}: `{label}` must be {self.range_text}; got {item}")
+        if self.type == "ints":
+            expected = count if count is not None else self.count
+            values = list(value)  # type: ignore[arg-type]
+            counted = f"{expected} ints" if expected is not None else "ints"
+            wrong_count = expected is not None and len(values) != expected
+            if wrong_count or not all(isinstance(v, int) and self._in_range(v) for v in values):
+                raise ValueError(f"{op}: `{label}` must be {counted}, each {self.range_text}; got {values}")
+        elif not self._in_range(value):  # type: ignore[arg-type]
+            raise ValueError(f"{op}: `{label}` must be {self.range_text}; got {value!r}")
+
+    def _in_range(self, value: int | float) -> bool:
+        """Whether one value lies within ``minimum`` and ``maximum`` (NaN never does)."""
+        low_ok = self.minimum is None or value >= self.minimum
+        high_ok = self.maximum is None or value <= self.maximum
+        return low_ok and high_ok
 
 
 @dataclass(frozen=True)

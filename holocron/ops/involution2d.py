@@ -10,12 +10,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from holocron.ops._doc import with_contract
-from holocron.ops._window import check_floating, check_pair, check_rank, output_size
+from holocron.ops._window import check_floating, check_rank, check_window, window_output_size
 from holocron.ops.contract import DOMAIN, INVOLUTION2D
 
 __all__ = ["involution2d"]
 
-_OP = "involution2d"
+_OP = INVOLUTION2D.torch_name
 
 
 def _check_args(
@@ -31,19 +31,14 @@ def _check_args(
     check_rank(_OP, "input", input, 4, "(N, C, H, W)")
     check_rank(_OP, "kernel", kernel, 4, "(N, groups * kH * kW, H_out, W_out)")
     check_floating(_OP, "input", {"input": input, "kernel": kernel})
-    check_pair(_OP, "kernel_size", kernel_size, 1)
-    check_pair(_OP, "stride", stride, 1)
-    check_pair(_OP, "padding", padding, 0)
-    check_pair(_OP, "dilation", dilation, 1)
-    if groups < 1 or input.shape[1] % groups != 0:
-        raise ValueError(f"{_OP}: `groups` must be >= 1 and divide C={input.shape[1]}; got {groups}")
-    out_h = output_size(input.shape[2], kernel_size[0], stride[0], padding[0], dilation[0])
-    out_w = output_size(input.shape[3], kernel_size[1], stride[1], padding[1], dilation[1])
-    if out_h < 1 or out_w < 1:
-        raise ValueError(
-            f"{_OP}: the dilated kernel {list(kernel_size)} (dilation {list(dilation)}) does not fit the input "
-            f"{tuple(input.shape[2:])} padded by {list(padding)}"
-        )
+    INVOLUTION2D.attribute("kernel_shape").check(_OP, kernel_size, "kernel_size")
+    check_window(INVOLUTION2D, stride, padding, dilation)
+    INVOLUTION2D.attribute("group").check(_OP, groups, "groups")
+    if input.shape[1] % groups != 0:
+        raise ValueError(f"{_OP}: `groups` must divide C={input.shape[1]}; got {groups}")
+    out_h, out_w = window_output_size(
+        INVOLUTION2D, [input.shape[2], input.shape[3]], kernel_size, stride, padding, dilation
+    )
     expected = (input.shape[0], groups * kernel_size[0] * kernel_size[1], out_h, out_w)
     if tuple(kernel.shape) != expected:
         raise ValueError(

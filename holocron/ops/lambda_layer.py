@@ -16,7 +16,7 @@ from holocron.ops.contract import DOMAIN, LAMBDA
 
 __all__ = ["lambda_layer"]
 
-_OP = "lambda_layer"
+_OP = LAMBDA.torch_name
 
 
 def _dims(q: Tensor, k: Tensor, v: Tensor, pos: Tensor, num_heads: int) -> tuple[int, int, int]:
@@ -32,10 +32,9 @@ def _dims(q: Tensor, k: Tensor, v: Tensor, pos: Tensor, num_heads: int) -> tuple
                 f"{_OP}: `{name}` must have the batch and spatial size of `q` (N, H, W) = {(batch, height, width)}; "
                 f"got shape {tuple(tensor.shape)}"
             )
-    if num_heads < 1 or q.shape[1] % num_heads != 0:
-        raise ValueError(
-            f"{_OP}: `num_heads` must be >= 1 and divide the {q.shape[1]} channels of `q`; got {num_heads}"
-        )
+    LAMBDA.attribute("num_heads").check(_OP, num_heads, "num_heads")
+    if q.shape[1] % num_heads != 0:
+        raise ValueError(f"{_OP}: `num_heads` must divide the {q.shape[1]} channels of `q`; got {num_heads}")
     dim_k = q.shape[1] // num_heads
     if k.shape[1] % dim_k != 0:
         raise ValueError(f"{_OP}: `k` channels must be a multiple of dim_k = {dim_k}; got {k.shape[1]}")

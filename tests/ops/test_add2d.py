@@ -161,8 +161,8 @@ VALID = {
 BAD = {
     "input_rank": ({"input": torch.randn(4, 5, 5)}, ValueError, "`input` must have rank 4"),
     "weight_channels": ({"weight": torch.randn(6, 4, 3, 3)}, ValueError, "`weight` must have C_in / groups = 2"),
-    "groups_divide": ({"groups": 3}, ValueError, "`groups` must be >= 1 and divide"),
-    "groups_zero": ({"groups": 0}, ValueError, "`groups`"),
+    "groups_divide": ({"groups": 3}, ValueError, "`groups` must divide C_in=4"),
+    "groups_zero": ({"groups": 0}, ValueError, r"`groups` must be in \[1, \d+\]; got 0"),
     "bias_shape": ({"bias": torch.randn(5)}, ValueError, r"`bias` must have shape \(6,\)"),
     "stride_zero": ({"stride": [0, 1]}, ValueError, "`stride` must be 2 ints"),
     "padding_negative": ({"padding": [-1, 0]}, ValueError, "`padding`"),

@@ -125,7 +125,7 @@ BAD = {
     "kernel_rank": ({"kernel": torch.randn(18, 5, 5)}, ValueError, "`kernel` must have rank 4"),
     "kernel_groups": ({"kernel": torch.randn(1, 9, 5, 5)}, ValueError, r"`kernel` must have shape .* \(1, 18, 5, 5\)"),
     "kernel_spatial": ({"kernel": torch.randn(1, 18, 3, 3)}, ValueError, r"\(1, 18, 5, 5\); got \(1, 18, 3, 3\)"),
-    "groups_divide": ({"groups": 3}, ValueError, "`groups` must be >= 1 and divide C=4"),
+    "groups_divide": ({"groups": 3}, ValueError, "`groups` must divide C=4"),
     "kernel_size_length": ({"kernel_size": [3]}, ValueError, "`kernel_size` must be 2 ints"),
     "stride_zero": ({"stride": [1, 0]}, ValueError, "`stride`"),
     "kernel_too_big": ({"kernel_size": [9, 3]}, ValueError, "does not fit"),

@@ -122,7 +122,7 @@ VALID = {
 BAD = {
     "q_rank": ({"q": torch.randn(4, 3, 4)}, ValueError, "`q` must have rank 4"),
     "v_spatial": ({"v": torch.randn(1, 6, 4, 3)}, ValueError, "`v` must have the batch and spatial size of `q`"),
-    "heads_divide": ({"num_heads": 3}, ValueError, "`num_heads` must be >= 1 and divide the 4 channels"),
+    "heads_divide": ({"num_heads": 3}, ValueError, "`num_heads` must divide the 4 channels"),
     "k_channels": ({"k": torch.randn(1, 5, 3, 4)}, ValueError, "`k` channels must be a multiple of dim_k = 2"),
     "v_channels": ({"v": torch.randn(1, 5, 3, 4)}, ValueError, "`v` channels must be a multiple of dim_u = 2"),
     "r_even": ({"pos": torch.randn(2, 2, 1, 4, 4)}, ValueError, "r odd"),
