@@ -1,4 +1,4 @@
-"""Docstrings of the torch ops completed from the contract, so the formula is written once."""
+"""Docstrings of the torch ops completed from the contract, so the reference semantics are written once."""
 
 import inspect
 import textwrap
@@ -9,13 +9,23 @@ __all__ = ["with_contract"]
 
 
 def with_contract(doc: str | None, op: OpContract) -> str | None:
-    """Append the contract's reference semantics of ``op`` to the docstring ``doc`` (``None`` under ``python -OO``)."""
+    """Append the contract's reference semantics of ``op`` to ``doc`` as a ``Note:`` section.
+
+    Args:
+        doc: the torch op's docstring (summary, formula, paper link, Args, Returns, Raises).
+        op: the op's contract.
+
+    Returns:
+        The completed docstring, or ``None`` when ``doc`` is ``None`` (under ``python -OO``).
+    """
     if doc is None:
         return None
-    semantics = textwrap.indent(op.semantics, "        ")
+    tensors = ", ".join(f"``{t.name}``" for t in op.inputs)
+    semantics = textwrap.indent(op.semantics, " " * 8)
     return (
         f"{inspect.cleandoc(doc)}\n\n"
-        f"Semantics (``holocron.ops.contract``, ONNX ``{DOMAIN}::{op.onnx_name}`` version {op.version}),\n"
-        f"with the ONNX names ``{', '.join(t.name for t in op.inputs)}`` for the tensor arguments::\n\n"
+        "Note:\n"
+        f"    Reference semantics of ONNX ``{DOMAIN}::{op.onnx_name}`` version {op.version}, from\n"
+        f"    :mod:`holocron.ops.contract`; the tensor arguments go by their ONNX names {tensors}::\n\n"
         f"{semantics}\n"
     )

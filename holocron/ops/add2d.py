@@ -217,27 +217,32 @@ def add2d(
     r"""Adder "convolution": the negated L1 distance between every window of ``input`` and every filter, plus bias.
 
     .. math::
-        Y[n, o, y, x] = -\sum_{c, i, j} |S[n, g(o), y, x][c, i, j] - W[o, c, i, j]| + B[o]
 
-    from `AdderNet: Do We Really Need Multiplications in Deep Learning? <https://arxiv.org/abs/1912.13200>`_.
+        Y[n, o, y, x] = -\sum_{c, i, j} \left| S_{n, g(o), y, x}[c, i, j] - W[o, c, i, j] \right| + B[o]
+
+    with :math:`S_{n, g, y, x}` the window of channel group :math:`g` at output position :math:`(y, x)` (normalized
+    to zero mean and unit variance when ``normalize_slices``), from
+    `AdderNet: Do We Really Need Multiplications in Deep Learning? <https://arxiv.org/abs/1912.13200>`_.
 
     Args:
         input: feature map ``(N, C_in, H, W)``.
         weight: filters ``(C_out, C_in / groups, kH, kW)``.
         bias: ``(C_out,)`` added to the output, or ``None``.
-        stride: window step ``[sH, sW]``, each >= 1.
+        stride: window step ``[sH, sW]`` (ONNX ``strides``), each >= 1.
         padding: symmetric zero padding ``[pH, pW]``, each >= 0 (ONNX ``pads = [pH, pW, pH, pW]``).
-        dilation: tap spacing ``[dH, dW]``, each >= 1.
-        groups: channel groups; divides ``C_in`` and ``C_out``.
+        dilation: tap spacing ``[dH, dW]`` (ONNX ``dilations``), each >= 1.
+        groups: channel groups (ONNX ``group``); divides ``C_in`` and ``C_out``.
         normalize_slices: normalize each window (over its ``C_in / groups * kH * kW`` values, padding included) to
             zero mean and unit variance before the distance.
         eps: added to the window variance before the square root; >= 0.
 
     Returns:
-        ``(N, C_out, H_out, W_out)`` with ``H_out = (H + 2 pH - dH (kH - 1) - 1) // sH + 1`` (``W_out`` likewise).
+        ``(N, C_out, H_out, W_out)``, each output size by :func:`~holocron.ops.contract.conv_output_size` (padding
+        ``pH`` before and after).
 
     Raises:
-        ValueError: a shape, rank or attribute does not satisfy the contract (the message names the argument).
+        ValueError: a shape or rank does not fit, or an argument is outside its attribute's range in
+            :mod:`holocron.ops.contract` (the message names the argument and the expected value).
         TypeError: the tensors are not floating point or disagree in dtype or device.
     """
     return torch.ops.holocron.add2d(input, weight, bias, stride, padding, dilation, groups, normalize_slices, eps)

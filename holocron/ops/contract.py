@@ -349,7 +349,8 @@ def markdown() -> str:
         for attr in op.attributes:
             default = "required" if attr.default is None else f"`{attr.default}`"
             each = "each " if attr.type == "ints" else ""
-            out.append(f"| `{attr.name}` | {attr.type} | {default} | {attr.doc}; {each}{attr.range_text} |")
+            kind = attr.type if attr.count is None else f"{attr.type}[{attr.count}]"
+            out.append(f"| `{attr.name}` | {kind} | {default} | {attr.doc}; {each}{attr.range_text} |")
         out += ["", "| output | shape | meaning |", "| --- | --- | --- |"]
         out += [f"| `{t.name}` | {t.shape} | {t.doc} |" for t in op.outputs]
         out += ["", f"Type constraint: `T` in {', '.join(f'`{t}`' for t in op.type_constraint)}.", ""]

@@ -168,25 +168,28 @@ def involution2d(
     r"""Involution: every output pixel applies its own ``kH x kW`` kernel, shared by the channels of a group.
 
     .. math::
-        Y[n, c, y, x] = \sum_{i, j} K[n, g(c) kH kW + i kW + j, y, x] \, X_{pad}[n, c, y s_H + i d_H, x s_W + j d_W]
 
-    from `Involution: Inverting the Inherence of Convolution for Visual Recognition
-    <https://arxiv.org/abs/2103.06255>`_.
+        Y[n, c, y, x] = \sum_{i, j} K[n, g(c) k_H k_W + i k_W + j, y, x] \, X_{pad}[n, c, y s_H + i d_H, x s_W + j d_W]
+
+    with :math:`g(c)` the channel group of :math:`c` and :math:`X_{pad}` the zero-padded input, from
+    `Involution: Inverting the Inherence of Convolution for Visual Recognition <https://arxiv.org/abs/2103.06255>`_.
 
     Args:
         input: feature map ``(N, C, H, W)``.
         kernel: per-pixel kernels ``(N, groups * kH * kW, H_out, W_out)``, channel ``g * kH * kW + i * kW + j``.
-        kernel_size: ``[kH, kW]``, each >= 1.
-        stride: window step ``[sH, sW]``, each >= 1.
+        kernel_size: ``[kH, kW]`` (ONNX ``kernel_shape``), each >= 1.
+        stride: window step ``[sH, sW]`` (ONNX ``strides``), each >= 1.
         padding: symmetric zero padding ``[pH, pW]``, each >= 0 (ONNX ``pads = [pH, pW, pH, pW]``).
-        dilation: tap spacing ``[dH, dW]``, each >= 1.
-        groups: channel groups sharing one kernel; divides ``C``.
+        dilation: tap spacing ``[dH, dW]`` (ONNX ``dilations``), each >= 1.
+        groups: channel groups sharing one kernel (ONNX ``group``); divides ``C``.
 
     Returns:
-        ``(N, C, H_out, W_out)`` with ``H_out = (H + 2 pH - dH (kH - 1) - 1) // sH + 1`` (``W_out`` likewise).
+        ``(N, C, H_out, W_out)``, each output size by :func:`~holocron.ops.contract.conv_output_size` (padding ``pH``
+        before and after).
 
     Raises:
-        ValueError: a shape, rank or attribute does not satisfy the contract (the message names the argument).
+        ValueError: a shape or rank does not fit, or an argument is outside its attribute's range in
+            :mod:`holocron.ops.contract` (the message names the argument and the expected value).
         TypeError: the tensors are not floating point or disagree in dtype or device.
     """
     return torch.ops.holocron.involution2d(input, kernel, kernel_size, stride, padding, dilation, groups)

@@ -159,12 +159,13 @@ def lambda_layer(q: Tensor, k: Tensor, v: Tensor, pos: Tensor, num_heads: int) -
     r"""Lambda layer core: content and position lambdas built from keys and values, applied to the queries.
 
     .. math::
+
         Y[n, h V + v, p] = \sum_k Q[n, h K + k, p] \left(\sum_{u, m} \sigma(K)[n, k, u, m] V[n, v, u, m]
         + L^{pos}[n, k, v, p]\right)
 
-    with :math:`\sigma` the softmax over the positions ``m`` and :math:`L^{pos}` from ``pos`` (see below), from
-    `LambdaNetworks: Modeling long-range interactions without attention
-    <https://openreview.net/pdf?id=xTJEN-ggl1b>`_.
+    with :math:`\sigma` the softmax over the positions :math:`m` and :math:`L^{pos}` the position lambda from
+    ``pos`` (see the note below), from
+    `LambdaNetworks: Modeling long-range interactions without attention <https://openreview.net/pdf?id=xTJEN-ggl1b>`_.
 
     Args:
         q: normalized queries ``(N, num_heads * dim_k, H, W)``, channel ``h * dim_k + k``.
@@ -172,13 +173,14 @@ def lambda_layer(q: Tensor, k: Tensor, v: Tensor, pos: Tensor, num_heads: int) -
         v: normalized values ``(N, dim_v * dim_u, H, W)``, channel ``v * dim_u + u``.
         pos: local relative kernel ``R`` of shape ``(dim_k, dim_u, 1, r, r)`` with ``r`` odd (rank 5), or global
             embedding ``E`` of shape ``(H * W, H * W, dim_k, dim_u)`` (rank 4).
-        num_heads: number of query heads; divides the channels of ``q``.
+        num_heads: number of query heads (ONNX ``num_heads``), >= 1; divides the channels of ``q``.
 
     Returns:
         ``(N, num_heads * dim_v, H, W)``, channel ``h * dim_v + v``.
 
     Raises:
-        ValueError: a shape or rank does not satisfy the contract (the message names the argument).
+        ValueError: a shape or rank does not fit, or ``num_heads`` is outside its attribute's range in
+            :mod:`holocron.ops.contract` (the message names the argument and the expected value).
         TypeError: the tensors are not floating point or disagree in dtype or device.
     """
     return torch.ops.holocron.lambda_layer(q, k, v, pos, num_heads)
