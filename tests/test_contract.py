@@ -2,6 +2,7 @@
 
 import dataclasses
 import importlib
+import inspect
 import math
 import re
 import subprocess
@@ -74,64 +75,40 @@ def test_a_float_attribute_refuses_nan() -> None:
         contract.ADD2D.attribute("eps").check("add2d", math.nan)
 
 
-def _add2d(**changes: object) -> torch.Tensor:
-    args: dict[str, object] = {
-        "input": torch.randn(1, 4, 5, 5),
-        "weight": torch.randn(6, 2, 3, 3),
-        "bias": None,
-        "stride": [1, 1],
-        "padding": [1, 1],
-        "dilation": [1, 1],
-        "groups": 2,
-        "normalize_slices": False,
-        "eps": 1e-5,
-    }
-    return ops.add2d(**{**args, **changes})  # type: ignore[arg-type]
-
-
-def _involution2d(**changes: object) -> torch.Tensor:
-    args: dict[str, object] = {
-        "input": torch.randn(1, 4, 5, 5),
-        "kernel": torch.randn(1, 18, 5, 5),
-        "kernel_size": [3, 3],
-        "stride": [1, 1],
-        "padding": [1, 1],
-        "dilation": [1, 1],
-        "groups": 2,
-    }
-    return ops.involution2d(**{**args, **changes})  # type: ignore[arg-type]
-
-
-def _lambda_layer(**changes: object) -> torch.Tensor:
-    args: dict[str, object] = {
-        "q": torch.randn(1, 4, 3, 4),
-        "k": torch.randn(1, 4, 3, 4),
-        "v": torch.randn(1, 6, 3, 4),
-        "pos": torch.randn(2, 2, 1, 3, 3),
-        "num_heads": 2,
-    }
-    return ops.lambda_layer(**{**args, **changes})  # type: ignore[arg-type]
-
-
-# torch op -> (module holding its contract, the contract's global name there, a valid call of the op)
-OP_CALLS = {
-    "add2d": (ADD2D_MODULE, "ADD2D", _add2d),
-    "involution2d": (INVOLUTION2D_MODULE, "INVOLUTION2D", _involution2d),
-    "lambda_layer": (LAMBDA_MODULE, "LAMBDA", _lambda_layer),
+# torch op -> (module holding its contract, the contract's global name there, the op, valid positional arguments)
+VALID_CALLS = {
+    "add2d": (
+        ADD2D_MODULE,
+        "ADD2D",
+        ops.add2d,
+        (torch.randn(1, 4, 5, 5), torch.randn(6, 2, 3, 3), None, [1, 1], [1, 1], [1, 1], 2, False, 1e-5),
+    ),
+    "involution2d": (
+        INVOLUTION2D_MODULE,
+        "INVOLUTION2D",
+        ops.involution2d,
+        (torch.randn(1, 4, 5, 5), torch.randn(1, 18, 5, 5), [3, 3], [1, 1], [1, 1], [1, 1], 2),
+    ),
+    "lambda_layer": (
+        LAMBDA_MODULE,
+        "LAMBDA",
+        ops.lambda_layer,
+        (torch.randn(1, 4, 3, 4), torch.randn(1, 4, 3, 4), torch.randn(1, 6, 3, 4), torch.randn(2, 2, 1, 3, 3), 2),
+    ),
 }
-# "<torch op>.<Python argument>" -> (its ONNX attribute, the value the valid call passes)
+# "<torch op>.<Python argument>" -> its ONNX attribute
 PYTHON_ARGUMENTS = {
-    "add2d.stride": ("strides", [1, 1]),
-    "add2d.padding": ("pads", [1, 1]),
-    "add2d.dilation": ("dilations", [1, 1]),
-    "add2d.groups": ("group", 2),
-    "add2d.eps": ("eps", 1e-5),
-    "involution2d.kernel_size": ("kernel_shape", [3, 3]),
-    "involution2d.stride": ("strides", [1, 1]),
-    "involution2d.padding": ("pads", [1, 1]),
-    "involution2d.dilation": ("dilations", [1, 1]),
-    "involution2d.groups": ("group", 2),
-    "lambda_layer.num_heads": ("num_heads", 2),
+    "add2d.stride": "strides",
+    "add2d.padding": "pads",
+    "add2d.dilation": "dilations",
+    "add2d.groups": "group",
+    "add2d.eps": "eps",
+    "involution2d.kernel_size": "kernel_shape",
+    "involution2d.stride": "strides",
+    "involution2d.padding": "pads",
+    "involution2d.dilation": "dilations",
+    "involution2d.groups": "group",
+    "lambda_layer.num_heads": "num_heads",
 }
 
 
@@ -143,21 +120,22 @@ def _with_attribute(op: contract.OpContract, name: str, **changes: object) -> co
 @pytest.mark.parametrize("key", PYTHON_ARGUMENTS)
 def test_python_checks_read_the_contract(key: str, monkeypatch: pytest.MonkeyPatch) -> None:
     op_name, argument = key.split(".")
-    module, global_name, call = OP_CALLS[op_name]
-    attribute, valid = PYTHON_ARGUMENTS[key]
-    call()  # valid under the contract as written
+    module, global_name, function, args = VALID_CALLS[op_name]
+    attribute = PYTHON_ARGUMENTS[key]
+    function(*args)  # valid under the contract as written
+    valid = inspect.signature(function).bind(*args).arguments[argument]
     largest = max(valid) if isinstance(valid, list) else valid
     # Move the lower bound past the valid value: the same call must now be refused, by the moved bound.
     tightened = _with_attribute(getattr(contract, global_name), attribute, minimum=largest + 1, maximum=None)
     monkeypatch.setattr(module, global_name, tightened)
     expected = tightened.attribute(attribute).range_text
     with pytest.raises(ValueError, match=f"`{argument}` must be .*{re.escape(expected)}; got"):
-        call()
+        function(*args)
 
 
 def test_every_attribute_reaches_a_python_check() -> None:
     torch_names = {op.torch_name: op.onnx_name for op in contract.OPS}
-    checked = {f"{torch_names[key.split('.')[0]]}.{attribute}" for key, (attribute, _) in PYTHON_ARGUMENTS.items()}
+    checked = {f"{torch_names[key.split('.')[0]]}.{attribute}" for key, attribute in PYTHON_ARGUMENTS.items()}
     # ``normalize_slices`` is a bool on the torch side: it cannot leave [0, 1].
     assert checked == set(ATTRIBUTES) - {"Add2d.normalize_slices"}
 
