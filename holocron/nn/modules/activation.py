@@ -69,9 +69,6 @@ class NLReLU(_Activation):
     def forward(self, x: Tensor) -> Tensor:
         return F.nl_relu(x, beta=self.beta, inplace=self.inplace)
 
-    def extra_repr(self) -> str:
-        return f"beta={self.beta}" + (", inplace=True" if self.inplace else "")
-
 
 class FReLU(nn.Module):
     r"""Implements the Funnel activation module from ["Funnel Activation for Visual

@@ -61,9 +61,6 @@ class DimAttention(nn.Module):
         out = rotated * self.compress(rotated)
         return out.transpose(self.dim, 1) if self.dim != 1 else out
 
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}"
-
 
 class TripletAttention(nn.Module):
     """Triplet attention layer from ["Rotate to Attend: Convolutional Triplet Attention

@@ -26,22 +26,41 @@ __all__ = ["Add2d", "Involution2d", "NormConv2d", "PyConv2d", "SlimConv2d"]
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
+def _size_pair(value: int | tuple[int, ...], name: str, minimum: int) -> tuple[int, int]:
+    """``value`` as an ``(h, w)`` pair, after checking it is an integer or a pair of integers, each >= ``minimum``."""
+    check = check_positive_int if minimum == 1 else check_non_negative_int
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise HolocronArgumentError(
+                f"argument `{name}` is expected to be an integer or a pair of integers, received {value!r}"
+            )
+        check(value[0], f"{name}[0]")
+        check(value[1], f"{name}[1]")
+        return (value[0], value[1])
+    check(value, name)
+    return (value, value)  # type: ignore[return-value]
+
+
 def _check_conv_args(
     in_channels: int,
     out_channels: int,
-    kernel_size: int,
-    stride: int,
-    padding: int,
-    dilation: int,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int],
+    padding: int | tuple[int, int],
+    dilation: int | tuple[int, int],
     groups: int,
     padding_mode: str,
-) -> None:
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """Check the arguments shared with :class:`torch.nn.Conv2d`; return kernel size, stride, padding and dilation as
+    pairs (each may be given as an integer or a pair, as for :class:`torch.nn.Conv2d`)."""
     check_positive_int(in_channels, "in_channels")
     check_positive_int(out_channels, "out_channels")
-    check_positive_int(kernel_size, "kernel_size")
-    check_positive_int(stride, "stride")
-    check_non_negative_int(padding, "padding")
-    check_positive_int(dilation, "dilation")
+    pairs = (
+        _size_pair(kernel_size, "kernel_size", 1),
+        _size_pair(stride, "stride", 1),
+        _size_pair(padding, "padding", 0),
+        _size_pair(dilation, "dilation", 1),
+    )
     check_positive_int(groups, "groups")
     check_divisible(in_channels, "in_channels", groups, "groups")
     check_divisible(out_channels, "out_channels", groups, "groups")
@@ -49,6 +68,7 @@ def _check_conv_args(
         raise HolocronArgumentError(
             f"argument `padding_mode` is expected in {_PADDING_MODES}, received {padding_mode!r}"
         )
+    return pairs
 
 
 class _NormConvNd(_ConvNd):
@@ -87,9 +107,6 @@ class _NormConvNd(_ConvNd):
         check_in_range(eps, "eps", 0.0, float("inf"))
         self.normalize_slices: bool = normalize_slices
         self.eps: float = float(eps)
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f", eps={self.eps}"
 
 
 class NormConv2d(_NormConvNd):
@@ -131,23 +148,25 @@ class NormConv2d(_NormConvNd):
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: int,
-        stride: int = 1,
-        padding: int = 0,
-        dilation: int = 1,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
         groups: int = 1,
         bias: bool = True,
         padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros",
         eps: float = 1e-14,
     ) -> None:
-        _check_conv_args(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode)
+        kernel_pair, stride_pair, padding_pair, dilation_pair = _check_conv_args(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode
+        )
         super().__init__(
             in_channels,
             out_channels,
-            _pair(kernel_size),
-            _pair(stride),
-            _pair(padding),
-            _pair(dilation),
+            kernel_pair,
+            stride_pair,
+            padding_pair,
+            dilation_pair,
             False,
             _pair(0),
             groups,
@@ -209,24 +228,26 @@ class Add2d(_NormConvNd):
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: int,
-        stride: int = 1,
-        padding: int = 0,
-        dilation: int = 1,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
         groups: int = 1,
         bias: bool = True,
         padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros",
         normalize_slices: bool = False,
         eps: float = 1e-14,
     ) -> None:
-        _check_conv_args(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode)
+        kernel_pair, stride_pair, padding_pair, dilation_pair = _check_conv_args(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode
+        )
         super().__init__(
             in_channels,
             out_channels,
-            _pair(kernel_size),
-            _pair(stride),
-            _pair(padding),
-            _pair(dilation),
+            kernel_pair,
+            stride_pair,
+            padding_pair,
+            dilation_pair,
             False,
             _pair(0),
             groups,
@@ -260,9 +281,6 @@ class Add2d(_NormConvNd):
             self.normalize_slices,
             self.eps,
         )
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + (", normalize_slices=True" if self.normalize_slices else "")
 
 
 class SlimConv2d(nn.Module):
@@ -481,6 +499,11 @@ class Involution2d(nn.Module):
         reduction_ratio: float = 1,
     ) -> None:
         super().__init__()
+        # Square windows only: the kernel generator spans ``kernel_size ** 2`` taps and pools with ``stride``.
+        check_positive_int(kernel_size, "kernel_size")
+        check_positive_int(stride, "stride")
+        check_non_negative_int(padding, "padding")
+        check_positive_int(dilation, "dilation")
         _check_conv_args(in_channels, in_channels, kernel_size, stride, padding, dilation, groups, "zeros")
         check_positive(reduction_ratio, "reduction_ratio")
         reduced = int(in_channels // reduction_ratio)
@@ -507,9 +530,3 @@ class Involution2d(nn.Module):
         kernel = x if self.pool is None else self.pool(x)
         kernel = self.span(self.reduce(kernel))
         return F.involution2d(x, kernel, self.k_size, self.stride, self.padding, self.dilation, self.groups)
-
-    def extra_repr(self) -> str:
-        return (
-            f"kernel_size={self.k_size}, stride={self.stride}, padding={self.padding}, dilation={self.dilation},"
-            f" groups={self.groups}"
-        )

@@ -33,9 +33,6 @@ class ConcatDownsample2d(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.concat_downsample2d(x, self.scale_factor)
 
-    def extra_repr(self) -> str:
-        return f"scale_factor={self.scale_factor}"
-
 
 def _check_4d(x: Tensor) -> None:
     if x.dim() != 4:
@@ -193,6 +190,3 @@ class ZPool(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.z_pool(x, self.dim)
-
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}"

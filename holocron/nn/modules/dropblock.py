@@ -1,7 +1,5 @@
 """Regularization layers."""
 
-from __future__ import annotations
-
 from torch import Tensor, nn
 
 from .. import functional as F
@@ -25,11 +23,14 @@ class DropBlock2d(nn.Module):
         inplace: whether the operation should be done inplace
     """
 
+    # Kept as given, for a repr like the reference layer's; the class annotation makes TorchScript hold a float.
+    p: float
+
     def __init__(self, p: float = 0.1, block_size: int = 7, inplace: bool = False) -> None:
         super().__init__()
         check_in_range(p, "p", 0.0, 1.0)
         check_positive_int(block_size, "block_size")
-        self.p: float = float(p)
+        self.p = p
         self.block_size: int = block_size
         self.inplace: bool = inplace
 

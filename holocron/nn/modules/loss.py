@@ -1,7 +1,5 @@
 """Loss functions and loss wrappers."""
 
-from __future__ import annotations
-
 from typing import Any
 
 import torch
@@ -70,9 +68,6 @@ class Loss(nn.Module):
             )
         self.reduction: str = reduction
 
-    def extra_repr(self) -> str:
-        return f"reduction='{self.reduction}'"
-
 
 class FocalLoss(Loss):
     r"""Implementation of Focal Loss as described in
@@ -100,10 +95,13 @@ class FocalLoss(Loss):
         **kwargs: keyword args of [`Loss`][holocron.nn.modules.loss.Loss]
     """
 
+    # Kept as given, for a repr like the reference layer's; the class annotation makes TorchScript hold a float.
+    gamma: float
+
     def __init__(self, gamma: float = 2.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         check_in_range(gamma, "gamma", 0.0, float("inf"))
-        self.gamma: float = float(gamma)
+        self.gamma = gamma
 
     def forward(self, x: Tensor, target: Tensor) -> Tensor:
         return F.focal_loss(x, target, self.weight, self.ignore_index, self.reduction, self.gamma)
@@ -128,6 +126,9 @@ class MultiLabelCrossEntropy(Loss):
     def forward(self, x: Tensor, target: Tensor) -> Tensor:
         return F.multilabel_cross_entropy(x, target, self.weight, self.ignore_index, self.reduction)
 
+    def extra_repr(self) -> str:
+        return f"reduction='{self.reduction}'"
+
 
 class ComplementCrossEntropy(Loss):
     """Implements the complement cross entropy loss from
@@ -140,9 +141,12 @@ class ComplementCrossEntropy(Loss):
         **kwargs: keyword args of [`Loss`][holocron.nn.modules.loss.Loss]
     """
 
+    # Kept as given, for a repr like the reference layer's; the class annotation makes TorchScript hold a float.
+    gamma: float
+
     def __init__(self, gamma: float = -1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.gamma: float = float(gamma)
+        self.gamma = gamma
 
     def forward(self, x: Tensor, target: Tensor) -> Tensor:
         return F.complement_cross_entropy(x, target, self.weight, self.ignore_index, self.reduction, self.gamma)
@@ -207,8 +211,9 @@ class ClassBalancedWrapper(nn.Module):
     def forward(self, x: Tensor, target: Tensor) -> Tensor:
         return self.criterion(x, target)
 
-    def extra_repr(self) -> str:
-        return f"beta={self.beta}"
+    def __repr__(self) -> str:
+        # One line, the criterion inline, as the reference layer prints it (not the nested module tree).
+        return f"{self.__class__.__name__}({self.criterion!r}, beta={self.beta})"
 
 
 class MutualChannelLoss(Loss):
@@ -227,6 +232,9 @@ class MutualChannelLoss(Loss):
         alpha: diversity factor
     """
 
+    # Kept as given, for a repr like the reference layer's; the class annotation makes TorchScript hold a float.
+    alpha: float
+
     def __init__(
         self,
         weight: float | list[float] | Tensor | None = None,
@@ -238,7 +246,7 @@ class MutualChannelLoss(Loss):
         super().__init__(weight, ignore_index, reduction)
         check_positive_int(xi, "xi")
         self.xi: int = xi
-        self.alpha: float = float(alpha)
+        self.alpha = alpha
 
     def forward(self, x: Tensor, target: Tensor) -> Tensor:
         return F.mutual_channel_loss(
@@ -261,6 +269,10 @@ class DiceLoss(Loss):
         eps: small value added to avoid division by zero
     """
 
+    # Kept as given, for a repr like the reference layer's; the class annotation makes TorchScript hold a float.
+    gamma: float
+    eps: float
+
     def __init__(
         self,
         weight: float | list[float] | Tensor | None = None,
@@ -270,14 +282,14 @@ class DiceLoss(Loss):
         super().__init__(weight)
         check_positive(gamma, "gamma")
         check_in_range(eps, "eps", 0.0, float("inf"))
-        self.gamma: float = float(gamma)
-        self.eps: float = float(eps)
+        self.gamma = gamma
+        self.eps = eps
 
     def forward(self, x: Tensor, target: Tensor) -> Tensor:
         return F.dice_loss(x, target, self.weight, self.gamma, self.eps)
 
     def extra_repr(self) -> str:
-        return f"gamma={self.gamma}, eps={self.eps}"
+        return f"reduction='{self.reduction}', gamma={self.gamma}, eps={self.eps}"
 
 
 class PolyLoss(Loss):
@@ -293,6 +305,9 @@ class PolyLoss(Loss):
         **kwargs: keyword args of [`Loss`][holocron.nn.modules.loss.Loss]
     """
 
+    # Kept as given, for a repr like the reference layer's; the class annotation makes TorchScript hold a float.
+    eps: float
+
     def __init__(
         self,
         *args: Any,
@@ -300,7 +315,7 @@ class PolyLoss(Loss):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.eps: float = float(eps)
+        self.eps = eps
 
     def forward(self, x: Tensor, target: Tensor) -> Tensor:
         return F.poly_loss(x, target, self.eps, self.weight, self.ignore_index, self.reduction)
