@@ -205,10 +205,11 @@ def mutual_channel_loss(
 
     Args:
         x: features of shape (N, K * xi, ...)
-        target: class indices of shape (N,)
+        target: class indices of shape (N,), or of shape (N, ...) (the shape of ``x`` without dim 1) for a
+            dense prediction, where every position is classified from its own pooled responses
         weight: class weights of shape (K,), used by the cross-entropy term
         ignore_index: target value that does not contribute to the loss
-        reduction: 'none' (shape (N,)), 'mean' or 'sum'; the cross-entropy term follows
+        reduction: 'none' (shape of ``target``), 'mean' or 'sum'; the cross-entropy term follows
             :func:`torch.nn.functional.cross_entropy`, the diversity term is averaged over the samples that count
         xi: number of channels per class
         alpha: weight of the diversity term
@@ -222,31 +223,73 @@ def mutual_channel_loss(
         raise ValueError(f"input is expected to have shape (N, K * xi, ...), received shape {x.shape}")
     if xi < 1 or x.shape[1] % xi != 0:
         raise ValueError(f"input channels ({x.shape[1]}) are expected to be a multiple of `xi` ({xi})")
-    if target.dim() != 1 or target.shape[0] != x.shape[0]:
-        raise ValueError(f"target is expected to have shape ({x.shape[0]},), received shape {target.shape}")
+    dense = target.dim() == x.dim() - 1 and target.dim() > 1
+    if dense:
+        if target.shape[0] != x.shape[0] or target.shape[1:] != x.shape[2:]:
+            raise ValueError(
+                f"target is expected to have the shape of the input {x.shape} without dim 1, received {target.shape}"
+            )
+    elif target.dim() != 1 or target.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"target is expected to have shape ({x.shape[0]},) or the shape of the input {x.shape} without dim 1,"
+            f" received shape {target.shape}"
+        )
     num_classes = x.shape[1] // xi
     # (N, K, xi, positions)
     features = x.reshape(x.shape[0], num_classes, xi, -1)
 
     attended = features
     if training:
-        # A random permutation of the channels of each class; those ranked below ceil(xi / 2) are kept.
+        # A random permutation of the channels of each class; those ranked below ceil(xi / 2) are kept. Dropped
+        # channels are left out of the max pooling (rather than zeroed), so that negative responses survive it.
         ranks = torch.rand(num_classes, xi, device=x.device).argsort(dim=1)
-        keep = (ranks < (xi + 1) // 2).to(x.dtype)
-        attended = features * keep.reshape(1, num_classes, xi, 1)
-    logits = attended.amax(dim=2).mean(dim=-1)
-    discriminality = F.cross_entropy(
-        logits, target, None if weight is None else weight.to(x.dtype), ignore_index=ignore_index, reduction=reduction
-    )
+        dropped = (ranks >= (xi + 1) // 2).reshape(1, num_classes, xi, 1)
+        attended = features.masked_fill(dropped, float("-inf"))
+    # (N, K, positions): cross-channel max pooling
+    pooled = attended.amax(dim=2)
+    class_weight = None if weight is None else weight.to(x.dtype)
 
-    diversity = F.softmax(features, dim=-1).amax(dim=2).sum(dim=-1).mean(dim=1)
-    valid = (target != ignore_index).to(x.dtype)
-    diversity = diversity * valid
+    if not dense:
+        logits = pooled.mean(dim=-1)
+        discriminality = F.cross_entropy(logits, target, class_weight, ignore_index=ignore_index, reduction=reduction)
+        diversity = F.softmax(features, dim=-1).amax(dim=2).sum(dim=-1).mean(dim=1)
+        valid = (target != ignore_index).to(x.dtype)
+        diversity = diversity * valid
+        if reduction == "sum":
+            diversity = diversity.sum()
+        elif reduction == "mean":
+            diversity = diversity.sum() / valid.sum()
+        return discriminality - alpha * diversity
+
+    # Dense targets: each position is classified from its own pooled responses, and the spatial softmax of the
+    # diversity term runs over the positions that count only, so ignored positions get neither loss nor gradient.
+    flat_target = target.reshape(target.shape[0], -1)
+    valid = flat_target != ignore_index
+    per_position = F.cross_entropy(pooled, flat_target, class_weight, ignore_index=ignore_index, reduction="none")
+    mask = valid.reshape(valid.shape[0], 1, 1, -1)
+    shifted = features.masked_fill(~mask, 0.0)
+    peak = shifted.masked_fill(~mask, float("-inf")).amax(dim=-1, keepdim=True)
+    peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak)).detach()
+    exp = (shifted - peak).exp() * mask.to(x.dtype)
+    # The sum is >= 1 (the peak contributes exp(0)) unless every position of the sample is ignored.
+    softmax = exp / exp.sum(dim=-1, keepdim=True).clamp_min(1.0)
+    # (N, positions): the share of each position in the diversity of its sample
+    diversity = softmax.amax(dim=2).mean(dim=1)
+    loss = (per_position - alpha * diversity).reshape(target.shape)
+    if reduction == "none":
+        return loss
     if reduction == "sum":
-        diversity = diversity.sum()
-    elif reduction == "mean":
-        diversity = diversity.sum() / valid.sum()
-    return discriminality - alpha * diversity
+        return loss.sum()
+    counted_samples = valid.any(dim=1).to(x.dtype).sum()
+    if class_weight is None:
+        position_weights = valid.to(x.dtype)
+    else:
+        position_weights = class_weight[flat_target.masked_fill(~valid, 0)] * valid
+    # Nothing counted (every position ignored): a loss of 0 with zero gradients, rather than 0 / 0.
+    total_weight = position_weights.sum()
+    total_weight = torch.where(total_weight > 0, total_weight, torch.ones_like(total_weight))
+    counted_samples = torch.where(counted_samples > 0, counted_samples, torch.ones_like(counted_samples))
+    return per_position.sum() / total_weight - alpha * diversity.sum() / counted_samples
 
 
 def dice_loss(
@@ -315,9 +358,12 @@ def poly_loss(
     $$
 
     With hard targets, $P_t$ is the softmax probability of the target class and each position is weighted by its
-    class weight $w_t$. With soft targets $y$ (shape of ``x``), $P_t = \sum_k y_k p_k$, the cross-entropy is
-    $- \sum_k y_k \log p_k$, and each position is weighted by $\sum_k w_k y_k$ (``ignore_index`` is not used).
-    'mean' divides by the sum of the position weights.
+    class weight $w_t$; 'mean' divides by the sum of the weights of the positions that count. With soft targets $y$
+    (shape of ``x``), each class contributes its own term,
+    $\sum_k w_k y_k \left(- \log p_k + \epsilon_1 (1 - p_k)\right)$ (the hard-target loss for one-hot $y$, and
+    :func:`torch.nn.functional.cross_entropy` with probability targets for $\epsilon_1 = 0$); an ``ignore_index``
+    within [0, K) drops that class (column) from $y$, and 'mean' divides by the number of positions (N for a 2D
+    input), as :func:`torch.nn.functional.cross_entropy` does with probability targets.
 
     Args:
         x: logits of shape (N, K, ...)
@@ -342,9 +388,16 @@ def poly_loss(
         pt = log_pt.exp()
     elif target.shape == x.shape:
         target = target.to(x.dtype)
-        cross_entropy = -(target * log_p).sum(dim=1)
-        pt = (target * log_p.exp()).sum(dim=1)
-        sample_weights = torch.ones_like(pt) if weight is None else (target * _class_weight_view(weight, x)).sum(dim=1)
+        if ignore_index >= 0 and ignore_index < x.shape[1]:
+            keep = torch.ones(x.shape[1], dtype=x.dtype, device=x.device)
+            keep[ignore_index] = 0.0
+            target = target * _class_weight_view(keep, x)
+        if weight is not None:
+            target = target * _class_weight_view(weight, x)
+        # sum_k w_k y_k (-log p_k + eps (1 - p_k)): with eps = 0, the cross-entropy with probability targets
+        loss = (target * (eps * (1 - log_p.exp()) - log_p)).sum(dim=1)
+        # As torch.nn.functional.cross_entropy with probability targets: 'mean' averages over the positions.
+        return _reduce(loss, torch.ones_like(loss), reduction)
     else:
         raise ValueError(
             f"target is expected to have the shape of the input {x.shape} (probabilities) or that shape without"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .._validation import HolocronInputError
+
 __all__ = ["concat_downsample2d", "z_pool"]
 
 
@@ -34,7 +36,7 @@ def concat_downsample2d(x: Tensor, scale_factor: int) -> Tensor:
         raise ValueError(f"argument `scale_factor` is expected to be a positive integer, received {scale_factor}")
     b, c, h, w = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
     if h % scale_factor != 0 or w % scale_factor != 0:
-        raise ValueError(
+        raise HolocronInputError(
             f"input spatial size ({h}, {w}) is expected to be a multiple of `scale_factor` ({scale_factor})"
         )
     out = x.reshape(b, c, h // scale_factor, scale_factor, w // scale_factor, scale_factor)
