@@ -63,14 +63,14 @@ def focal_loss(
     reduction: str = "mean",
     gamma: float = 2.0,
 ) -> Tensor:
-    r"""Focal loss from ["Focal Loss for Dense Object Detection"](https://arxiv.org/pdf/1708.02002.pdf).
+    r"""Focal loss from `Focal Loss for Dense Object Detection <https://arxiv.org/pdf/1708.02002.pdf>`_.
 
-    $$
-    FL(p_t) = -\alpha_t (1 - p_t)^\gamma log(p_t)
-    $$
+    .. math::
 
-    where $p_t$ is the softmax probability of the target class and $\alpha_t$ its class weight.
-    With $\gamma = 0$ this is :func:`torch.nn.functional.cross_entropy`.
+        FL(p_t) = -\alpha_t (1 - p_t)^\gamma log(p_t)
+
+    where :math:`p_t` is the softmax probability of the target class and :math:`\alpha_t` its class weight.
+    With :math:`\gamma = 0` this is :func:`torch.nn.functional.cross_entropy`.
 
     Args:
         x: logits of shape (N, K, ...)
@@ -96,9 +96,9 @@ def multilabel_cross_entropy(
 ) -> Tensor:
     r"""Cross-entropy against multi-label (or soft) targets.
 
-    $$
-    \mathcal{L}(x, y) = - \sum_{k \neq ignore\_index} w_k \, y_k \log(softmax(x)_k)
-    $$
+    .. math::
+
+        \mathcal{L}(x, y) = - \sum_{k \neq ignore\_index} w_k \, y_k \log(softmax(x)_k)
 
     Args:
         x: logits of shape (N, K, ...)
@@ -136,19 +136,19 @@ def complement_cross_entropy(
     reduction: str = "mean",
     gamma: float = -1,
 ) -> Tensor:
-    r"""Complement cross entropy from ["Imbalanced Image Classification with Complement Cross
-    Entropy"](https://arxiv.org/pdf/2009.02189.pdf).
+    r"""Complement cross entropy from `Imbalanced Image Classification with Complement Cross
+    Entropy <https://arxiv.org/pdf/2009.02189.pdf>`_.
 
-    With $p = softmax(x)$, $g$ the target class and $K$ classes, the probabilities of the other classes renormalized
-    as $q_j = \frac{p_j}{1 - p_g}$ ($j \neq g$) have the complement entropy
-    $\mathcal{C} = - \sum_{j \neq g} q_j \log q_j$, and
+    With :math:`p = softmax(x)`, :math:`g` the target class and :math:`K` classes, the probabilities of the other
+    classes renormalized as :math:`q_j = \frac{p_j}{1 - p_g}` (:math:`j \neq g`) have the complement entropy
+    :math:`\mathcal{C} = - \sum_{j \neq g} q_j \log q_j`, and
 
-    $$
-    \mathcal{L} = \alpha_g \left(- \log p_g + \frac{\gamma}{K - 1} \mathcal{C}\right)
-    $$
+    .. math::
 
-    The default $\gamma = -1$ rewards a flat distribution over the wrong classes (the paper's setting).
-    $q$ is computed as a softmax over the non-target logits, which stays finite when $p_g$ rounds to 1.
+        \mathcal{L} = \alpha_g \left(- \log p_g + \frac{\gamma}{K - 1} \mathcal{C}\right)
+
+    The default :math:`\gamma = -1` rewards a flat distribution over the wrong classes (the paper's setting).
+    :math:`q` is computed as a softmax over the non-target logits, which stays finite when :math:`p_g` rounds to 1.
 
     Args:
         x: logits of shape (N, K, ...), K >= 2
@@ -187,21 +187,23 @@ def mutual_channel_loss(
     alpha: float = 1.0,
     training: bool = True,
 ) -> Tensor:
-    r"""Mutual-channel loss from ["The Devil is in the Channels: Mutual-Channel Loss for Fine-Grained Image
-    Classification"](https://arxiv.org/pdf/2002.04264.pdf).
+    r"""Mutual-channel loss from `The Devil is in the Channels: Mutual-Channel Loss for Fine-Grained Image
+    Classification <https://arxiv.org/pdf/2002.04264.pdf>`_.
 
-    The $K \cdot \xi$ feature channels are split into $K$ groups $F_i$ of $\xi$ channels, one per class.
+    The :math:`K \cdot \xi` feature channels are split into :math:`K` groups :math:`F_i` of :math:`\xi` channels, one
+    per class.
 
-    - Discriminality: channel-wise attention (CWA, training only) keeps a random $\lceil \xi / 2 \rceil$ channels of
+    - Discriminality: channel-wise attention (CWA, training only) keeps a random :math:`\lceil \xi / 2 \rceil` channels
+    of
       each group, cross-channel max pooling (CCMP) keeps the largest response per position, and global average
-      pooling gives one logit per class: $g_i = \frac{1}{HW} \sum_k \max_j M_{i,j} F_{i,j,k}$, scored with
+      pooling gives one logit per class: :math:`g_i = \frac{1}{HW} \sum_k \max_j M_{i,j} F_{i,j,k}`, scored with
       cross-entropy.
-    - Diversity: $\mathcal{L}_{div} = \frac{1}{K} \sum_i \sum_k \max_j softmax_k(F_{i,j})$, the spatial softmax of
+    - Diversity: :math:`\mathcal{L}_{div} = \frac{1}{K} \sum_i \sum_k \max_j softmax_k(F_{i,j})`, the spatial softmax of
       each channel followed by CCMP, summed over positions.
 
-    $$
-    \mathcal{L}_{MC} = CE(g, y) - \alpha \cdot \mathcal{L}_{div}
-    $$
+    .. math::
+
+        \mathcal{L}_{MC} = CE(g, y) - \alpha \cdot \mathcal{L}_{div}
 
     Args:
         x: features of shape (N, K * xi, ...)
@@ -299,18 +301,19 @@ def dice_loss(
     gamma: float = 1.0,
     eps: float = 1e-8,
 ) -> Tensor:
-    r"""Dice loss from ["V-Net: Fully Convolutional Neural Networks for Volumetric Medical Image
-    Segmentation"](https://arxiv.org/pdf/1606.04797.pdf), with a recall/precision trade-off $\gamma$.
+    r"""Dice loss from `V-Net: Fully Convolutional Neural Networks for Volumetric Medical Image
+    Segmentation <https://arxiv.org/pdf/1606.04797.pdf>`_, with a recall/precision trade-off :math:`\gamma`.
 
-    For each class $k$, with sums over the batch and all positions,
+    For each class :math:`k`, with sums over the batch and all positions,
 
-    $$
-    D_k = \frac{(1 + \gamma) \sum p_k \, g_k + \epsilon}{\sum p_k^2 + \gamma \sum g_k^2 + \epsilon}
-    \qquad
-    \mathcal{L} = 1 - \frac{\sum_k w_k D_k}{\sum_k w_k}
-    $$
+    .. math::
 
-    which is the paper's dice coefficient for $\gamma = 1$; $\gamma > 1$ favours recall, $\gamma < 1$ precision.
+        D_k = \frac{(1 + \gamma) \sum p_k \, g_k + \epsilon}{\sum p_k^2 + \gamma \sum g_k^2 + \epsilon}
+        \qquad
+        \mathcal{L} = 1 - \frac{\sum_k w_k D_k}{\sum_k w_k}
+
+    which is the paper's dice coefficient for :math:`\gamma = 1`; :math:`\gamma > 1` favours recall, :math:`\gamma < 1`
+    precision.
 
     Args:
         x: predicted probabilities of shape (N, K, ...)
@@ -350,25 +353,25 @@ def poly_loss(
     ignore_index: int = -100,
     reduction: str = "mean",
 ) -> Tensor:
-    r"""Poly-1 loss from ["PolyLoss: A Polynomial Expansion Perspective of Classification Loss
-    Functions"](https://arxiv.org/pdf/2204.12511.pdf).
+    r"""Poly-1 loss from `PolyLoss: A Polynomial Expansion Perspective of Classification Loss
+    Functions <https://arxiv.org/pdf/2204.12511.pdf>`_.
 
-    $$
-    \mathcal{L}_{Poly-1} = - \log P_t + \epsilon_1 (1 - P_t)
-    $$
+    .. math::
 
-    With hard targets, $P_t$ is the softmax probability of the target class and each position is weighted by its
-    class weight $w_t$; 'mean' divides by the sum of the weights of the positions that count. With soft targets $y$
-    (shape of ``x``), each class contributes its own term,
-    $\sum_k w_k y_k \left(- \log p_k + \epsilon_1 (1 - p_k)\right)$ (the hard-target loss for one-hot $y$, and
-    :func:`torch.nn.functional.cross_entropy` with probability targets for $\epsilon_1 = 0$); an ``ignore_index``
-    within [0, K) drops that class (column) from $y$, and 'mean' divides by the number of positions (N for a 2D
-    input), as :func:`torch.nn.functional.cross_entropy` does with probability targets.
+        \mathcal{L}_{Poly-1} = - \log P_t + \epsilon_1 (1 - P_t)
+
+    With hard targets, :math:`P_t` is the softmax probability of the target class and each position is weighted by its
+    class weight :math:`w_t`; 'mean' divides by the sum of the weights of the positions that count. With soft targets
+    :math:`y` (shape of ``x``), each class contributes its own term,
+    :math:`\sum_k w_k y_k \left(- \log p_k + \epsilon_1 (1 - p_k)\right)` (the hard-target loss for one-hot :math:`y`,
+    and :func:`torch.nn.functional.cross_entropy` with probability targets for :math:`\epsilon_1 = 0`); an
+    ``ignore_index`` within [0, K) drops that class (column) from :math:`y`, and 'mean' divides by the number of
+    positions (N for a 2D input), as :func:`torch.nn.functional.cross_entropy` does with probability targets.
 
     Args:
         x: logits of shape (N, K, ...)
         target: class indices of shape (N, ...) or target probabilities of shape (N, K, ...)
-        eps: $\epsilon_1$, the weight of the first polynomial term
+        eps: :math:`\epsilon_1`, the weight of the first polynomial term
         weight: class weights of shape (K,)
         ignore_index: hard target value that does not contribute to the loss
         reduction: 'none' (shape (N, ...)), 'mean' or 'sum'

@@ -110,25 +110,25 @@ class _NormConvNd(_ConvNd):
 
 
 class NormConv2d(_NormConvNd):
-    r"""Implements the normalized convolution module from ["Normalized Convolutional Neural
-    Network"](https://arxiv.org/pdf/2005.05274v2.pdf).
+    r"""Implements the normalized convolution module from `Normalized Convolutional Neural
+    Network <https://arxiv.org/pdf/2005.05274v2.pdf>`_.
 
     In the simplest case, the output value of the layer with input size
-    $(N, C_{in}, H, W)$ and output $(N, C_{out}, H_{out}, W_{out})$
+    :math:`(N, C_{in}, H, W)` and output :math:`(N, C_{out}, H_{out}, W_{out})`
     can be precisely described as:
 
-    $$
-    out(N_i, C_{out_j}) = bias(C_{out_j}) +
-    \sum_{k = 0}^{C_{in} - 1} weight(C_{out_j}, k) \star
-    \frac{input(N_i, k) - \mu(N_i, k)}{\sqrt{\sigma^2(N_i, k) + \epsilon}}
-    $$
+    .. math::
 
-    where $\star$ is the valid 2D cross-correlation operator,
-    $\mu(N_i, k)$ and $\sigma^2(N_i, k)$ are the mean and variance of $input(N_i, k)$ over all slices,
-    $N$ is a batch size, $C$ denotes a number of channels,
-    $H$ is a height of input planes in pixels, and $W$ is width in pixels.
+        out(N_i, C_{out_j}) = bias(C_{out_j}) +
+        \sum_{k = 0}^{C_{in} - 1} weight(C_{out_j}, k) \star
+        \frac{input(N_i, k) - \mu(N_i, k)}{\sqrt{\sigma^2(N_i, k) + \epsilon}}
 
-    A slice is the $C_{in} / groups \cdot kH \cdot kW$ input values of one channel group under one window position
+    where :math:`\star` is the valid 2D cross-correlation operator,
+    :math:`\mu(N_i, k)` and :math:`\sigma^2(N_i, k)` are the mean and variance of :math:`input(N_i, k)` over all slices,
+    :math:`N` is a batch size, :math:`C` denotes a number of channels,
+    :math:`H` is a height of input planes in pixels, and :math:`W` is width in pixels.
+
+    A slice is the :math:`C_{in} / groups \cdot kH \cdot kW` input values of one channel group under one window position
     (padding included); see :func:`holocron.nn.functional.norm_conv2d`.
 
     Args:
@@ -194,21 +194,22 @@ class NormConv2d(_NormConvNd):
 
 
 class Add2d(_NormConvNd):
-    r"""Implements the adder module from ["AdderNet: Do We Really Need Multiplications in Deep
-    Learning?"](https://arxiv.org/pdf/1912.13200.pdf).
+    r"""Implements the adder module from `AdderNet: Do We Really Need Multiplications in Deep
+    Learning? <https://arxiv.org/pdf/1912.13200.pdf>`_.
 
-    In the simplest case, the output value of the layer at position $(m, n)$ in channel $c$
-    with filter F of spatial size $(d, d)$, intput size $(C_{in}, H, W)$ and output $(C_{out}, H, W)$
+    In the simplest case, the output value of the layer at position :math:`(m, n)` in channel :math:`c`
+    with filter F of spatial size :math:`(d, d)`, input size :math:`(C_{in}, H, W)` and output :math:`(C_{out}, H, W)`
     can be precisely described as:
 
-    $$
-    out(m, n, c) = - \sum\limits_{i=0}^d \sum\limits_{j=0}^d \sum\limits_{k=0}^{C_{in}}
-    |X(m + i, n + j, k) - F(i, j, k, c)|
-    $$
+    .. math::
 
-    where $C$ denotes a number of channels, $H$ is a height of input planes in pixels, and $W$ is width in pixels.
-    With groups, $k$ runs over the input channels of the group of $c$; the bias is added last. The sliding-window work
-    is done by the custom op ``torch.ops.holocron.add2d`` (see :func:`holocron.nn.functional.add2d`).
+        out(m, n, c) = - \sum\limits_{i=0}^d \sum\limits_{j=0}^d \sum\limits_{k=0}^{C_{in}}
+        |X(m + i, n + j, k) - F(i, j, k, c)|
+
+    where :math:`C` denotes a number of channels, :math:`H` is a height of input planes in pixels, and :math:`W` is
+    width in pixels. With groups, :math:`k` runs over the input channels of the group of :math:`c`; the bias is added
+    last. The sliding-window work is done by the custom op ``torch.ops.holocron.add2d`` (see
+    :func:`holocron.nn.functional.add2d`).
 
     Args:
         in_channels: Number of channels in the input image
@@ -284,53 +285,54 @@ class Add2d(_NormConvNd):
 
 
 class SlimConv2d(nn.Module):
-    r"""Implements the convolution module from ["SlimConv: Reducing Channel Redundancy in Convolutional Neural
-    Networks by Weights Flipping"](https://arxiv.org/pdf/2003.07469.pdf).
+    r"""Implements the convolution module from `SlimConv: Reducing Channel Redundancy in Convolutional Neural
+    Networks by Weights Flipping <https://arxiv.org/pdf/2003.07469.pdf>`_.
 
     First, we compute channel-wise weights as follows:
 
-    $$
-    z(c) = \frac{1}{H \cdot W} \sum\limits_{i=1}^H \sum\limits_{j=1}^W X_{c,i,j}
-    $$
+    .. math::
 
-    where $X \in \mathbb{R}^{C \times H \times W}$ is the input tensor, $H$ is height in pixels, and $W$ is width in
-    pixels.
+        z(c) = \frac{1}{H \cdot W} \sum\limits_{i=1}^H \sum\limits_{j=1}^W X_{c,i,j}
 
-    $$
-    w = \sigma(F_{fc2}(\delta(F_{fc1}(z))))
-    $$
+    where :math:`X \in \mathbb{R}^{C \times H \times W}` is the input tensor, :math:`H` is height in pixels, and
+    :math:`W` is width in pixels.
 
-    where $z \in \mathbb{R}^{C}$ contains channel-wise statistics,
-    $\sigma$ refers to the sigmoid function,
-    $\delta$ refers to the ReLU function,
-    $F_{fc1}$ is a convolution operation with kernel of size $(1, 1)$ with $max(C/r, L)$ output channels followed by
-    batch normalization, and $F_{fc2}$ is a plain convolution operation with kernel of size $(1, 1)$ with $C$ output
-    channels.
+    .. math::
+
+        w = \sigma(F_{fc2}(\delta(F_{fc1}(z))))
+
+    where :math:`z \in \mathbb{R}^{C}` contains channel-wise statistics,
+    :math:`\sigma` refers to the sigmoid function,
+    :math:`\delta` refers to the ReLU function,
+    :math:`F_{fc1}` is a convolution operation with kernel of size :math:`(1, 1)` with :math:`max(C/r, L)` output
+    channels followed by batch normalization, and :math:`F_{fc2}` is a plain convolution operation with kernel of size
+    :math:`(1, 1)` with :math:`C` output channels.
 
     We then proceed with reconstructing and transforming both pathways:
 
-    $$
-    X_{top} = X \odot w \qquad X_{bot} = X \odot \check{w}
-    $$
+    .. math::
 
-    where $\odot$ refers to the element-wise multiplication and $\check{w}$ is the channel-wise reverse-flip of $w$.
+        X_{top} = X \odot w \qquad X_{bot} = X \odot \check{w}
 
-    $$
-    T_{top} = F_{top}(X_{top}^{(1)} + X_{top}^{(2)}) \qquad T_{bot} = F_{bot}(X_{bot}^{(1)} + X_{bot}^{(2)})
-    $$
+    where :math:`\odot` refers to the element-wise multiplication and :math:`\check{w}` is the channel-wise reverse-flip
+    of :math:`w`.
 
-    where $X^{(1)}$ and $X^{(2)}$ are the channel-wise first and second halves of $X$,
-    $F_{top}$ is a convolution of kernel size $(3, 3)$,
-    and $F_{bot}$ is a convolution of kernel size $(1, 1)$ reducing channels by half,
-    followed by a convolution of kernel size $(3, 3)$.
+    .. math::
+
+        T_{top} = F_{top}(X_{top}^{(1)} + X_{top}^{(2)}) \qquad T_{bot} = F_{bot}(X_{bot}^{(1)} + X_{bot}^{(2)})
+
+    where :math:`X^{(1)}` and :math:`X^{(2)}` are the channel-wise first and second halves of :math:`X`,
+    :math:`F_{top}` is a convolution of kernel size :math:`(3, 3)`,
+    and :math:`F_{bot}` is a convolution of kernel size :math:`(1, 1)` reducing channels by half,
+    followed by a convolution of kernel size :math:`(3, 3)`.
 
     Finally we fuse both pathways to yield the output:
 
-    $$
-    Y = T_{top} \oplus T_{bot}
-    $$
+    .. math::
 
-    where $\oplus$ is the channel-wise concatenation. The output has $3 C / 4$ channels.
+        Y = T_{top} \oplus T_{bot}
+
+    where :math:`\oplus` is the channel-wise concatenation. The output has :math:`3 C / 4` channels.
 
     Args:
         in_channels: Number of channels in the input image (a multiple of 4)
@@ -389,8 +391,8 @@ class SlimConv2d(nn.Module):
 
 
 class PyConv2d(nn.ModuleList):
-    """Implements the convolution module from ["Pyramidal Convolution: Rethinking Convolutional Neural Networks for
-    Visual Recognition"](https://arxiv.org/pdf/2006.11538.pdf).
+    """Implements the convolution module from `Pyramidal Convolution: Rethinking Convolutional Neural Networks for
+    Visual Recognition <https://arxiv.org/pdf/2006.11538.pdf>`_.
 
     Level ``i`` is a convolution of kernel size ``kernel_size + 2 i`` and padding ``padding + i * dilation`` (so that
     every level yields the same spatial size); the outputs of the levels are concatenated along channels, which
@@ -404,7 +406,7 @@ class PyConv2d(nn.ModuleList):
         padding: Zero-padding added to both sides of the input.
         groups: Number of blocked connections from input channels to output channels, one per level (by default
             1 for the first level and ``min(2 ** (i + 1), out_channels_i)`` for level ``i``).
-        kwargs: keyword args of [`torch.nn.Conv2d`][torch.nn.Conv2d].
+        kwargs: keyword args of :class:`torch.nn.Conv2d`.
     """
 
     def __init__(
@@ -466,8 +468,8 @@ class PyConv2d(nn.ModuleList):
 
 
 class Involution2d(nn.Module):
-    """Implements the convolution module from ["Involution: Inverting the Inherence of Convolution for Visual
-    Recognition"](https://arxiv.org/pdf/2103.06255.pdf), adapted from the proposed PyTorch implementation in the
+    """Implements the convolution module from `Involution: Inverting the Inherence of Convolution for Visual
+    Recognition <https://arxiv.org/pdf/2103.06255.pdf>`_, adapted from the proposed PyTorch implementation in the
     paper.
 
     The kernels are generated from the input: average pooling of size ``stride`` (when ``stride > 1``), a 1x1

@@ -9,12 +9,12 @@ __all__ = ["DropBlock2d"]
 
 
 class DropBlock2d(nn.Module):
-    r"""Implements the DropBlock module from ["DropBlock: A regularization method for convolutional
-    networks"](https://arxiv.org/pdf/1810.12890.pdf)
+    r"""Implements the DropBlock module from `DropBlock: A regularization method for convolutional
+    networks <https://arxiv.org/pdf/1810.12890.pdf>`_
 
     In training mode, square blocks of activations are zeroed in every feature map, seeded with the probability
-    $\gamma = \frac{p}{b^2} \frac{H W}{(H - b + 1)(W - b + 1)}$ of Eq. (1) of the paper so that a fraction ``p`` of
-    the activations is dropped, and the kept ones are rescaled; in evaluation mode the input passes unchanged. See
+    :math:`\gamma = \frac{p}{b^2} \frac{H W}{(H - b + 1)(W - b + 1)}` of Eq. (1) of the paper so that a fraction ``p``
+    of the activations is dropped, and the kept ones are rescaled; in evaluation mode the input passes unchanged. See
     :func:`holocron.nn.functional.dropblock2d`.
 
     Args:
