@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "HolocronArgumentError",
+    "HolocronInputError",
     "check_divisible",
     "check_in_range",
     "check_non_negative_int",
@@ -17,6 +18,15 @@ class HolocronArgumentError(ValueError, AssertionError):
 
     It is a :class:`ValueError`, and also an :class:`AssertionError` so that code written against the reference
     implementation, which raised bare assertions for some of these checks, keeps catching it.
+    """
+
+
+class HolocronInputError(ValueError, AssertionError):
+    """Input of a forward pass with an unusable size or shape.
+
+    A :class:`ValueError`, and also an :class:`AssertionError` where the reference implementation asserted on the
+    input (e.g. a spatial size that ``scale_factor`` does not divide), so that code catching that keeps working.
+    Under TorchScript it surfaces as ``torch.jit.Error``, as every exception raised in a scripted function does.
     """
 
 

@@ -11,6 +11,7 @@ import torch.nn.functional as TF
 from torch import nn
 
 from holocron import nn as hnn
+from holocron.nn import functional as F
 
 REDUCTIONS = ["none", "mean", "sum"]
 
@@ -147,7 +148,8 @@ def _mutual_channel_reference(x, target, weight, ignore_index, reduction, xi, al
     for b in range(n):
         for i in range(num_classes):
             group = x[b, i * xi : (i + 1) * xi].reshape(xi, -1)
-            logits[b, i] = (group * keep[i].view(xi, 1)).max(dim=0).values.mean()
+            # Dropped channels are left out of the cross-channel max (not zeroed): negative responses survive.
+            logits[b, i] = group[keep[i].bool()].max(dim=0).values.mean()
             diversity[b] += torch.softmax(group, dim=1).max(dim=0).values.sum() / num_classes
     ce = torch.zeros(n, dtype=x.dtype)
     weights = torch.zeros(n, dtype=x.dtype)
@@ -275,12 +277,41 @@ def test_poly_loss_soft_targets(reduction):
     per_position = -(target * torch.log(p)).sum(1) + 1.5 * (1 - (target * p).sum(1))
     expected = {"none": per_position, "sum": per_position.sum(), "mean": per_position.mean()}[reduction]
     torch.testing.assert_close(out, expected)
-    # One-hot soft targets give the hard-target loss, weights included
+    # One-hot soft targets give the hard-target loss, weights included; 'mean' divides by the number of positions
+    # (as cross_entropy with probability targets), not by the sum of the weights as with class indices.
     weight = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)
     indices = torch.randint(0, 3, (4, 2))
     one_hot = TF.one_hot(indices, 3).movedim(-1, 1).double()
     soft = hnn.PolyLoss(weight, reduction=reduction)(x, one_hot)
-    torch.testing.assert_close(soft, hnn.PolyLoss(weight, reduction=reduction)(x, indices))
+    hard = hnn.PolyLoss(weight, reduction="sum" if reduction == "mean" else reduction)(x, indices)
+    torch.testing.assert_close(soft, hard / indices.numel() if reduction == "mean" else hard)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("x_shape", [(5, 4), (2, 4, 3, 5)])
+def test_poly_loss_soft_targets_follow_cross_entropy(reduction, x_shape):
+    """With eps = 0, PolyLoss on probability targets is cross_entropy on them: weights, 'mean' = sum / positions."""
+    x = torch.randn(x_shape, dtype=torch.float64)
+    target = torch.softmax(torch.randn(x_shape, dtype=torch.float64), dim=1)
+    weight = torch.tensor([0.5, 1.0, 2.0, 3.0], dtype=torch.float64)
+    out = F.poly_loss(x, target, eps=0.0, weight=weight, reduction=reduction)
+    torch.testing.assert_close(out, TF.cross_entropy(x, target, weight=weight, reduction=reduction))
+    if reduction == "mean":
+        positions = target.numel() // target.shape[1]
+        torch.testing.assert_close(out, F.poly_loss(x, target, eps=0.0, weight=weight, reduction="sum") / positions)
+    if reduction == "none":
+        assert out.shape == (x_shape[0], *x_shape[2:])
+
+
+def test_poly_loss_soft_targets_ignore_index_drops_the_class():
+    x = torch.randn(3, 4, dtype=torch.float64)
+    target = torch.softmax(torch.randn(3, 4, dtype=torch.float64), dim=1)
+    kept = target.clone()
+    kept[:, 2] = 0.0
+    torch.testing.assert_close(F.poly_loss(x, target, ignore_index=2), F.poly_loss(x, kept))
+    assert not torch.allclose(F.poly_loss(x, target, ignore_index=2), F.poly_loss(x, target))
+    # Out of [0, K): nothing to drop
+    torch.testing.assert_close(F.poly_loss(x, target, ignore_index=4), F.poly_loss(x, target))
 
 
 def test_class_balanced_wrapper_sets_effective_number_weights():

@@ -10,11 +10,11 @@ __all__ = ["hard_mish", "nl_relu"]
 
 
 def hard_mish(x: Tensor, inplace: bool = False) -> Tensor:
-    r"""Hard Mish activation from ["H-Mish"](https://github.com/digantamisra98/H-Mish).
+    r"""Hard Mish activation from `H-Mish <https://github.com/digantamisra98/H-Mish>`_.
 
-    $$
-    f(x) = \frac{x}{2} \cdot \min(2, \max(0, x + 2))
-    $$
+    .. math::
+
+        f(x) = \frac{x}{2} \cdot \min(2, \max(0, x + 2))
 
     Args:
         x: input tensor of any shape
@@ -30,12 +30,12 @@ def hard_mish(x: Tensor, inplace: bool = False) -> Tensor:
 
 
 def nl_relu(x: Tensor, beta: float = 1.0, inplace: bool = False) -> Tensor:
-    r"""Natural-Logarithm ReLU from ["Natural-Logarithm-Rectified Activation Function in Convolutional Neural
-    Networks"](https://arxiv.org/pdf/1908.03682.pdf).
+    r"""Natural-Logarithm ReLU from `Natural-Logarithm-Rectified Activation Function in Convolutional Neural
+    Networks <https://arxiv.org/pdf/1908.03682.pdf>`_.
 
-    $$
-    f(x) = ln(1 + \beta \cdot max(0, x))
-    $$
+    .. math::
+
+        f(x) = ln(1 + \beta \cdot max(0, x))
 
     Args:
         x: input tensor of any shape

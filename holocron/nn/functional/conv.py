@@ -27,11 +27,12 @@ def norm_conv2d(
     groups: int = 1,
     eps: float = 1e-14,
 ) -> Tensor:
-    r"""Normalized 2D convolution from ["Normalized Convolutional Neural Network"](https://arxiv.org/pdf/2005.05274v2.pdf).
+    r"""Normalized 2D convolution from
+    `Normalized Convolutional Neural Network <https://arxiv.org/pdf/2005.05274v2.pdf>`_.
 
-    Every slice, i.e. the $C_{in} / groups \cdot kH \cdot kW$ values of one channel group under one window position
-    (zero padding included), is normalized to $\frac{S - \mu(S)}{\sqrt{\sigma^2(S) + \epsilon}}$ (biased variance)
-    before being correlated with the filters of that group, then the bias is added.
+    Every slice, i.e. the :math:`C_{in} / groups \cdot kH \cdot kW` values of one channel group under one window
+    position (zero padding included), is normalized to :math:`\frac{S - \mu(S)}{\sqrt{\sigma^2(S) + \epsilon}}` (biased
+    variance) before being correlated with the filters of that group, then the bias is added.
 
     The slices are gathered with :func:`torch.nn.functional.unfold` and their statistics computed in two passes
     (mean, then mean squared deviation), which keeps float32 accurate for slices whose spread is small next to their
@@ -82,16 +83,16 @@ def add2d(
     normalize_slices: bool = False,
     eps: float = 1e-14,
 ) -> Tensor:
-    r"""Adder 2D operation from ["AdderNet: Do We Really Need Multiplications in Deep
-    Learning?"](https://arxiv.org/pdf/1912.13200.pdf): the negated L1 distance between each slice and each filter.
+    r"""Adder 2D operation from `AdderNet: Do We Really Need Multiplications in Deep
+    Learning? <https://arxiv.org/pdf/1912.13200.pdf>`_: the negated L1 distance between each slice and each filter.
 
-    $$
-    out(n, o, y, x) = bias(o) - \sum_{c, i, j} |S_{n, g(o), y, x}(c, i, j) - weight(o, c, i, j)|
-    $$
+    .. math::
 
-    where the slice $S$ holds the $C_{in} / groups \cdot kH \cdot kW$ zero-padded input values of the group of $o$
-    under the window at $(y, x)$, optionally normalized to zero mean and unit (biased) variance first.
-    Computed by the custom op ``torch.ops.holocron.add2d``.
+        out(n, o, y, x) = bias(o) - \sum_{c, i, j} |S_{n, g(o), y, x}(c, i, j) - weight(o, c, i, j)|
+
+    where the slice :math:`S` holds the :math:`C_{in} / groups \cdot kH \cdot kW` zero-padded input values of the group
+    of :math:`o` under the window at :math:`(y, x)`, optionally normalized to zero mean and unit (biased) variance
+    first. Computed by the custom op ``torch.ops.holocron.add2d``.
 
     Args:
         x: input tensor of shape (N, C_in, H, W)
@@ -123,15 +124,15 @@ def involution2d(
     dilation: int | tuple[int, int] = 1,
     groups: int = 1,
 ) -> Tensor:
-    r"""Involution from ["Involution: Inverting the Inherence of Convolution for Visual
-    Recognition"](https://arxiv.org/pdf/2103.06255.pdf) with given per-pixel kernels.
+    r"""Involution from `Involution: Inverting the Inherence of Convolution for Visual
+    Recognition <https://arxiv.org/pdf/2103.06255.pdf>`_ with given per-pixel kernels.
 
-    $$
-    out(n, c, y, x) = \sum_{i, j} kernel(n, g(c) \cdot kH \cdot kW + i \cdot kW + j, y, x)
-    \cdot input(n, c, y \cdot sH + i \cdot dH - pH, x \cdot sW + j \cdot dW - pW)
-    $$
+    .. math::
 
-    where $g(c)$ is the channel group of $c$ and the input is zero outside its bounds.
+        out(n, c, y, x) = \sum_{i, j} kernel(n, g(c) \cdot kH \cdot kW + i \cdot kW + j, y, x)
+        \cdot input(n, c, y \cdot sH + i \cdot dH - pH, x \cdot sW + j \cdot dW - pW)
+
+    where :math:`g(c)` is the channel group of :math:`c` and the input is zero outside its bounds.
     Computed by the custom op ``torch.ops.holocron.involution2d``.
 
     Args:

@@ -10,18 +10,19 @@ __all__ = ["dropblock2d"]
 
 
 def dropblock2d(x: Tensor, p: float, block_size: int, inplace: bool = False, training: bool = True) -> Tensor:
-    r"""DropBlock from ["DropBlock: A regularization method for convolutional networks"](https://arxiv.org/pdf/1810.12890.pdf).
+    r"""DropBlock from
+    `DropBlock: A regularization method for convolutional networks <https://arxiv.org/pdf/1810.12890.pdf>`_.
 
     In training, block seeds are drawn independently for every sample and channel with probability
 
-    $$
-    \gamma = \frac{p}{b_h b_w} \cdot \frac{H W}{(H - b_h + 1)(W - b_w + 1)}
-    $$
+    .. math::
 
-    (Eq. 1 of the paper, with $b_h = \min(b, H)$, $b_w = \min(b, W)$ for the block size $b$) in the region where a
-    whole block fits, every seed zeroes the $b_h \times b_w$ block starting at it, and the kept activations are
-    rescaled by ``numel(mask) / count_ones(mask)`` (no rescaling when everything is dropped). Outside training, or
-    with ``p = 0``, the input is returned unchanged.
+        \gamma = \frac{p}{b_h b_w} \cdot \frac{H W}{(H - b_h + 1)(W - b_w + 1)}
+
+    (Eq. 1 of the paper, with :math:`b_h = \min(b, H)`, :math:`b_w = \min(b, W)` for the block size :math:`b`) in the
+    region where a whole block fits, every seed zeroes the :math:`b_h \times b_w` block starting at it, and the kept
+    activations are rescaled by ``numel(mask) / count_ones(mask)`` (no rescaling when everything is dropped). Outside
+    training, or with ``p = 0``, the input is returned unchanged.
 
     Args:
         x: input tensor of shape (N, C, H, W)

@@ -63,14 +63,14 @@ def focal_loss(
     reduction: str = "mean",
     gamma: float = 2.0,
 ) -> Tensor:
-    r"""Focal loss from ["Focal Loss for Dense Object Detection"](https://arxiv.org/pdf/1708.02002.pdf).
+    r"""Focal loss from `Focal Loss for Dense Object Detection <https://arxiv.org/pdf/1708.02002.pdf>`_.
 
-    $$
-    FL(p_t) = -\alpha_t (1 - p_t)^\gamma log(p_t)
-    $$
+    .. math::
 
-    where $p_t$ is the softmax probability of the target class and $\alpha_t$ its class weight.
-    With $\gamma = 0$ this is :func:`torch.nn.functional.cross_entropy`.
+        FL(p_t) = -\alpha_t (1 - p_t)^\gamma log(p_t)
+
+    where :math:`p_t` is the softmax probability of the target class and :math:`\alpha_t` its class weight.
+    With :math:`\gamma = 0` this is :func:`torch.nn.functional.cross_entropy`.
 
     Args:
         x: logits of shape (N, K, ...)
@@ -96,9 +96,9 @@ def multilabel_cross_entropy(
 ) -> Tensor:
     r"""Cross-entropy against multi-label (or soft) targets.
 
-    $$
-    \mathcal{L}(x, y) = - \sum_{k \neq ignore\_index} w_k \, y_k \log(softmax(x)_k)
-    $$
+    .. math::
+
+        \mathcal{L}(x, y) = - \sum_{k \neq ignore\_index} w_k \, y_k \log(softmax(x)_k)
 
     Args:
         x: logits of shape (N, K, ...)
@@ -136,19 +136,19 @@ def complement_cross_entropy(
     reduction: str = "mean",
     gamma: float = -1,
 ) -> Tensor:
-    r"""Complement cross entropy from ["Imbalanced Image Classification with Complement Cross
-    Entropy"](https://arxiv.org/pdf/2009.02189.pdf).
+    r"""Complement cross entropy from `Imbalanced Image Classification with Complement Cross
+    Entropy <https://arxiv.org/pdf/2009.02189.pdf>`_.
 
-    With $p = softmax(x)$, $g$ the target class and $K$ classes, the probabilities of the other classes renormalized
-    as $q_j = \frac{p_j}{1 - p_g}$ ($j \neq g$) have the complement entropy
-    $\mathcal{C} = - \sum_{j \neq g} q_j \log q_j$, and
+    With :math:`p = softmax(x)`, :math:`g` the target class and :math:`K` classes, the probabilities of the other
+    classes renormalized as :math:`q_j = \frac{p_j}{1 - p_g}` (:math:`j \neq g`) have the complement entropy
+    :math:`\mathcal{C} = - \sum_{j \neq g} q_j \log q_j`, and
 
-    $$
-    \mathcal{L} = \alpha_g \left(- \log p_g + \frac{\gamma}{K - 1} \mathcal{C}\right)
-    $$
+    .. math::
 
-    The default $\gamma = -1$ rewards a flat distribution over the wrong classes (the paper's setting).
-    $q$ is computed as a softmax over the non-target logits, which stays finite when $p_g$ rounds to 1.
+        \mathcal{L} = \alpha_g \left(- \log p_g + \frac{\gamma}{K - 1} \mathcal{C}\right)
+
+    The default :math:`\gamma = -1` rewards a flat distribution over the wrong classes (the paper's setting).
+    :math:`q` is computed as a softmax over the non-target logits, which stays finite when :math:`p_g` rounds to 1.
 
     Args:
         x: logits of shape (N, K, ...), K >= 2
@@ -187,28 +187,31 @@ def mutual_channel_loss(
     alpha: float = 1.0,
     training: bool = True,
 ) -> Tensor:
-    r"""Mutual-channel loss from ["The Devil is in the Channels: Mutual-Channel Loss for Fine-Grained Image
-    Classification"](https://arxiv.org/pdf/2002.04264.pdf).
+    r"""Mutual-channel loss from `The Devil is in the Channels: Mutual-Channel Loss for Fine-Grained Image
+    Classification <https://arxiv.org/pdf/2002.04264.pdf>`_.
 
-    The $K \cdot \xi$ feature channels are split into $K$ groups $F_i$ of $\xi$ channels, one per class.
+    The :math:`K \cdot \xi` feature channels are split into :math:`K` groups :math:`F_i` of :math:`\xi` channels, one
+    per class.
 
-    - Discriminality: channel-wise attention (CWA, training only) keeps a random $\lceil \xi / 2 \rceil$ channels of
+    - Discriminality: channel-wise attention (CWA, training only) keeps a random :math:`\lceil \xi / 2 \rceil` channels
+    of
       each group, cross-channel max pooling (CCMP) keeps the largest response per position, and global average
-      pooling gives one logit per class: $g_i = \frac{1}{HW} \sum_k \max_j M_{i,j} F_{i,j,k}$, scored with
+      pooling gives one logit per class: :math:`g_i = \frac{1}{HW} \sum_k \max_j M_{i,j} F_{i,j,k}`, scored with
       cross-entropy.
-    - Diversity: $\mathcal{L}_{div} = \frac{1}{K} \sum_i \sum_k \max_j softmax_k(F_{i,j})$, the spatial softmax of
+    - Diversity: :math:`\mathcal{L}_{div} = \frac{1}{K} \sum_i \sum_k \max_j softmax_k(F_{i,j})`, the spatial softmax of
       each channel followed by CCMP, summed over positions.
 
-    $$
-    \mathcal{L}_{MC} = CE(g, y) - \alpha \cdot \mathcal{L}_{div}
-    $$
+    .. math::
+
+        \mathcal{L}_{MC} = CE(g, y) - \alpha \cdot \mathcal{L}_{div}
 
     Args:
         x: features of shape (N, K * xi, ...)
-        target: class indices of shape (N,)
+        target: class indices of shape (N,), or of shape (N, ...) (the shape of ``x`` without dim 1) for a
+            dense prediction, where every position is classified from its own pooled responses
         weight: class weights of shape (K,), used by the cross-entropy term
         ignore_index: target value that does not contribute to the loss
-        reduction: 'none' (shape (N,)), 'mean' or 'sum'; the cross-entropy term follows
+        reduction: 'none' (shape of ``target``), 'mean' or 'sum'; the cross-entropy term follows
             :func:`torch.nn.functional.cross_entropy`, the diversity term is averaged over the samples that count
         xi: number of channels per class
         alpha: weight of the diversity term
@@ -222,31 +225,73 @@ def mutual_channel_loss(
         raise ValueError(f"input is expected to have shape (N, K * xi, ...), received shape {x.shape}")
     if xi < 1 or x.shape[1] % xi != 0:
         raise ValueError(f"input channels ({x.shape[1]}) are expected to be a multiple of `xi` ({xi})")
-    if target.dim() != 1 or target.shape[0] != x.shape[0]:
-        raise ValueError(f"target is expected to have shape ({x.shape[0]},), received shape {target.shape}")
+    dense = target.dim() == x.dim() - 1 and target.dim() > 1
+    if dense:
+        if target.shape[0] != x.shape[0] or target.shape[1:] != x.shape[2:]:
+            raise ValueError(
+                f"target is expected to have the shape of the input {x.shape} without dim 1, received {target.shape}"
+            )
+    elif target.dim() != 1 or target.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"target is expected to have shape ({x.shape[0]},) or the shape of the input {x.shape} without dim 1,"
+            f" received shape {target.shape}"
+        )
     num_classes = x.shape[1] // xi
     # (N, K, xi, positions)
     features = x.reshape(x.shape[0], num_classes, xi, -1)
 
     attended = features
     if training:
-        # A random permutation of the channels of each class; those ranked below ceil(xi / 2) are kept.
+        # A random permutation of the channels of each class; those ranked below ceil(xi / 2) are kept. Dropped
+        # channels are left out of the max pooling (rather than zeroed), so that negative responses survive it.
         ranks = torch.rand(num_classes, xi, device=x.device).argsort(dim=1)
-        keep = (ranks < (xi + 1) // 2).to(x.dtype)
-        attended = features * keep.reshape(1, num_classes, xi, 1)
-    logits = attended.amax(dim=2).mean(dim=-1)
-    discriminality = F.cross_entropy(
-        logits, target, None if weight is None else weight.to(x.dtype), ignore_index=ignore_index, reduction=reduction
-    )
+        dropped = (ranks >= (xi + 1) // 2).reshape(1, num_classes, xi, 1)
+        attended = features.masked_fill(dropped, float("-inf"))
+    # (N, K, positions): cross-channel max pooling
+    pooled = attended.amax(dim=2)
+    class_weight = None if weight is None else weight.to(x.dtype)
 
-    diversity = F.softmax(features, dim=-1).amax(dim=2).sum(dim=-1).mean(dim=1)
-    valid = (target != ignore_index).to(x.dtype)
-    diversity = diversity * valid
+    if not dense:
+        logits = pooled.mean(dim=-1)
+        discriminality = F.cross_entropy(logits, target, class_weight, ignore_index=ignore_index, reduction=reduction)
+        diversity = F.softmax(features, dim=-1).amax(dim=2).sum(dim=-1).mean(dim=1)
+        valid = (target != ignore_index).to(x.dtype)
+        diversity = diversity * valid
+        if reduction == "sum":
+            diversity = diversity.sum()
+        elif reduction == "mean":
+            diversity = diversity.sum() / valid.sum()
+        return discriminality - alpha * diversity
+
+    # Dense targets: each position is classified from its own pooled responses, and the spatial softmax of the
+    # diversity term runs over the positions that count only, so ignored positions get neither loss nor gradient.
+    flat_target = target.reshape(target.shape[0], -1)
+    valid = flat_target != ignore_index
+    per_position = F.cross_entropy(pooled, flat_target, class_weight, ignore_index=ignore_index, reduction="none")
+    mask = valid.reshape(valid.shape[0], 1, 1, -1)
+    shifted = features.masked_fill(~mask, 0.0)
+    peak = shifted.masked_fill(~mask, float("-inf")).amax(dim=-1, keepdim=True)
+    peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak)).detach()
+    exp = (shifted - peak).exp() * mask.to(x.dtype)
+    # The sum is >= 1 (the peak contributes exp(0)) unless every position of the sample is ignored.
+    softmax = exp / exp.sum(dim=-1, keepdim=True).clamp_min(1.0)
+    # (N, positions): the share of each position in the diversity of its sample
+    diversity = softmax.amax(dim=2).mean(dim=1)
+    loss = (per_position - alpha * diversity).reshape(target.shape)
+    if reduction == "none":
+        return loss
     if reduction == "sum":
-        diversity = diversity.sum()
-    elif reduction == "mean":
-        diversity = diversity.sum() / valid.sum()
-    return discriminality - alpha * diversity
+        return loss.sum()
+    counted_samples = valid.any(dim=1).to(x.dtype).sum()
+    if class_weight is None:
+        position_weights = valid.to(x.dtype)
+    else:
+        position_weights = class_weight[flat_target.masked_fill(~valid, 0)] * valid
+    # Nothing counted (every position ignored): a loss of 0 with zero gradients, rather than 0 / 0.
+    total_weight = position_weights.sum()
+    total_weight = torch.where(total_weight > 0, total_weight, torch.ones_like(total_weight))
+    counted_samples = torch.where(counted_samples > 0, counted_samples, torch.ones_like(counted_samples))
+    return per_position.sum() / total_weight - alpha * diversity.sum() / counted_samples
 
 
 def dice_loss(
@@ -256,18 +301,19 @@ def dice_loss(
     gamma: float = 1.0,
     eps: float = 1e-8,
 ) -> Tensor:
-    r"""Dice loss from ["V-Net: Fully Convolutional Neural Networks for Volumetric Medical Image
-    Segmentation"](https://arxiv.org/pdf/1606.04797.pdf), with a recall/precision trade-off $\gamma$.
+    r"""Dice loss from `V-Net: Fully Convolutional Neural Networks for Volumetric Medical Image
+    Segmentation <https://arxiv.org/pdf/1606.04797.pdf>`_, with a recall/precision trade-off :math:`\gamma`.
 
-    For each class $k$, with sums over the batch and all positions,
+    For each class :math:`k`, with sums over the batch and all positions,
 
-    $$
-    D_k = \frac{(1 + \gamma) \sum p_k \, g_k + \epsilon}{\sum p_k^2 + \gamma \sum g_k^2 + \epsilon}
-    \qquad
-    \mathcal{L} = 1 - \frac{\sum_k w_k D_k}{\sum_k w_k}
-    $$
+    .. math::
 
-    which is the paper's dice coefficient for $\gamma = 1$; $\gamma > 1$ favours recall, $\gamma < 1$ precision.
+        D_k = \frac{(1 + \gamma) \sum p_k \, g_k + \epsilon}{\sum p_k^2 + \gamma \sum g_k^2 + \epsilon}
+        \qquad
+        \mathcal{L} = 1 - \frac{\sum_k w_k D_k}{\sum_k w_k}
+
+    which is the paper's dice coefficient for :math:`\gamma = 1`; :math:`\gamma > 1` favours recall, :math:`\gamma < 1`
+    precision.
 
     Args:
         x: predicted probabilities of shape (N, K, ...)
@@ -307,22 +353,25 @@ def poly_loss(
     ignore_index: int = -100,
     reduction: str = "mean",
 ) -> Tensor:
-    r"""Poly-1 loss from ["PolyLoss: A Polynomial Expansion Perspective of Classification Loss
-    Functions"](https://arxiv.org/pdf/2204.12511.pdf).
+    r"""Poly-1 loss from `PolyLoss: A Polynomial Expansion Perspective of Classification Loss
+    Functions <https://arxiv.org/pdf/2204.12511.pdf>`_.
 
-    $$
-    \mathcal{L}_{Poly-1} = - \log P_t + \epsilon_1 (1 - P_t)
-    $$
+    .. math::
 
-    With hard targets, $P_t$ is the softmax probability of the target class and each position is weighted by its
-    class weight $w_t$. With soft targets $y$ (shape of ``x``), $P_t = \sum_k y_k p_k$, the cross-entropy is
-    $- \sum_k y_k \log p_k$, and each position is weighted by $\sum_k w_k y_k$ (``ignore_index`` is not used).
-    'mean' divides by the sum of the position weights.
+        \mathcal{L}_{Poly-1} = - \log P_t + \epsilon_1 (1 - P_t)
+
+    With hard targets, :math:`P_t` is the softmax probability of the target class and each position is weighted by its
+    class weight :math:`w_t`; 'mean' divides by the sum of the weights of the positions that count. With soft targets
+    :math:`y` (shape of ``x``), each class contributes its own term,
+    :math:`\sum_k w_k y_k \left(- \log p_k + \epsilon_1 (1 - p_k)\right)` (the hard-target loss for one-hot :math:`y`,
+    and :func:`torch.nn.functional.cross_entropy` with probability targets for :math:`\epsilon_1 = 0`); an
+    ``ignore_index`` within [0, K) drops that class (column) from :math:`y`, and 'mean' divides by the number of
+    positions (N for a 2D input), as :func:`torch.nn.functional.cross_entropy` does with probability targets.
 
     Args:
         x: logits of shape (N, K, ...)
         target: class indices of shape (N, ...) or target probabilities of shape (N, K, ...)
-        eps: $\epsilon_1$, the weight of the first polynomial term
+        eps: :math:`\epsilon_1`, the weight of the first polynomial term
         weight: class weights of shape (K,)
         ignore_index: hard target value that does not contribute to the loss
         reduction: 'none' (shape (N, ...)), 'mean' or 'sum'
@@ -342,9 +391,16 @@ def poly_loss(
         pt = log_pt.exp()
     elif target.shape == x.shape:
         target = target.to(x.dtype)
-        cross_entropy = -(target * log_p).sum(dim=1)
-        pt = (target * log_p.exp()).sum(dim=1)
-        sample_weights = torch.ones_like(pt) if weight is None else (target * _class_weight_view(weight, x)).sum(dim=1)
+        if ignore_index >= 0 and ignore_index < x.shape[1]:
+            keep = torch.ones(x.shape[1], dtype=x.dtype, device=x.device)
+            keep[ignore_index] = 0.0
+            target = target * _class_weight_view(keep, x)
+        if weight is not None:
+            target = target * _class_weight_view(weight, x)
+        # sum_k w_k y_k (-log p_k + eps (1 - p_k)): with eps = 0, the cross-entropy with probability targets
+        loss = (target * (eps * (1 - log_p.exp()) - log_p)).sum(dim=1)
+        # As torch.nn.functional.cross_entropy with probability targets: 'mean' averages over the positions.
+        return _reduce(loss, torch.ones_like(loss), reduction)
     else:
         raise ValueError(
             f"target is expected to have the shape of the input {x.shape} (probabilities) or that shape without"

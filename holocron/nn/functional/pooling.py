@@ -5,20 +5,23 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .._validation import HolocronInputError
+
 __all__ = ["concat_downsample2d", "z_pool"]
 
 
 def concat_downsample2d(x: Tensor, scale_factor: int) -> Tensor:
-    r"""Loss-less downsampling from ["YOLO9000: Better, Faster, Stronger"](https://pjreddie.com/media/files/papers/YOLO9000.pdf):
-    each ``scale_factor`` x ``scale_factor`` spatial cell is moved onto the channel dimension.
+    r"""Loss-less downsampling from
+    `YOLO9000: Better, Faster, Stronger <https://pjreddie.com/media/files/papers/YOLO9000.pdf>`_: each ``scale_factor``
+    x ``scale_factor`` spatial cell is moved onto the channel dimension.
 
-    With $s$ the scale factor and $C$ the input channels, the output is
+    With :math:`s` the scale factor and :math:`C` the input channels, the output is
 
-    $$
-    out(n, (i \cdot s + j) \cdot C + c, y, x) = input(n, c, y \cdot s + i, x \cdot s + j)
-    $$
+    .. math::
 
-    for $0 \le i, j < s$ (the channel order of the reference implementation, so that trained weights that follow
+        out(n, (i \cdot s + j) \cdot C + c, y, x) = input(n, c, y \cdot s + i, x \cdot s + j)
+
+    for :math:`0 \le i, j < s` (the channel order of the reference implementation, so that trained weights that follow
     this layer keep their meaning).
 
     Args:
@@ -34,7 +37,7 @@ def concat_downsample2d(x: Tensor, scale_factor: int) -> Tensor:
         raise ValueError(f"argument `scale_factor` is expected to be a positive integer, received {scale_factor}")
     b, c, h, w = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
     if h % scale_factor != 0 or w % scale_factor != 0:
-        raise ValueError(
+        raise HolocronInputError(
             f"input spatial size ({h}, {w}) is expected to be a multiple of `scale_factor` ({scale_factor})"
         )
     out = x.reshape(b, c, h // scale_factor, scale_factor, w // scale_factor, scale_factor)
@@ -43,7 +46,7 @@ def concat_downsample2d(x: Tensor, scale_factor: int) -> Tensor:
 
 
 def z_pool(x: Tensor, dim: int) -> Tensor:
-    """Z-pool from ["Rotate to Attend: Convolutional Triplet Attention Module"](https://arxiv.org/pdf/2010.03045.pdf):
+    """Z-pool from `Rotate to Attend: Convolutional Triplet Attention Module <https://arxiv.org/pdf/2010.03045.pdf>`_:
     the max and the mean across ``dim``, stacked along ``dim`` (max first).
 
     Args:

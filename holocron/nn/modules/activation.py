@@ -27,13 +27,13 @@ class _Activation(nn.Module):
 
 
 class HardMish(_Activation):
-    r"""Implements the Hard Mish activation module from ["H-Mish"](https://github.com/digantamisra98/H-Mish).
+    r"""Implements the Hard Mish activation module from `H-Mish <https://github.com/digantamisra98/H-Mish>`_.
 
     This activation is computed as follows:
 
-    $$
-    f(x) = \frac{x}{2} \cdot \min(2, \max(0, x + 2))
-    $$
+    .. math::
+
+        f(x) = \frac{x}{2} \cdot \min(2, \max(0, x + 2))
 
     Args:
         inplace: should the operation be performed inplace
@@ -47,14 +47,14 @@ class HardMish(_Activation):
 
 
 class NLReLU(_Activation):
-    r"""Implements the Natural-Logarithm ReLU activation module from ["Natural-Logarithm-Rectified Activation
-    Function in Convolutional Neural Networks"](https://arxiv.org/pdf/1908.03682.pdf).
+    r"""Implements the Natural-Logarithm ReLU activation module from `Natural-Logarithm-Rectified Activation
+    Function in Convolutional Neural Networks <https://arxiv.org/pdf/1908.03682.pdf>`_.
 
     This activation is computed as follows:
 
-    $$
-    f(x) = ln(1 + \beta \cdot max(0, x))
-    $$
+    .. math::
+
+        f(x) = ln(1 + \beta \cdot max(0, x))
 
     Args:
         beta: beta used for NReLU (> 0)
@@ -69,22 +69,19 @@ class NLReLU(_Activation):
     def forward(self, x: Tensor) -> Tensor:
         return F.nl_relu(x, beta=self.beta, inplace=self.inplace)
 
-    def extra_repr(self) -> str:
-        return f"beta={self.beta}" + (", inplace=True" if self.inplace else "")
-
 
 class FReLU(nn.Module):
-    r"""Implements the Funnel activation module from ["Funnel Activation for Visual
-    Recognition"](https://arxiv.org/pdf/2007.11824.pdf).
+    r"""Implements the Funnel activation module from `Funnel Activation for Visual
+    Recognition <https://arxiv.org/pdf/2007.11824.pdf>`_.
 
     This activation is computed as follows:
 
-    $$
-    f(x) = max(\mathbb{T}(x), x)
-    $$
+    .. math::
 
-    where the $\mathbb{T}$ is the spatial contextual feature extraction. It is a convolution filter of size
-    `kernel_size`, same padding and groups equal to the number of input channels, followed by a batch normalization.
+        f(x) = max(\mathbb{T}(x), x)
+
+    where the :math:`\mathbb{T}` is the spatial contextual feature extraction. It is a convolution filter of size
+    ``kernel_size``, same padding and groups equal to the number of input channels, followed by a batch normalization.
 
     Args:
         in_channels: number of input channels

@@ -12,10 +12,10 @@ __all__ = ["SAM", "DimAttention", "TripletAttention"]
 
 
 class SAM(nn.Module):
-    r"""SAM layer from ["CBAM: Convolutional Block Attention Module"](https://arxiv.org/pdf/1807.06521.pdf) modified
-    in ["YOLOv4: Optimal Speed and Accuracy of Object Detection"](https://arxiv.org/pdf/2004.10934.pdf).
+    r"""SAM layer from `CBAM: Convolutional Block Attention Module <https://arxiv.org/pdf/1807.06521.pdf>`_ modified
+    in `YOLOv4: Optimal Speed and Accuracy of Object Detection <https://arxiv.org/pdf/2004.10934.pdf>`_.
 
-    A point-wise spatial attention: $out = x \cdot \sigma(conv_{1 \times 1}(x))$, with one attention map shared by
+    A point-wise spatial attention: :math:`out = x \cdot \sigma(conv_{1 \times 1}(x))`, with one attention map shared by
     all channels.
 
     Args:
@@ -36,7 +36,7 @@ class DimAttention(nn.Module):
 
     ``dim`` is moved to the channel position, then ``compress`` (a :class:`ZPool` to 2 maps, a 7x7 convolution to one
     map, batch normalization and a sigmoid) gives the gate that multiplies the input:
-    $out = x \cdot \sigma(BN(conv_{7 \times 7}(ZPool(x))))$, and ``dim`` is moved back.
+    :math:`out = x \cdot \sigma(BN(conv_{7 \times 7}(ZPool(x))))`, and ``dim`` is moved back.
 
     Args:
         dim: dimension to compute attention on (1, 2 or 3)
@@ -61,14 +61,11 @@ class DimAttention(nn.Module):
         out = rotated * self.compress(rotated)
         return out.transpose(self.dim, 1) if self.dim != 1 else out
 
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}"
-
 
 class TripletAttention(nn.Module):
-    """Triplet attention layer from ["Rotate to Attend: Convolutional Triplet Attention
-    Module"](https://arxiv.org/pdf/2010.03045.pdf). This implementation is based on the
-    [one](https://github.com/LandskapeAI/triplet-attention/blob/master/MODELS/triplet_attention.py) from the paper's
+    """Triplet attention layer from `Rotate to Attend: Convolutional Triplet Attention
+    Module <https://arxiv.org/pdf/2010.03045.pdf>`_. This implementation is based on the
+    `one <https://github.com/LandskapeAI/triplet-attention/blob/master/MODELS/triplet_attention.py>`_ from the paper's
     authors.
 
     The average of three :class:`DimAttention` branches, across channels (``c_branch``), height (``h_branch``) and

@@ -26,22 +26,41 @@ __all__ = ["Add2d", "Involution2d", "NormConv2d", "PyConv2d", "SlimConv2d"]
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
+def _size_pair(value: int | tuple[int, ...], name: str, minimum: int) -> tuple[int, int]:
+    """``value`` as an ``(h, w)`` pair, after checking it is an integer or a pair of integers, each >= ``minimum``."""
+    check = check_positive_int if minimum == 1 else check_non_negative_int
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise HolocronArgumentError(
+                f"argument `{name}` is expected to be an integer or a pair of integers, received {value!r}"
+            )
+        check(value[0], f"{name}[0]")
+        check(value[1], f"{name}[1]")
+        return (value[0], value[1])
+    check(value, name)
+    return (value, value)  # type: ignore[return-value]
+
+
 def _check_conv_args(
     in_channels: int,
     out_channels: int,
-    kernel_size: int,
-    stride: int,
-    padding: int,
-    dilation: int,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int],
+    padding: int | tuple[int, int],
+    dilation: int | tuple[int, int],
     groups: int,
     padding_mode: str,
-) -> None:
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """Check the arguments shared with :class:`torch.nn.Conv2d`; return kernel size, stride, padding and dilation as
+    pairs (each may be given as an integer or a pair, as for :class:`torch.nn.Conv2d`)."""
     check_positive_int(in_channels, "in_channels")
     check_positive_int(out_channels, "out_channels")
-    check_positive_int(kernel_size, "kernel_size")
-    check_positive_int(stride, "stride")
-    check_non_negative_int(padding, "padding")
-    check_positive_int(dilation, "dilation")
+    pairs = (
+        _size_pair(kernel_size, "kernel_size", 1),
+        _size_pair(stride, "stride", 1),
+        _size_pair(padding, "padding", 0),
+        _size_pair(dilation, "dilation", 1),
+    )
     check_positive_int(groups, "groups")
     check_divisible(in_channels, "in_channels", groups, "groups")
     check_divisible(out_channels, "out_channels", groups, "groups")
@@ -49,6 +68,7 @@ def _check_conv_args(
         raise HolocronArgumentError(
             f"argument `padding_mode` is expected in {_PADDING_MODES}, received {padding_mode!r}"
         )
+    return pairs
 
 
 class _NormConvNd(_ConvNd):
@@ -88,30 +108,27 @@ class _NormConvNd(_ConvNd):
         self.normalize_slices: bool = normalize_slices
         self.eps: float = float(eps)
 
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f", eps={self.eps}"
-
 
 class NormConv2d(_NormConvNd):
-    r"""Implements the normalized convolution module from ["Normalized Convolutional Neural
-    Network"](https://arxiv.org/pdf/2005.05274v2.pdf).
+    r"""Implements the normalized convolution module from `Normalized Convolutional Neural
+    Network <https://arxiv.org/pdf/2005.05274v2.pdf>`_.
 
     In the simplest case, the output value of the layer with input size
-    $(N, C_{in}, H, W)$ and output $(N, C_{out}, H_{out}, W_{out})$
+    :math:`(N, C_{in}, H, W)` and output :math:`(N, C_{out}, H_{out}, W_{out})`
     can be precisely described as:
 
-    $$
-    out(N_i, C_{out_j}) = bias(C_{out_j}) +
-    \sum_{k = 0}^{C_{in} - 1} weight(C_{out_j}, k) \star
-    \frac{input(N_i, k) - \mu(N_i, k)}{\sqrt{\sigma^2(N_i, k) + \epsilon}}
-    $$
+    .. math::
 
-    where $\star$ is the valid 2D cross-correlation operator,
-    $\mu(N_i, k)$ and $\sigma^2(N_i, k)$ are the mean and variance of $input(N_i, k)$ over all slices,
-    $N$ is a batch size, $C$ denotes a number of channels,
-    $H$ is a height of input planes in pixels, and $W$ is width in pixels.
+        out(N_i, C_{out_j}) = bias(C_{out_j}) +
+        \sum_{k = 0}^{C_{in} - 1} weight(C_{out_j}, k) \star
+        \frac{input(N_i, k) - \mu(N_i, k)}{\sqrt{\sigma^2(N_i, k) + \epsilon}}
 
-    A slice is the $C_{in} / groups \cdot kH \cdot kW$ input values of one channel group under one window position
+    where :math:`\star` is the valid 2D cross-correlation operator,
+    :math:`\mu(N_i, k)` and :math:`\sigma^2(N_i, k)` are the mean and variance of :math:`input(N_i, k)` over all slices,
+    :math:`N` is a batch size, :math:`C` denotes a number of channels,
+    :math:`H` is a height of input planes in pixels, and :math:`W` is width in pixels.
+
+    A slice is the :math:`C_{in} / groups \cdot kH \cdot kW` input values of one channel group under one window position
     (padding included); see :func:`holocron.nn.functional.norm_conv2d`.
 
     Args:
@@ -131,23 +148,25 @@ class NormConv2d(_NormConvNd):
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: int,
-        stride: int = 1,
-        padding: int = 0,
-        dilation: int = 1,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
         groups: int = 1,
         bias: bool = True,
         padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros",
         eps: float = 1e-14,
     ) -> None:
-        _check_conv_args(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode)
+        kernel_pair, stride_pair, padding_pair, dilation_pair = _check_conv_args(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode
+        )
         super().__init__(
             in_channels,
             out_channels,
-            _pair(kernel_size),
-            _pair(stride),
-            _pair(padding),
-            _pair(dilation),
+            kernel_pair,
+            stride_pair,
+            padding_pair,
+            dilation_pair,
             False,
             _pair(0),
             groups,
@@ -175,21 +194,22 @@ class NormConv2d(_NormConvNd):
 
 
 class Add2d(_NormConvNd):
-    r"""Implements the adder module from ["AdderNet: Do We Really Need Multiplications in Deep
-    Learning?"](https://arxiv.org/pdf/1912.13200.pdf).
+    r"""Implements the adder module from `AdderNet: Do We Really Need Multiplications in Deep
+    Learning? <https://arxiv.org/pdf/1912.13200.pdf>`_.
 
-    In the simplest case, the output value of the layer at position $(m, n)$ in channel $c$
-    with filter F of spatial size $(d, d)$, intput size $(C_{in}, H, W)$ and output $(C_{out}, H, W)$
+    In the simplest case, the output value of the layer at position :math:`(m, n)` in channel :math:`c`
+    with filter F of spatial size :math:`(d, d)`, input size :math:`(C_{in}, H, W)` and output :math:`(C_{out}, H, W)`
     can be precisely described as:
 
-    $$
-    out(m, n, c) = - \sum\limits_{i=0}^d \sum\limits_{j=0}^d \sum\limits_{k=0}^{C_{in}}
-    |X(m + i, n + j, k) - F(i, j, k, c)|
-    $$
+    .. math::
 
-    where $C$ denotes a number of channels, $H$ is a height of input planes in pixels, and $W$ is width in pixels.
-    With groups, $k$ runs over the input channels of the group of $c$; the bias is added last. The sliding-window work
-    is done by the custom op ``torch.ops.holocron.add2d`` (see :func:`holocron.nn.functional.add2d`).
+        out(m, n, c) = - \sum\limits_{i=0}^d \sum\limits_{j=0}^d \sum\limits_{k=0}^{C_{in}}
+        |X(m + i, n + j, k) - F(i, j, k, c)|
+
+    where :math:`C` denotes a number of channels, :math:`H` is a height of input planes in pixels, and :math:`W` is
+    width in pixels. With groups, :math:`k` runs over the input channels of the group of :math:`c`; the bias is added
+    last. The sliding-window work is done by the custom op ``torch.ops.holocron.add2d`` (see
+    :func:`holocron.nn.functional.add2d`).
 
     Args:
         in_channels: Number of channels in the input image
@@ -209,24 +229,26 @@ class Add2d(_NormConvNd):
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: int,
-        stride: int = 1,
-        padding: int = 0,
-        dilation: int = 1,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
         groups: int = 1,
         bias: bool = True,
         padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros",
         normalize_slices: bool = False,
         eps: float = 1e-14,
     ) -> None:
-        _check_conv_args(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode)
+        kernel_pair, stride_pair, padding_pair, dilation_pair = _check_conv_args(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode
+        )
         super().__init__(
             in_channels,
             out_channels,
-            _pair(kernel_size),
-            _pair(stride),
-            _pair(padding),
-            _pair(dilation),
+            kernel_pair,
+            stride_pair,
+            padding_pair,
+            dilation_pair,
             False,
             _pair(0),
             groups,
@@ -261,58 +283,56 @@ class Add2d(_NormConvNd):
             self.eps,
         )
 
-    def extra_repr(self) -> str:
-        return super().extra_repr() + (", normalize_slices=True" if self.normalize_slices else "")
-
 
 class SlimConv2d(nn.Module):
-    r"""Implements the convolution module from ["SlimConv: Reducing Channel Redundancy in Convolutional Neural
-    Networks by Weights Flipping"](https://arxiv.org/pdf/2003.07469.pdf).
+    r"""Implements the convolution module from `SlimConv: Reducing Channel Redundancy in Convolutional Neural
+    Networks by Weights Flipping <https://arxiv.org/pdf/2003.07469.pdf>`_.
 
     First, we compute channel-wise weights as follows:
 
-    $$
-    z(c) = \frac{1}{H \cdot W} \sum\limits_{i=1}^H \sum\limits_{j=1}^W X_{c,i,j}
-    $$
+    .. math::
 
-    where $X \in \mathbb{R}^{C \times H \times W}$ is the input tensor, $H$ is height in pixels, and $W$ is width in
-    pixels.
+        z(c) = \frac{1}{H \cdot W} \sum\limits_{i=1}^H \sum\limits_{j=1}^W X_{c,i,j}
 
-    $$
-    w = \sigma(F_{fc2}(\delta(F_{fc1}(z))))
-    $$
+    where :math:`X \in \mathbb{R}^{C \times H \times W}` is the input tensor, :math:`H` is height in pixels, and
+    :math:`W` is width in pixels.
 
-    where $z \in \mathbb{R}^{C}$ contains channel-wise statistics,
-    $\sigma$ refers to the sigmoid function,
-    $\delta$ refers to the ReLU function,
-    $F_{fc1}$ is a convolution operation with kernel of size $(1, 1)$ with $max(C/r, L)$ output channels followed by
-    batch normalization, and $F_{fc2}$ is a plain convolution operation with kernel of size $(1, 1)$ with $C$ output
-    channels.
+    .. math::
+
+        w = \sigma(F_{fc2}(\delta(F_{fc1}(z))))
+
+    where :math:`z \in \mathbb{R}^{C}` contains channel-wise statistics,
+    :math:`\sigma` refers to the sigmoid function,
+    :math:`\delta` refers to the ReLU function,
+    :math:`F_{fc1}` is a convolution operation with kernel of size :math:`(1, 1)` with :math:`max(C/r, L)` output
+    channels followed by batch normalization, and :math:`F_{fc2}` is a plain convolution operation with kernel of size
+    :math:`(1, 1)` with :math:`C` output channels.
 
     We then proceed with reconstructing and transforming both pathways:
 
-    $$
-    X_{top} = X \odot w \qquad X_{bot} = X \odot \check{w}
-    $$
+    .. math::
 
-    where $\odot$ refers to the element-wise multiplication and $\check{w}$ is the channel-wise reverse-flip of $w$.
+        X_{top} = X \odot w \qquad X_{bot} = X \odot \check{w}
 
-    $$
-    T_{top} = F_{top}(X_{top}^{(1)} + X_{top}^{(2)}) \qquad T_{bot} = F_{bot}(X_{bot}^{(1)} + X_{bot}^{(2)})
-    $$
+    where :math:`\odot` refers to the element-wise multiplication and :math:`\check{w}` is the channel-wise reverse-flip
+    of :math:`w`.
 
-    where $X^{(1)}$ and $X^{(2)}$ are the channel-wise first and second halves of $X$,
-    $F_{top}$ is a convolution of kernel size $(3, 3)$,
-    and $F_{bot}$ is a convolution of kernel size $(1, 1)$ reducing channels by half,
-    followed by a convolution of kernel size $(3, 3)$.
+    .. math::
+
+        T_{top} = F_{top}(X_{top}^{(1)} + X_{top}^{(2)}) \qquad T_{bot} = F_{bot}(X_{bot}^{(1)} + X_{bot}^{(2)})
+
+    where :math:`X^{(1)}` and :math:`X^{(2)}` are the channel-wise first and second halves of :math:`X`,
+    :math:`F_{top}` is a convolution of kernel size :math:`(3, 3)`,
+    and :math:`F_{bot}` is a convolution of kernel size :math:`(1, 1)` reducing channels by half,
+    followed by a convolution of kernel size :math:`(3, 3)`.
 
     Finally we fuse both pathways to yield the output:
 
-    $$
-    Y = T_{top} \oplus T_{bot}
-    $$
+    .. math::
 
-    where $\oplus$ is the channel-wise concatenation. The output has $3 C / 4$ channels.
+        Y = T_{top} \oplus T_{bot}
+
+    where :math:`\oplus` is the channel-wise concatenation. The output has :math:`3 C / 4` channels.
 
     Args:
         in_channels: Number of channels in the input image (a multiple of 4)
@@ -371,8 +391,8 @@ class SlimConv2d(nn.Module):
 
 
 class PyConv2d(nn.ModuleList):
-    """Implements the convolution module from ["Pyramidal Convolution: Rethinking Convolutional Neural Networks for
-    Visual Recognition"](https://arxiv.org/pdf/2006.11538.pdf).
+    """Implements the convolution module from `Pyramidal Convolution: Rethinking Convolutional Neural Networks for
+    Visual Recognition <https://arxiv.org/pdf/2006.11538.pdf>`_.
 
     Level ``i`` is a convolution of kernel size ``kernel_size + 2 i`` and padding ``padding + i * dilation`` (so that
     every level yields the same spatial size); the outputs of the levels are concatenated along channels, which
@@ -386,7 +406,7 @@ class PyConv2d(nn.ModuleList):
         padding: Zero-padding added to both sides of the input.
         groups: Number of blocked connections from input channels to output channels, one per level (by default
             1 for the first level and ``min(2 ** (i + 1), out_channels_i)`` for level ``i``).
-        kwargs: keyword args of [`torch.nn.Conv2d`][torch.nn.Conv2d].
+        kwargs: keyword args of :class:`torch.nn.Conv2d`.
     """
 
     def __init__(
@@ -448,8 +468,8 @@ class PyConv2d(nn.ModuleList):
 
 
 class Involution2d(nn.Module):
-    """Implements the convolution module from ["Involution: Inverting the Inherence of Convolution for Visual
-    Recognition"](https://arxiv.org/pdf/2103.06255.pdf), adapted from the proposed PyTorch implementation in the
+    """Implements the convolution module from `Involution: Inverting the Inherence of Convolution for Visual
+    Recognition <https://arxiv.org/pdf/2103.06255.pdf>`_, adapted from the proposed PyTorch implementation in the
     paper.
 
     The kernels are generated from the input: average pooling of size ``stride`` (when ``stride > 1``), a 1x1
@@ -481,6 +501,11 @@ class Involution2d(nn.Module):
         reduction_ratio: float = 1,
     ) -> None:
         super().__init__()
+        # Square windows only: the kernel generator spans ``kernel_size ** 2`` taps and pools with ``stride``.
+        check_positive_int(kernel_size, "kernel_size")
+        check_positive_int(stride, "stride")
+        check_non_negative_int(padding, "padding")
+        check_positive_int(dilation, "dilation")
         _check_conv_args(in_channels, in_channels, kernel_size, stride, padding, dilation, groups, "zeros")
         check_positive(reduction_ratio, "reduction_ratio")
         reduced = int(in_channels // reduction_ratio)
@@ -507,9 +532,3 @@ class Involution2d(nn.Module):
         kernel = x if self.pool is None else self.pool(x)
         kernel = self.span(self.reduce(kernel))
         return F.involution2d(x, kernel, self.k_size, self.stride, self.padding, self.dilation, self.groups)
-
-    def extra_repr(self) -> str:
-        return (
-            f"kernel_size={self.k_size}, stride={self.stride}, padding={self.padding}, dilation={self.dilation},"
-            f" groups={self.groups}"
-        )

@@ -14,8 +14,8 @@ __all__ = ["SPP", "BlurPool2d", "ConcatDownsample2d", "GlobalAvgPool2d", "Global
 
 
 class ConcatDownsample2d(nn.Module):
-    """Implements a loss-less downsampling operation described in ["YOLO9000: Better, Faster,
-    Stronger"](https://pjreddie.com/media/files/papers/YOLO9000.pdf) by stacking adjacent information on the channel
+    """Implements a loss-less downsampling operation described in `YOLO9000: Better, Faster,
+    Stronger <https://pjreddie.com/media/files/papers/YOLO9000.pdf>`_ by stacking adjacent information on the channel
     dimension.
 
     Maps (N, C, H, W) to (N, C * s ** 2, H / s, W / s); see :func:`holocron.nn.functional.concat_downsample2d` for the
@@ -33,9 +33,6 @@ class ConcatDownsample2d(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.concat_downsample2d(x, self.scale_factor)
 
-    def extra_repr(self) -> str:
-        return f"scale_factor={self.scale_factor}"
-
 
 def _check_4d(x: Tensor) -> None:
     if x.dim() != 4:
@@ -43,8 +40,8 @@ def _check_4d(x: Tensor) -> None:
 
 
 class GlobalAvgPool2d(nn.Module):
-    """Fast implementation of global average pooling from ["TResNet: High Performance GPU-Dedicated
-    Architecture"](https://arxiv.org/pdf/2003.13630.pdf)
+    """Fast implementation of global average pooling from `TResNet: High Performance GPU-Dedicated
+    Architecture <https://arxiv.org/pdf/2003.13630.pdf>`_
 
     Maps (N, C, H, W) to (N, C, 1, 1), or to (N, C) with ``flatten``.
 
@@ -66,8 +63,8 @@ class GlobalAvgPool2d(nn.Module):
 
 
 class GlobalMaxPool2d(nn.Module):
-    """Fast implementation of global max pooling from ["TResNet: High Performance GPU-Dedicated
-    Architecture"](https://arxiv.org/pdf/2003.13630.pdf)
+    """Fast implementation of global max pooling from `TResNet: High Performance GPU-Dedicated
+    Architecture <https://arxiv.org/pdf/2003.13630.pdf>`_
 
     Maps (N, C, H, W) to (N, C, 1, 1), or to (N, C) with ``flatten``.
 
@@ -101,9 +98,9 @@ def _binomial_filter(kernel_size: int) -> Tensor:
 
 
 class BlurPool2d(nn.Module):
-    """Ross Wightman's [implementation](https://github.com/rwightman/pytorch-image-models/blob/master/timm/models/layers/blur_pool.py)
-    of blur pooling module as described in ["Making Convolutional Networks Shift-Invariant
-    Again"](https://arxiv.org/pdf/1904.11486.pdf).
+    """Ross Wightman's `implementation <https://github.com/rwightman/pytorch-image-models/blob/master/timm/models/layers/blur_pool.py>`_
+    of blur pooling module as described in `Making Convolutional Networks Shift-Invariant
+    Again <https://arxiv.org/pdf/1904.11486.pdf>`_.
 
     The input is reflection-padded, blurred channel by channel with a normalized binomial filter of side
     ``kernel_size``, and subsampled with ``stride``. The filter is a non-persistent buffer ``filt``: it follows the
@@ -148,8 +145,8 @@ class BlurPool2d(nn.Module):
 
 
 class SPP(nn.ModuleList):
-    """SPP layer from ["Spatial Pyramid Pooling in Deep Convolutional Networks for Visual
-    Recognition"](https://arxiv.org/pdf/1406.4729.pdf).
+    """SPP layer from `Spatial Pyramid Pooling in Deep Convolutional Networks for Visual
+    Recognition <https://arxiv.org/pdf/1406.4729.pdf>`_.
 
     The input and its max poolings (stride 1, same padding) are concatenated along channels, so that
     (N, C, H, W) becomes (N, C * (1 + len(kernel_sizes)), H, W).
@@ -176,7 +173,7 @@ class SPP(nn.ModuleList):
 
 
 class ZPool(nn.Module):
-    """Z-pool layer from ["Rotate to Attend: Convolutional Triplet Attention Module"](https://arxiv.org/pdf/2010.03045.pdf).
+    """Z-pool layer from `Rotate to Attend: Convolutional Triplet Attention Module <https://arxiv.org/pdf/2010.03045.pdf>`_.
 
     Concatenates the max and the mean across ``dim`` (size 2 along ``dim``); see
     :func:`holocron.nn.functional.z_pool`.
@@ -193,6 +190,3 @@ class ZPool(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.z_pool(x, self.dim)
-
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}"

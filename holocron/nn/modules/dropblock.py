@@ -1,7 +1,5 @@
 """Regularization layers."""
 
-from __future__ import annotations
-
 from torch import Tensor, nn
 
 from .. import functional as F
@@ -11,12 +9,12 @@ __all__ = ["DropBlock2d"]
 
 
 class DropBlock2d(nn.Module):
-    r"""Implements the DropBlock module from ["DropBlock: A regularization method for convolutional
-    networks"](https://arxiv.org/pdf/1810.12890.pdf)
+    r"""Implements the DropBlock module from `DropBlock: A regularization method for convolutional
+    networks <https://arxiv.org/pdf/1810.12890.pdf>`_
 
     In training mode, square blocks of activations are zeroed in every feature map, seeded with the probability
-    $\gamma = \frac{p}{b^2} \frac{H W}{(H - b + 1)(W - b + 1)}$ of Eq. (1) of the paper so that a fraction ``p`` of
-    the activations is dropped, and the kept ones are rescaled; in evaluation mode the input passes unchanged. See
+    :math:`\gamma = \frac{p}{b^2} \frac{H W}{(H - b + 1)(W - b + 1)}` of Eq. (1) of the paper so that a fraction ``p``
+    of the activations is dropped, and the kept ones are rescaled; in evaluation mode the input passes unchanged. See
     :func:`holocron.nn.functional.dropblock2d`.
 
     Args:
@@ -25,11 +23,14 @@ class DropBlock2d(nn.Module):
         inplace: whether the operation should be done inplace
     """
 
+    # Kept as given, for a repr like the reference layer's; the class annotation makes TorchScript hold a float.
+    p: float
+
     def __init__(self, p: float = 0.1, block_size: int = 7, inplace: bool = False) -> None:
         super().__init__()
         check_in_range(p, "p", 0.0, 1.0)
         check_positive_int(block_size, "block_size")
-        self.p: float = float(p)
+        self.p = p
         self.block_size: int = block_size
         self.inplace: bool = inplace
 

@@ -13,18 +13,18 @@ __all__ = ["LambdaLayer"]
 
 
 class LambdaLayer(nn.Module):
-    r"""Lambda layer from ["LambdaNetworks: Modeling long-range interactions without
-    attention"](https://openreview.net/pdf?id=xTJEN-ggl1b). The implementation was adapted from
-    [lucidrains](https://github.com/lucidrains/lambda-networks/blob/main/lambda_networks/lambda_networks.py).
+    r"""Lambda layer from `LambdaNetworks: Modeling long-range interactions without
+    attention <https://openreview.net/pdf?id=xTJEN-ggl1b>`_. The implementation was adapted from
+    `lucidrains <https://github.com/lucidrains/lambda-networks/blob/main/lambda_networks/lambda_networks.py>`_.
 
-    Queries $q$ (``num_heads * dim_k`` channels, batch-normalized), keys $k$ (``dim_k * dim_u`` channels, softmax over
-    the positions) and values $v$ (``dim_v * dim_u`` channels, batch-normalized, ``dim_v = out_channels / num_heads``)
-    are 1x1 projections of the input. Each position $n$ gets the linear function (lambda)
-    $\lambda_n = \lambda^c + \lambda^p_n$, made of the content lambda $\lambda^c = \sum_{u, m} k_{u, m} v_{u, m}^T$
-    and the position lambda, either from a local context of side ``r`` (a 2D convolution of the values with the
-    relative embedding ``R``) or from the global embedding ``pos_emb`` over all ``n = H * W`` positions. Each head
-    outputs $y_n = \lambda_n^T q_n$. The computation after the projections is done by the custom op
-    ``torch.ops.holocron.lambda_layer``.
+    Queries :math:`q` (``num_heads * dim_k`` channels, batch-normalized), keys :math:`k` (``dim_k * dim_u`` channels,
+    softmax over the positions) and values :math:`v` (``dim_v * dim_u`` channels, batch-normalized, ``dim_v =
+    out_channels / num_heads``) are 1x1 projections of the input. Each position :math:`n` gets the linear function
+    (lambda) :math:`\lambda_n = \lambda^c + \lambda^p_n`, made of the content lambda
+    :math:`\lambda^c = \sum_{u, m} k_{u, m} v_{u, m}^T` and the position lambda, either from a local context of side
+    ``r`` (a 2D convolution of the values with the relative embedding ``R``) or from the global embedding ``pos_emb``
+    over all ``n = H * W`` positions. Each head outputs :math:`y_n = \lambda_n^T q_n`. The computation after the
+    projections is done by the custom op ``torch.ops.holocron.lambda_layer``.
 
     Args:
         in_channels: input channels

@@ -1,7 +1,5 @@
 """Loss functions and loss wrappers."""
 
-from __future__ import annotations
-
 from typing import Any
 
 import torch
@@ -70,40 +68,40 @@ class Loss(nn.Module):
             )
         self.reduction: str = reduction
 
-    def extra_repr(self) -> str:
-        return f"reduction='{self.reduction}'"
-
 
 class FocalLoss(Loss):
     r"""Implementation of Focal Loss as described in
-    ["Focal Loss for Dense Object Detection"](https://arxiv.org/pdf/1708.02002.pdf).
+    `Focal Loss for Dense Object Detection <https://arxiv.org/pdf/1708.02002.pdf>`_.
 
     While the weighted cross-entropy is described by:
 
-    $$
-    CE(p_t) = -\alpha_t log(p_t)
-    $$
+    .. math::
 
-    where $\alpha_t$ is the loss weight of class $t$,
-    and $p_t$ is the predicted probability of class $t$.
+        CE(p_t) = -\alpha_t log(p_t)
+
+    where :math:`\alpha_t` is the loss weight of class :math:`t`,
+    and :math:`p_t` is the predicted probability of class :math:`t`.
 
     the focal loss introduces a modulating factor
 
-    $$
-    FL(p_t) = -\alpha_t (1 - p_t)^\gamma log(p_t)
-    $$
+    .. math::
 
-    where $\gamma$ is a positive focusing parameter. See :func:`holocron.nn.functional.focal_loss`.
+        FL(p_t) = -\alpha_t (1 - p_t)^\gamma log(p_t)
+
+    where :math:`\gamma` is a positive focusing parameter. See :func:`holocron.nn.functional.focal_loss`.
 
     Args:
         gamma: exponent parameter of the focal loss (>= 0)
-        **kwargs: keyword args of [`Loss`][holocron.nn.modules.loss.Loss]
+        **kwargs: keyword args of :class:`~holocron.nn.modules.loss.Loss`
     """
+
+    # Kept as given, for a repr like the reference layer's; the class annotation makes TorchScript hold a float.
+    gamma: float
 
     def __init__(self, gamma: float = 2.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         check_in_range(gamma, "gamma", 0.0, float("inf"))
-        self.gamma: float = float(gamma)
+        self.gamma = gamma
 
     def forward(self, x: Tensor, target: Tensor) -> Tensor:
         return F.focal_loss(x, target, self.weight, self.ignore_index, self.reduction, self.gamma)
@@ -118,8 +116,8 @@ class MultiLabelCrossEntropy(Loss):
     See :func:`holocron.nn.functional.multilabel_cross_entropy`.
 
     Args:
-        *args: args of [`Loss`][holocron.nn.modules.loss.Loss]
-        **kwargs: keyword args of [`Loss`][holocron.nn.modules.loss.Loss]
+        *args: args of :class:`~holocron.nn.modules.loss.Loss`
+        **kwargs: keyword args of :class:`~holocron.nn.modules.loss.Loss`
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -128,21 +126,27 @@ class MultiLabelCrossEntropy(Loss):
     def forward(self, x: Tensor, target: Tensor) -> Tensor:
         return F.multilabel_cross_entropy(x, target, self.weight, self.ignore_index, self.reduction)
 
+    def extra_repr(self) -> str:
+        return f"reduction='{self.reduction}'"
+
 
 class ComplementCrossEntropy(Loss):
     """Implements the complement cross entropy loss from
-    ["Imbalanced Image Classification with Complement Cross Entropy"](https://arxiv.org/pdf/2009.02189.pdf)
+    `Imbalanced Image Classification with Complement Cross Entropy <https://arxiv.org/pdf/2009.02189.pdf>`_
 
     See :func:`holocron.nn.functional.complement_cross_entropy`.
 
     Args:
         gamma: smoothing factor
-        **kwargs: keyword args of [`Loss`][holocron.nn.modules.loss.Loss]
+        **kwargs: keyword args of :class:`~holocron.nn.modules.loss.Loss`
     """
+
+    # Kept as given, for a repr like the reference layer's; the class annotation makes TorchScript hold a float.
+    gamma: float
 
     def __init__(self, gamma: float = -1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.gamma: float = float(gamma)
+        self.gamma = gamma
 
     def forward(self, x: Tensor, target: Tensor) -> Tensor:
         return F.complement_cross_entropy(x, target, self.weight, self.ignore_index, self.reduction, self.gamma)
@@ -152,17 +156,17 @@ class ComplementCrossEntropy(Loss):
 
 
 class ClassBalancedWrapper(nn.Module):
-    r"""Implementation of the class-balanced loss as described in ["Class-Balanced Loss Based on Effective Number
-    of Samples"](https://arxiv.org/pdf/1901.05555.pdf).
+    r"""Implementation of the class-balanced loss as described in `Class-Balanced Loss Based on Effective Number
+    of Samples <https://arxiv.org/pdf/1901.05555.pdf>`_.
 
-    Given a loss function $\mathcal{L}$, the class-balanced loss is described by:
+    Given a loss function :math:`\mathcal{L}`, the class-balanced loss is described by:
 
-    $$
-    CB(p, y) = \frac{1 - \beta}{1 - \beta^{n_y}} \mathcal{L}(p, y)
-    $$
+    .. math::
 
-    where $p$ is the predicted probability for class $y$, $n_y$ is the number of training
-    samples for class $y$, and $\beta$ is exponential factor.
+        CB(p, y) = \frac{1 - \beta}{1 - \beta^{n_y}} \mathcal{L}(p, y)
+
+    where :math:`p` is the predicted probability for class :math:`y`, :math:`n_y` is the number of training
+    samples for class :math:`y`, and :math:`\beta` is exponential factor.
 
     The factors become (or multiply) the class weights ``criterion.weight``, which is why the criterion must have a
     ``weight`` attribute (``None`` or a tensor of shape (K,)), as the losses of this module and
@@ -207,14 +211,15 @@ class ClassBalancedWrapper(nn.Module):
     def forward(self, x: Tensor, target: Tensor) -> Tensor:
         return self.criterion(x, target)
 
-    def extra_repr(self) -> str:
-        return f"beta={self.beta}"
+    def __repr__(self) -> str:
+        # One line, the criterion inline, as the reference layer prints it (not the nested module tree).
+        return f"{self.__class__.__name__}({self.criterion!r}, beta={self.beta})"
 
 
 class MutualChannelLoss(Loss):
     """Implements the mutual channel loss from
-    ["The Devil is in the Channels: Mutual-Channel Loss for Fine-Grained Image
-    Classification"](https://arxiv.org/pdf/2002.04264.pdf).
+    `The Devil is in the Channels: Mutual-Channel Loss for Fine-Grained Image
+    Classification <https://arxiv.org/pdf/2002.04264.pdf>`_.
 
     The random channel-wise attention of the discriminality term is applied in training mode only. See
     :func:`holocron.nn.functional.mutual_channel_loss`.
@@ -227,6 +232,9 @@ class MutualChannelLoss(Loss):
         alpha: diversity factor
     """
 
+    # Kept as given, for a repr like the reference layer's; the class annotation makes TorchScript hold a float.
+    alpha: float
+
     def __init__(
         self,
         weight: float | list[float] | Tensor | None = None,
@@ -238,7 +246,7 @@ class MutualChannelLoss(Loss):
         super().__init__(weight, ignore_index, reduction)
         check_positive_int(xi, "xi")
         self.xi: int = xi
-        self.alpha: float = float(alpha)
+        self.alpha = alpha
 
     def forward(self, x: Tensor, target: Tensor) -> Tensor:
         return F.mutual_channel_loss(
@@ -250,8 +258,8 @@ class MutualChannelLoss(Loss):
 
 
 class DiceLoss(Loss):
-    """Implements the dice loss from ["V-Net: Fully Convolutional Neural Networks for Volumetric Medical Image
-    Segmentation"](https://arxiv.org/pdf/1606.04797.pdf).
+    """Implements the dice loss from `V-Net: Fully Convolutional Neural Networks for Volumetric Medical Image
+    Segmentation <https://arxiv.org/pdf/1606.04797.pdf>`_.
 
     See :func:`holocron.nn.functional.dice_loss`.
 
@@ -260,6 +268,10 @@ class DiceLoss(Loss):
         gamma: recall/precision control param (> 0)
         eps: small value added to avoid division by zero
     """
+
+    # Kept as given, for a repr like the reference layer's; the class annotation makes TorchScript hold a float.
+    gamma: float
+    eps: float
 
     def __init__(
         self,
@@ -270,28 +282,31 @@ class DiceLoss(Loss):
         super().__init__(weight)
         check_positive(gamma, "gamma")
         check_in_range(eps, "eps", 0.0, float("inf"))
-        self.gamma: float = float(gamma)
-        self.eps: float = float(eps)
+        self.gamma = gamma
+        self.eps = eps
 
     def forward(self, x: Tensor, target: Tensor) -> Tensor:
         return F.dice_loss(x, target, self.weight, self.gamma, self.eps)
 
     def extra_repr(self) -> str:
-        return f"gamma={self.gamma}, eps={self.eps}"
+        return f"reduction='{self.reduction}', gamma={self.gamma}, eps={self.eps}"
 
 
 class PolyLoss(Loss):
-    """Implements the Poly1 loss from ["PolyLoss: A Polynomial Expansion Perspective of Classification Loss
-    Functions"](https://arxiv.org/pdf/2204.12511.pdf).
+    """Implements the Poly1 loss from `PolyLoss: A Polynomial Expansion Perspective of Classification Loss
+    Functions <https://arxiv.org/pdf/2204.12511.pdf>`_.
 
     Takes logits of shape (N, K, ...) and either class indices of shape (N, ...) or target probabilities of the
     shape of the logits. See :func:`holocron.nn.functional.poly_loss`.
 
     Args:
-        *args: args of [`Loss`][holocron.nn.modules.loss.Loss]
+        *args: args of :class:`~holocron.nn.modules.loss.Loss`
         eps: epsilon 1 from the paper
-        **kwargs: keyword args of [`Loss`][holocron.nn.modules.loss.Loss]
+        **kwargs: keyword args of :class:`~holocron.nn.modules.loss.Loss`
     """
+
+    # Kept as given, for a repr like the reference layer's; the class annotation makes TorchScript hold a float.
+    eps: float
 
     def __init__(
         self,
@@ -300,7 +315,7 @@ class PolyLoss(Loss):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.eps: float = float(eps)
+        self.eps = eps
 
     def forward(self, x: Tensor, target: Tensor) -> Tensor:
         return F.poly_loss(x, target, self.eps, self.weight, self.ignore_index, self.reduction)
