@@ -5,7 +5,7 @@ A MODEL given to ``holocron-export`` is a TorchScript archive, a ``torch.export`
 The kind is read from the file's contents, not its suffix:
 
 ======================  =========================================================  ===============================
-kind                    recognised by                                              loaded with
+kind                    recognized by                                              loaded with
 ======================  =========================================================  ===============================
 ``torchscript``         zip archive with ``constants.pkl`` and a ``code/`` folder  ``torch.jit.load``
 ``torch_export``        zip archive with ``archive_format`` / ``models/*.json``    ``torch.export.load(...).module()``
@@ -157,7 +157,7 @@ def load_model(path: str | os.PathLike[str], *, trust_pickle: bool = False) -> L
         The module and what kind of file it came from.
 
     Raises:
-        ModelLoadError: missing, empty, corrupt or unrecognised file; a pickle without ``trust_pickle``; a file
+        ModelLoadError: missing, empty, corrupt or unrecognized file; a pickle without ``trust_pickle``; a file
             that holds something other than a module.
     """
     file = Path(path)

@@ -258,7 +258,8 @@ def to_onnx(
         ``path``.
 
     Raises:
-        TypeError / ValueError: invalid arguments (named in the message).
+        TypeError: an argument of the wrong type (named in the message).
+        ValueError: an invalid argument value (named in the message).
         OutputExistsError: ``path`` exists and ``overwrite`` is False (checked before exporting).
         ExportError: the exporter failed or the resulting model is invalid.
     """

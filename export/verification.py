@@ -180,7 +180,18 @@ def _flatten(value: Any) -> Iterator[torch.Tensor]:
 def compare_outputs(
     name: str, eager: np.ndarray, onnx_value: np.ndarray, *, atol: float, rtol: float
 ) -> OutputComparison:
-    """Compare one output; see :class:`OutputComparison` for the criterion and the error definitions."""
+    """Compare one output; see :class:`OutputComparison` for the criterion and the error definitions.
+
+    Args:
+        name: the output's name in the report.
+        eager: the eager PyTorch output (the reference).
+        onnx_value: the exported model's output.
+        atol: absolute tolerance.
+        rtol: relative tolerance.
+
+    Returns:
+        The comparison, with its verdict.
+    """
     shape, onnx_shape = tuple(eager.shape), tuple(onnx_value.shape)
     if shape != onnx_shape:
         return OutputComparison(name, shape, onnx_shape, None, None, atol, rtol, 0, False)
@@ -327,8 +338,20 @@ def verify_torchscript(
     rtol: float = DEFAULT_RTOL,
     seed: int = 0,
 ) -> VerificationReport:
-    """Compare ``model`` (eager, eval mode) with a TorchScript archive (path, loaded with ``torch.jit.load``, or an
-    already loaded ``ScriptModule``) on the same seeded inputs; same criterion and report as :func:`verify`.
+    """Compare ``model`` (eager, eval mode) with a TorchScript archive on the same seeded inputs.
+
+    The criterion and the report are those of :func:`verify`.
+
+    Args:
+        model: the eager PyTorch module the archive was made from.
+        archive: the archive's path (loaded with ``torch.jit.load``) or an already loaded ``ScriptModule``.
+        inputs: one entry per model input: a tensor, or a shape to fill with seeded ``N(0, 1)`` values.
+        atol: absolute tolerance (>= 0).
+        rtol: relative tolerance (>= 0).
+        seed: seed of the random inputs.
+
+    Returns:
+        The report; ``report.passed`` is the verdict (a failed comparison does not raise).
 
     Raises:
         ValueError: negative tolerances.
