@@ -72,12 +72,12 @@ def session(model: onnx.ModelProto, threads: int, kernels: bool):
     """onnxruntime CPU session with ``threads`` intra-op threads, with or without holocron's kernels."""
     import onnxruntime as ort
 
+    from holocron.runtime import create_session
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    if kernels:
-        from holocron.runtime import register_library
-
-        register_library(options)
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session, _ = create_session(
+        model.SerializeToString(), use_kernels=kernels, sess_options=options, log_severity_level=3
+    )
+    return session

@@ -11,11 +11,16 @@ Public API (imported on first use, as torch, onnx and onnxruntime are heavy):
 * :func:`build_demo_model`: the demo network of ``holocron-export --demo``;
 * the exceptions :class:`ExportError`, :class:`ModelLoadError`, :class:`OutputExistsError`,
   :class:`VerificationFailedError`.
+
+One module per stage: ``files`` (output checks, atomic writes), ``model_loading`` (model files, inputs, eval mode),
+``onnx_export`` (both torch exporters), ``onnx_graph`` (the ``holocron`` domain, fallback functions, names, checks),
+``torchscript_export``, ``verification`` (and its report), ``pipeline`` (``run_export``, which calls each stage once),
+``demo``, ``cli`` (``holocron-export``) and ``errors``. onnxruntime sessions come from :mod:`holocron.runtime`.
 """
 
 from __future__ import annotations
 
-import importlib
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -24,26 +29,7 @@ if TYPE_CHECKING:
     from .model_loading import LoadedModel, load_model
     from .onnx_export import to_onnx, to_onnx_proto
     from .torchscript_export import to_torchscript
-    from .verification import verify, verify_torchscript
-    from .verification_report import OutputComparison, VerificationReport
-
-_EXPORTS: dict[str, str] = {
-    "DEMO_INPUT_SHAPE": "demo",
-    "build_demo_model": "demo",
-    "ExportError": "errors",
-    "ModelLoadError": "errors",
-    "OutputExistsError": "errors",
-    "VerificationFailedError": "errors",
-    "LoadedModel": "model_loading",
-    "load_model": "model_loading",
-    "to_onnx": "onnx_export",
-    "to_onnx_proto": "onnx_export",
-    "to_torchscript": "torchscript_export",
-    "OutputComparison": "verification_report",
-    "VerificationReport": "verification_report",
-    "verify": "verification",
-    "verify_torchscript": "verification",
-}
+    from .verification import OutputComparison, VerificationReport, verify, verify_torchscript
 
 __all__ = [
     "DEMO_INPUT_SHAPE",
@@ -64,11 +50,40 @@ __all__ = [
 ]
 
 
+def _stage_of(name: str) -> ModuleType | None:
+    """The module that defines the public ``name``, imported now (plain imports, so the dependencies are visible)."""
+    if name in ("DEMO_INPUT_SHAPE", "build_demo_model"):
+        from . import demo
+
+        return demo
+    if name in ("ExportError", "ModelLoadError", "OutputExistsError", "VerificationFailedError"):
+        from . import errors
+
+        return errors
+    if name in ("LoadedModel", "load_model"):
+        from . import model_loading
+
+        return model_loading
+    if name in ("to_onnx", "to_onnx_proto"):
+        from . import onnx_export
+
+        return onnx_export
+    if name == "to_torchscript":
+        from . import torchscript_export
+
+        return torchscript_export
+    if name in ("OutputComparison", "VerificationReport", "verify", "verify_torchscript"):
+        from . import verification
+
+        return verification
+    return None
+
+
 def __getattr__(name: str) -> Any:
-    module_name = _EXPORTS.get(name)
-    if module_name is None:
+    module = _stage_of(name)
+    if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module_name}", __name__), name)
+    value = getattr(module, name)
     globals()[name] = value
     return value
 

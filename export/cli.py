@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from .shape_text import parse_input_shape
+from .errors import DEFAULT_ATOL, DEFAULT_RTOL
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "parse_input_shape"]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -40,6 +40,33 @@ class _OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def parse_input_shape(text: str) -> tuple[int, ...]:
+    """Parse an ``--input-shape`` value such as ``1,3,224,224`` into ``(1, 3, 224, 224)``.
+
+    Free of torch, so the command line rejects bad values at once.
+
+    Args:
+        text: comma-separated dimensions.
+
+    Returns:
+        The dimensions.
+
+    Raises:
+        ValueError: empty text, a non-integer entry, or a dimension below 1.
+    """
+    malformed = f"input shape {text!r} is malformed; expected comma-separated positive integers like 1,3,224,224"
+    parts = [part.strip() for part in text.split(",")]
+    if not text.strip() or any(not part for part in parts):
+        raise ValueError(malformed)
+    try:
+        dims = tuple(int(part) for part in parts)
+    except ValueError:
+        raise ValueError(malformed) from None
+    if any(dim < 1 for dim in dims):
+        raise ValueError(f"input shape {text!r} has a dimension below 1; every dimension must be >= 1")
+    return dims
 
 
 def _input_shape(text: str) -> tuple[int, ...]:
@@ -119,8 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="compare with eager PyTorch before writing (default: on)",
     )
-    check.add_argument("--atol", type=_tolerance, default=1e-5, help="absolute tolerance (default 1e-5)")
-    check.add_argument("--rtol", type=_tolerance, default=1e-4, help="relative tolerance (default 1e-4)")
+    check.add_argument("--atol", type=_tolerance, default=DEFAULT_ATOL, help="absolute tolerance (default %(default)g)")
+    check.add_argument("--rtol", type=_tolerance, default=DEFAULT_RTOL, help="relative tolerance (default %(default)g)")
     check.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     check.add_argument("--report", dest="report_path", type=Path, help="write the verification report as JSON")
     parser.add_argument("--force", action="store_true", help="overwrite existing output and report files")

@@ -1,7 +1,8 @@
-"""Exceptions raised by ``holocron.export``.
+"""Exceptions raised by ``holocron.export``, and the default tolerances that decide a verification failure.
 
 The command line turns these (and the ValueError/TypeError of bad arguments) into a one-line reason and a non-zero
 exit status; anything else is a bug, still reported in one line, with the traceback available (``--traceback``).
+This module imports no heavy library, so the command line reads the defaults while parsing its arguments.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .verification_report import VerificationReport
+    from .verification import VerificationReport
 
 __all__ = [
+    "DEFAULT_ATOL",
+    "DEFAULT_RTOL",
     "ExportError",
     "ModelLoadError",
     "OutputExistsError",
@@ -20,6 +23,12 @@ __all__ = [
     "root_cause",
     "summarize_error",
 ]
+
+#: Default absolute tolerance of the verification: an output element passes when
+#: ``|exported - eager| <= atol + rtol * |eager|``.
+DEFAULT_ATOL = 1e-5
+#: Default relative tolerance of the verification (see :data:`DEFAULT_ATOL`).
+DEFAULT_RTOL = 1e-4
 
 
 class ExportError(RuntimeError):

@@ -1,9 +1,11 @@
-"""Load the MODEL given to ``holocron-export``: a TorchScript archive, a ``torch.export`` archive, or a pickle.
+"""The model side of an export: load the MODEL file, make its example inputs, check they fit, fix its mode.
+
+A MODEL given to ``holocron-export`` is a TorchScript archive, a ``torch.export`` archive, or a pickle.
 
 The kind is read from the file's contents, not its suffix:
 
 ======================  =========================================================  ===============================
-kind                    recognised by                                              loaded with
+kind                    recognized by                                              loaded with
 ======================  =========================================================  ===============================
 ``torchscript``         zip archive with ``constants.pkl`` and a ``code/`` folder  ``torch.jit.load``
 ``torch_export``        zip archive with ``archive_format`` / ``models/*.json``    ``torch.export.load(...).module()``
@@ -12,13 +14,17 @@ kind                    recognised by                                           
 
 Loading a pickle runs arbitrary code from the file, so it is refused unless the caller trusts the file
 (``trust_pickle=True``, ``--trust-pickle``).
+
+Exported graphs are inference graphs: models are exported and compared in eval mode (:func:`eval_mode`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import zipfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -26,12 +32,23 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .custom_op_support import ensure_torch_ops_loaded
-from .errors import ExportError, ModelLoadError, summarize_error
+from .errors import ModelLoadError, summarize_error
 
-__all__ = ["LoadedModel", "ModelKind", "detect_model_kind", "load_model"]
+__all__ = [
+    "InputSpec",
+    "LoadedModel",
+    "ModelKind",
+    "check_inputs",
+    "detect_model_kind",
+    "eval_mode",
+    "load_model",
+    "make_inputs",
+    "mode_is_fixed",
+]
 
 ModelKind = Literal["torchscript", "torch_export", "pickle"]
+#: An input given either as a tensor (used as is) or as a shape (filled with seeded standard-normal values).
+InputSpec = torch.Tensor | Sequence[int]
 
 #: First byte of a pickle stream of protocol 2 or later (``torch.save`` with the legacy, non-zip format).
 _PICKLE_PROTO = 0x80
@@ -140,15 +157,15 @@ def load_model(path: str | os.PathLike[str], *, trust_pickle: bool = False) -> L
         The module and what kind of file it came from.
 
     Raises:
-        ModelLoadError: missing, empty, corrupt or unrecognised file; a pickle without ``trust_pickle``; a file
+        ModelLoadError: missing, empty, corrupt or unrecognized file; a pickle without ``trust_pickle``; a file
             that holds something other than a module.
     """
     file = Path(path)
     kind = detect_model_kind(file)
     # Archives and pickles that call torch.ops.holocron.* need the ops registered before loading; a model without
     # holocron ops still loads where they are unavailable (one with them fails below with torch's message).
-    with contextlib.suppress(ExportError):
-        ensure_torch_ops_loaded()
+    with contextlib.suppress(ImportError):
+        import holocron.ops  # noqa: F401  (registers torch.ops.holocron.*)
     if kind == "torch_export":
         return _load_torch_export(file)
     if kind == "torchscript":
@@ -168,3 +185,115 @@ def load_model(path: str | os.PathLike[str], *, trust_pickle: bool = False) -> L
     except Exception as error:
         raise ModelLoadError(f"cannot unpickle {str(file)!r}: {summarize_error(error)}") from error
     return LoadedModel(_require_module(obj, file), kind, file)
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Switch ``model`` (and its submodules) to eval mode, restoring the caller's mode on exit.
+
+    In eval mode BatchNorm uses running statistics, dropout and DropBlock are identities. The module of a
+    ``torch.export`` archive has its mode fixed when it was exported (its ``eval()`` raises ``NotImplementedError``);
+    it is used as it is.
+    """
+    if mode_is_fixed(model):
+        yield model
+        return
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def mode_is_fixed(model: nn.Module) -> bool:
+    """Whether ``model``'s train/eval mode cannot be changed (the module of a ``torch.export`` archive)."""
+    try:
+        model.train(model.training)
+    except NotImplementedError:
+        return True
+    return False
+
+
+def _check_shape(shape: Sequence[int], index: int) -> tuple[int, ...]:
+    if isinstance(shape, (str, bytes)) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+        raise TypeError(f"inputs[{index}] must be a tensor or a sequence of ints, got {shape!r}")
+    dims = tuple(shape)
+    if any(d < 1 for d in dims):
+        raise ValueError(f"inputs[{index}] shape {dims} has a dimension below 1; every dimension must be >= 1")
+    return dims
+
+
+def make_inputs(
+    specs: InputSpec | Sequence[InputSpec], *, seed: int = 0, dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, ...]:
+    """Materialize input specs: tensors pass through, shapes become seeded ``N(0, 1)`` samples.
+
+    The generator is seeded with ``seed``: the same seed gives the same tensors.
+
+    Args:
+        specs: one tensor or shape, or a sequence of them (one per model input).
+        seed: seed of the random generator.
+        dtype: dtype of the generated tensors.
+
+    Returns:
+        One tensor per spec.
+
+    Raises:
+        TypeError: a spec that is neither a tensor nor a sequence of ints (its index is named).
+        ValueError: a shape with a dimension below 1 (its index is named).
+    """
+    if isinstance(specs, torch.Tensor):
+        return (specs,)
+    if not isinstance(specs, Sequence) or isinstance(specs, (str, bytes)) or len(specs) == 0:
+        raise TypeError(f"inputs must be a tensor, or a non-empty sequence of tensors or shapes, got {specs!r}")
+    if all(isinstance(s, int) and not isinstance(s, bool) for s in specs):
+        specs = [specs]  # a single shape such as (1, 3, 32, 32)
+    generator = torch.Generator().manual_seed(seed)
+    tensors = []
+    for index, spec in enumerate(specs):
+        if isinstance(spec, torch.Tensor):
+            tensors.append(spec)
+        else:
+            tensors.append(torch.randn(_check_shape(spec, index), generator=generator, dtype=dtype))
+    return tuple(tensors)
+
+
+def _positional_arity(model: nn.Module) -> tuple[int, int | None] | None:
+    """(required, maximum) positional inputs of ``model.forward`` (maximum None for ``*args``), None if unknown."""
+    if isinstance(model, torch.jit.ScriptModule):
+        try:
+            arguments = model.forward.schema.arguments[1:]  # drop self
+        except (AttributeError, RuntimeError):
+            return None
+        required = sum(1 for arg in arguments if not arg.has_default_value())
+        return required, len(arguments)
+    try:
+        parameters = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if any(p.kind is p.VAR_POSITIONAL for p in parameters):
+        return None
+    required = sum(1 for p in positional if p.default is p.empty)
+    return required, len(positional)
+
+
+def check_inputs(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+    """Fail early, with a clear message, on inputs the model cannot take (run once in eval mode, without grad).
+
+    Raises:
+        ValueError: the number of inputs does not fit ``model.forward``, or the model rejects them.
+    """
+    arity = _positional_arity(model)
+    if arity is not None:
+        required, maximum = arity
+        if not required <= len(inputs) <= (maximum if maximum is not None else len(inputs)):
+            expected = str(required) if required == maximum else f"{required} to {maximum}"
+            raise ValueError(f"the model takes {expected} input(s) but {len(inputs)} --input-shape value(s) were given")
+    shapes = ", ".join(",".join(map(str, t.shape)) for t in inputs)
+    try:
+        with eval_mode(model), torch.no_grad():
+            model(*inputs)
+    except Exception as error:
+        raise ValueError(f"the model rejects inputs of shape {shapes}: {summarize_error(error)}") from error

@@ -6,50 +6,49 @@
   the path for ``torch.jit.script``-ed models and TorchScript archives, which ``torch.export`` cannot trace: a
   ``ScriptModule`` always goes through it, whichever exporter was asked for.
 
-Both emit one ``holocron`` node per Add2d / Involution2d / LambdaLayer; :mod:`.onnx_finalize` then attaches the
-standard-ONNX fallback functions (or inlines them for ``custom_ops=False``) and checks the model.
+Both emit one ``holocron`` node per Add2d / Involution2d / LambdaLayer;
+:func:`~holocron.export.onnx_graph.finalize_onnx_model` then attaches the standard-ONNX fallback functions (or inlines
+them for ``custom_ops=False``), names the graph inputs and outputs, and checks the model.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import onnx
 import onnx.version_converter
 import torch
 from torch import nn
 
-from .atomic_write import check_writable, write_bytes_atomically
-from .custom_op_support import custom_translation_table, ensure_symbolics_registered
+from holocron.ops.contract import FIRST_OPSET, LAST_OPSET
+
 from .errors import ExportError, root_cause, summarize_error
-from .model_mode import eval_mode, mode_is_fixed
-from .onnx_finalize import finalize_onnx_model, onnx_opset_of
-from .onnx_graph_names import io_names
+from .files import check_writable, write_bytes_atomically
+from .model_loading import eval_mode, mode_is_fixed
+from .onnx_graph import export_ops, finalize_onnx_model, io_names, onnx_opset_of
 
 __all__ = [
     "DEFAULT_OPSET",
     "EXPORTERS",
-    "MAX_OPSET",
-    "MIN_OPSET",
+    "FIRST_OPSET",
+    "LAST_OPSET",
     "TORCHSCRIPT_MAX_OPSET",
+    "Exporter",
     "to_onnx",
     "to_onnx_proto",
 ]
 
 Exporter = Literal["dynamo", "torchscript"]
 EXPORTERS: tuple[Exporter, ...] = ("dynamo", "torchscript")
-#: Default ONNX opset: the newest one both exporters support.
+#: Default ONNX opset: the newest one both exporters support. The supported range, ``FIRST_OPSET`` (18) to
+#: ``LAST_OPSET`` (23), is the one the fallback functions are written for (:mod:`holocron.ops.contract`).
 DEFAULT_OPSET = 20
-#: Oldest ONNX opset supported (the dynamo exporter's floor; the fallback bodies use opset-18 operator forms).
-MIN_OPSET = 18
-#: Newest ONNX opset supported (dynamo exporter, converted from its native opset; the newest the fallback functions
-#: of ``holocron.export.ops`` are written for).
-MAX_OPSET = 23
 #: Newest ONNX opset the TorchScript exporter supports.
 TORCHSCRIPT_MAX_OPSET = 20
 #: ONNX protobuf size limit: bigger models would need external data, which this single-file export does not write.
@@ -70,17 +69,36 @@ def _as_tuple(args: torch.Tensor | Sequence[torch.Tensor]) -> tuple[torch.Tensor
 def _resolve_opset(opset: int | None, exporter: Exporter) -> int:
     if opset is None:
         return DEFAULT_OPSET
-    highest = TORCHSCRIPT_MAX_OPSET if exporter == "torchscript" else MAX_OPSET
-    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= highest:
+    highest = TORCHSCRIPT_MAX_OPSET if exporter == "torchscript" else LAST_OPSET
+    if isinstance(opset, bool) or not isinstance(opset, int) or not FIRST_OPSET <= opset <= highest:
         raise ValueError(
-            f"opset must be an integer in [{MIN_OPSET}, {highest}] for the {exporter} exporter, got {opset!r}"
+            f"opset must be an integer in [{FIRST_OPSET}, {highest}] for the {exporter} exporter, got {opset!r}"
         )
     return opset
 
 
+def _custom_translation_table() -> dict[Any, Any]:
+    """``custom_translation_table`` for ``torch.onnx.export(dynamo=True)``: holocron torch op -> onnxscript.
+
+    Raises:
+        ExportError: ``holocron.export.ops`` cannot be imported.
+    """
+    return dict(export_ops().custom_translation_table())
+
+
+@functools.cache
+def _register_symbolics(opset: int) -> None:
+    """Register the TorchScript-exporter symbolic functions of the holocron ops for ``opset``, once per opset.
+
+    Raises:
+        ExportError: ``holocron.export.ops`` cannot be imported.
+    """
+    export_ops().register_torchscript_symbolics(opset)
+
+
 def _export_dynamo(model: nn.Module, args: tuple[torch.Tensor, ...], dynamic_batch: bool) -> onnx.ModelProto:
     try:
-        table = custom_translation_table()
+        table = _custom_translation_table()
         missing_ops_reason = ""
     except ExportError as error:
         # Models without holocron ops still export; one with them fails below and the reason is given.
@@ -113,7 +131,7 @@ def _export_torchscript(
     model: nn.Module, args: tuple[torch.Tensor, ...], dynamic_batch: bool, opset: int
 ) -> onnx.ModelProto:
     try:
-        ensure_symbolics_registered(opset)
+        _register_symbolics(opset)
         missing_ops_reason = ""
     except ExportError as error:
         missing_ops_reason = f" ({error})"
@@ -152,8 +170,11 @@ def _convert_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
 
 
 def _batch_of_two(args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-    """Example inputs with batch size 2 in place of 1: ``torch.export`` specializes dimensions of size 1, so a
-    batch-1 example would fix the batch dimension. The graph traced does not depend on the values."""
+    """Example inputs with batch size 2 in place of 1.
+
+    ``torch.export`` specializes dimensions of size 1, so a batch-1 example would fix the batch dimension. The graph
+    traced does not depend on the values.
+    """
     return tuple(torch.cat([arg, arg]) if arg.dim() > 0 and arg.shape[0] == 1 else arg for arg in args)
 
 
@@ -226,7 +247,7 @@ def to_onnx(
         model: the module to export; a ``ScriptModule`` always uses the TorchScript exporter.
         args: example input tensor(s), one per ``forward`` argument.
         path: destination ``.onnx`` file.
-        opset: ONNX opset (default ``DEFAULT_OPSET`` = 20): from ``MIN_OPSET`` = 18 to ``MAX_OPSET`` = 23 for the
+        opset: ONNX opset (default ``DEFAULT_OPSET`` = 20): from ``FIRST_OPSET`` = 18 to ``LAST_OPSET`` = 23 for the
             dynamo exporter, to ``TORCHSCRIPT_MAX_OPSET`` = 20 for the TorchScript exporter.
         dynamic_batch: make dimension 0 of every input (and so of the outputs) symbolic (``batch``).
         custom_ops: keep ``holocron`` nodes; False inlines their fallbacks so only standard ONNX ops remain.
@@ -237,7 +258,8 @@ def to_onnx(
         ``path``.
 
     Raises:
-        TypeError / ValueError: invalid arguments (named in the message).
+        TypeError: an argument of the wrong type (named in the message).
+        ValueError: an invalid argument value (named in the message).
         OutputExistsError: ``path`` exists and ``overwrite`` is False (checked before exporting).
         ExportError: the exporter failed or the resulting model is invalid.
     """

@@ -1,31 +1,35 @@
 """The export pipeline behind ``holocron-export``: load, export, verify, then write, all or nothing.
 
-Order matters for the guarantees of the command line: the output paths are checked before any work (an existing
-file is kept unless ``force``), the model is exported and verified in memory, and only a model that passed
-verification is written, atomically. The JSON report, when asked for, is written whatever the verdict.
+:func:`run_export` calls each stage once, in order, and no stage calls back into another's caller:
+
+1. :mod:`~holocron.export.files` checks the output paths before any work (an existing file is kept unless
+   ``force``);
+2. :mod:`~holocron.export.model_loading` loads the model (or :mod:`~holocron.export.demo` builds the demo), makes
+   seeded inputs and checks the model takes them;
+3. :mod:`~holocron.export.onnx_export` or :mod:`~holocron.export.torchscript_export` exports it in memory;
+4. :mod:`~holocron.export.verification` compares the result with eager PyTorch;
+5. :mod:`~holocron.export.files` writes the JSON report, when asked for, whatever the verdict, then the model, only
+   if it passed, atomically.
 """
 
 from __future__ import annotations
 
-import inspect
 import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import onnx
 import torch
 from torch import nn
 
-from .atomic_write import check_writable, write_bytes_atomically
-from .errors import ModelLoadError, VerificationFailedError, summarize_error
-from .input_specs import make_inputs
-from .model_loading import load_model
-from .model_mode import eval_mode
+from .errors import DEFAULT_ATOL, DEFAULT_RTOL, ModelLoadError, VerificationFailedError
+from .files import check_outputs, write_bytes_atomically
+from .model_loading import check_inputs, eval_mode, load_model, make_inputs
 from .onnx_export import Exporter, to_onnx_proto
 from .torchscript_export import TracingFallbackWarning, to_script_module
-from .verification import verify, verify_torchscript
-from .verification_report import VerificationReport
+from .verification import VerificationReport, verify, verify_torchscript
 
 __all__ = ["ExportRequest", "ExportResult", "OutputFormat", "default_output_path", "run_export"]
 
@@ -70,8 +74,8 @@ class ExportRequest:
     exporter: Exporter | None = None
     custom_ops: bool = True
     verify: bool = True
-    atol: float = 1e-5
-    rtol: float = 1e-4
+    atol: float = DEFAULT_ATOL
+    rtol: float = DEFAULT_RTOL
     seed: int = 0
     report_path: Path | None = None
     force: bool = False
@@ -101,42 +105,6 @@ def default_output_path(request: ExportRequest) -> Path:
     return request.model_path.with_suffix(suffix)
 
 
-def _positional_arity(model: nn.Module) -> tuple[int, int | None] | None:
-    """(required, maximum) positional inputs of ``model.forward`` (maximum None for ``*args``), None if unknown."""
-    if isinstance(model, torch.jit.ScriptModule):
-        try:
-            arguments = model.forward.schema.arguments[1:]  # drop self
-        except (AttributeError, RuntimeError):
-            return None
-        required = sum(1 for arg in arguments if not arg.has_default_value())
-        return required, len(arguments)
-    try:
-        parameters = list(inspect.signature(model.forward).parameters.values())
-    except (TypeError, ValueError):
-        return None
-    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    if any(p.kind is p.VAR_POSITIONAL for p in parameters):
-        return None
-    required = sum(1 for p in positional if p.default is p.empty)
-    return required, len(positional)
-
-
-def _check_inputs(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
-    """Fail early, with a clear message, on inputs the model cannot take."""
-    arity = _positional_arity(model)
-    if arity is not None:
-        required, maximum = arity
-        if not required <= len(inputs) <= (maximum if maximum is not None else len(inputs)):
-            expected = str(required) if required == maximum else f"{required} to {maximum}"
-            raise ValueError(f"the model takes {expected} input(s) but {len(inputs)} --input-shape value(s) were given")
-    shapes = ", ".join(",".join(map(str, t.shape)) for t in inputs)
-    try:
-        with eval_mode(model), torch.no_grad():
-            model(*inputs)
-    except Exception as error:
-        raise ValueError(f"the model rejects inputs of shape {shapes}: {summarize_error(error)}") from error
-
-
 def _load(request: ExportRequest) -> tuple[nn.Module, tuple[tuple[int, ...], ...]]:
     """The module and the input shapes to use."""
     if request.demo:
@@ -163,16 +131,12 @@ def _verification_inputs(request: ExportRequest, shapes: tuple[tuple[int, ...], 
 
 
 def _export_onnx(
-    request: ExportRequest,
-    model: nn.Module,
-    inputs: tuple[torch.Tensor, ...],
-    shapes: list[tuple[int, ...]],
-    notes: list[str],
-) -> tuple[bytes, VerificationReport | None]:
+    request: ExportRequest, model: nn.Module, inputs: tuple[torch.Tensor, ...], notes: list[str]
+) -> onnx.ModelProto:
     scripted = isinstance(model, torch.jit.ScriptModule)
     if scripted and request.exporter == "dynamo":
         notes.append("a TorchScript model cannot go through torch.export; the TorchScript exporter was used")
-    proto = to_onnx_proto(
+    return to_onnx_proto(
         model,
         inputs,
         opset=request.opset,
@@ -180,21 +144,9 @@ def _export_onnx(
         custom_ops=request.custom_ops,
         exporter=request.exporter or ("torchscript" if scripted else "dynamo"),
     )
-    report = (
-        verify(model, proto, shapes, atol=request.atol, rtol=request.rtol, seed=request.seed)
-        if request.verify
-        else None
-    )
-    return proto.SerializeToString(), report
 
 
-def _export_torchscript(
-    request: ExportRequest,
-    model: nn.Module,
-    inputs: tuple[torch.Tensor, ...],
-    shapes: list[tuple[int, ...]],
-    notes: list[str],
-) -> tuple[bytes, VerificationReport | None]:
+def _export_torchscript(model: nn.Module, inputs: tuple[torch.Tensor, ...], notes: list[str]) -> bytes:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TracingFallbackWarning)
         with eval_mode(model):
@@ -202,37 +154,31 @@ def _export_torchscript(
             buffer = io.BytesIO()
             torch.jit.save(scripted, buffer)
     notes.extend(str(w.message) for w in caught if issubclass(w.category, TracingFallbackWarning))
-    data = buffer.getvalue()
-    report = None
-    if request.verify:
-        reloaded = torch.jit.load(io.BytesIO(data), map_location="cpu")
-        report = verify_torchscript(model, reloaded, shapes, atol=request.atol, rtol=request.rtol, seed=request.seed)
-    return data, report
+    return buffer.getvalue()
 
 
-def _failure_summary(report: VerificationReport) -> str:
-    failed = [out for out in report.outputs if not out.passed]
-    parts = []
-    for out in failed[:3]:
-        if out.shape != out.onnx_shape:
-            parts.append(f"{out.name}: shape {out.onnx_shape} instead of {out.shape}")
-        else:
-            parts.append(
-                f"{out.name}: max abs err {out.max_abs_error:.3e}, max rel err {out.max_rel_error:.3e}"
-                + (f", {out.nonfinite_mismatches} NaN/inf mismatches" if out.nonfinite_mismatches else "")
-            )
-    more = f" (+{len(failed) - 3} more)" if len(failed) > 3 else ""
-    return (
-        f"verification failed ({'; '.join(parts)}{more}; atol {report.outputs[0].atol:g}, "
-        f"rtol {report.outputs[0].rtol:g}); output not written"
-    )
+def _verify(
+    request: ExportRequest, model: nn.Module, exported: onnx.ModelProto | bytes, shapes: list[tuple[int, ...]]
+) -> VerificationReport:
+    """Compare the exported model (an ONNX proto or the bytes of a TorchScript archive) with eager ``model``."""
+    if isinstance(exported, onnx.ModelProto):
+        return verify(model, exported, shapes, atol=request.atol, rtol=request.rtol, seed=request.seed)
+    reloaded = torch.jit.load(io.BytesIO(exported), map_location="cpu")
+    return verify_torchscript(model, reloaded, shapes, atol=request.atol, rtol=request.rtol, seed=request.seed)
 
 
 def run_export(request: ExportRequest) -> ExportResult:
     """Run the whole pipeline for ``request``; see the module docstring for the order and guarantees.
 
+    Args:
+        request: what to export, how, and where.
+
+    Returns:
+        The written file, the verification report and notes for the user.
+
     Raises:
-        ValueError / TypeError: invalid request or inputs the model rejects.
+        ValueError: invalid request, or inputs the model rejects.
+        TypeError: invalid request values.
         ModelLoadError: the model file cannot be used.
         OutputExistsError: an output exists and ``force`` is False.
         ExportError: export failure.
@@ -242,25 +188,23 @@ def run_export(request: ExportRequest) -> ExportResult:
     if request.output_format not in _SUFFIXES:
         raise ValueError(f"output format must be onnx or torchscript, got {request.output_format!r}")
     output = request.output or default_output_path(request)
-    if request.model_path is not None and output.resolve() == request.model_path.resolve():
-        raise ValueError(f"the output path {str(output)!r} is the MODEL file itself; choose another with -o")
-    check_writable(output, overwrite=request.force)
-    if request.report_path is not None:
-        check_writable(request.report_path, overwrite=request.force)
+    check_outputs(output, report=request.report_path, model=request.model_path, overwrite=request.force)
 
     model, shapes = _load(request)
     inputs = make_inputs(shapes, seed=request.seed)
-    _check_inputs(model, inputs)
-    check_shapes = _verification_inputs(request, shapes)
+    check_inputs(model, inputs)
     notes: list[str] = []
+    exported: onnx.ModelProto | bytes
     if request.output_format == "onnx":
-        data, report = _export_onnx(request, model, inputs, check_shapes, notes)
+        exported = _export_onnx(request, model, inputs, notes)
+        data = exported.SerializeToString()
     else:
-        data, report = _export_torchscript(request, model, inputs, check_shapes, notes)
+        exported = data = _export_torchscript(model, inputs, notes)
+    report = _verify(request, model, exported, _verification_inputs(request, shapes)) if request.verify else None
 
     if report is not None and request.report_path is not None:
         write_bytes_atomically(request.report_path, (report.to_json() + "\n").encode(), overwrite=request.force)
     if report is not None and not report.passed:
-        raise VerificationFailedError(_failure_summary(report), report)
+        raise VerificationFailedError(f"{report.failure_summary()}; output not written", report)
     write_bytes_atomically(output, data, overwrite=request.force)
     return ExportResult(output=output, report=report, notes=tuple(notes))

@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .atomic_write import atomic_output, check_writable
 from .errors import ExportError, summarize_error
-from .model_mode import eval_mode
+from .files import atomic_output, check_writable
+from .model_loading import eval_mode
 
 __all__ = ["TracingFallbackWarning", "to_script_module", "to_torchscript"]
 

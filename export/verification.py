@@ -1,30 +1,166 @@
-"""Parity check of an exported ONNX model against eager PyTorch, in onnxruntime.
+"""Parity check of an exported model against eager PyTorch, and its report.
 
 Both sides run on the same seeded random inputs; every output is compared element-wise with
 ``|onnx - eager| <= atol + rtol * |eager|`` (the criterion of ``numpy.allclose`` with eager as the reference).
-onnxruntime runs holocron's kernels when ``holocron.runtime`` is available (or required with ``use_kernels=True``),
-else the standard-ONNX fallback functions the model carries; the report records which.
+An ONNX model runs in an onnxruntime session opened by :mod:`holocron.runtime`: with holocron's kernels when they are
+built (or required with ``use_kernels=True``), else on the standard-ONNX fallback functions the model carries; the
+report records which. A TorchScript archive is reloaded and run by ``torch.jit``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 import numpy as np
 import onnx
 import torch
 from torch import nn
 
-from .custom_op_support import HOLOCRON_DOMAIN
-from .errors import ExportError, summarize_error
-from .input_specs import InputSpec, make_inputs
-from .model_mode import eval_mode
-from .onnx_runtime_session import create_session
-from .verification_report import ExecutionPath, OutputComparison, VerificationReport
+from holocron import runtime
 
-__all__ = ["compare_outputs", "verify", "verify_torchscript"]
+from .errors import DEFAULT_ATOL, DEFAULT_RTOL, ExportError, summarize_error
+from .model_loading import InputSpec, eval_mode, make_inputs
+from .onnx_graph import holocron_nodes
+
+__all__ = [
+    "DEFAULT_ATOL",
+    "DEFAULT_RTOL",
+    "ExecutionPath",
+    "OutputComparison",
+    "VerificationReport",
+    "compare_outputs",
+    "verify",
+    "verify_torchscript",
+]
+
+#: onnxruntime log level "error": warnings about declared vs actual shapes of dynamic outputs are noise here.
+_LOG_ERRORS_ONLY = 3
+
+#: What ran the exported model: onnxruntime with holocron's kernels, onnxruntime with the inlined standard-ONNX
+#: fallback functions of the holocron ops, onnxruntime on a model without holocron ops, or a reloaded TorchScript
+#: archive.
+ExecutionPath = Literal["holocron-kernels", "onnx-fallback", "standard-onnx", "torchscript"]
+
+
+@dataclass(frozen=True)
+class OutputComparison:
+    """Eager vs onnxruntime for one output.
+
+    An output passes when the shapes agree, non-finite values sit at the same places with the same values, and every
+    finite element satisfies ``|onnx - eager| <= atol + rtol * |eager|``.
+
+    Args:
+        name: ONNX output name.
+        shape: eager output shape.
+        onnx_shape: onnxruntime output shape.
+        max_abs_error: ``max |onnx - eager|`` over finite elements (None when the shapes differ).
+        max_rel_error: ``max |onnx - eager| / |eager|`` over finite elements with ``|eager| > atol`` (near zero the
+            absolute error governs); None when the shapes differ.
+        atol: absolute tolerance.
+        rtol: relative tolerance.
+        nonfinite_mismatches: elements where exactly one side, or both with different values, is NaN or infinite.
+        passed: verdict.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    onnx_shape: tuple[int, ...]
+    max_abs_error: float | None
+    max_rel_error: float | None
+    atol: float
+    rtol: float
+    nonfinite_mismatches: int
+    passed: bool
+
+
+@dataclass(frozen=True)
+class VerificationReport:
+    """Parity of an exported model with eager PyTorch on seeded random inputs.
+
+    Args:
+        outputs: one comparison per model output, in order.
+        execution_path: what ran the exported model (see :data:`ExecutionPath`).
+        providers: onnxruntime execution providers of the session (``torch.jit`` for a TorchScript archive).
+        input_shapes: shapes of the inputs fed to both sides.
+        seed: seed of the random inputs.
+        holocron_ops: holocron op types present in the model.
+    """
+
+    outputs: tuple[OutputComparison, ...]
+    execution_path: ExecutionPath
+    providers: tuple[str, ...]
+    input_shapes: tuple[tuple[int, ...], ...]
+    seed: int
+    holocron_ops: tuple[str, ...]
+
+    @property
+    def passed(self) -> bool:
+        """Whether every output passed."""
+        return all(out.passed for out in self.outputs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (lists instead of tuples), with the overall verdict under ``passed``."""
+        data = asdict(self)
+        data["passed"] = self.passed
+        return json.loads(json.dumps(data))
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The report as JSON (see :meth:`to_dict`)."""
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def failure_summary(self) -> str:
+        """One line naming the failing outputs (the first three) and the tolerances, for an error message."""
+        failed = [out for out in self.outputs if not out.passed]
+        parts = []
+        for out in failed[:3]:
+            if out.shape != out.onnx_shape:
+                parts.append(f"{out.name}: shape {out.onnx_shape} instead of {out.shape}")
+            else:
+                parts.append(
+                    f"{out.name}: max abs err {out.max_abs_error:.3e}, max rel err {out.max_rel_error:.3e}"
+                    + (f", {out.nonfinite_mismatches} NaN/inf mismatches" if out.nonfinite_mismatches else "")
+                )
+        more = f" (+{len(failed) - 3} more)" if len(failed) > 3 else ""
+        return (
+            f"verification failed ({'; '.join(parts)}{more}; atol {self.outputs[0].atol:g}, "
+            f"rtol {self.outputs[0].rtol:g})"
+        )
+
+    def format_table(self) -> str:
+        """A fixed-width table, one row per output, then a summary line."""
+        header = ("output", "shape", "max abs err", "max rel err", "atol", "rtol", "result")
+        rows = [
+            (
+                out.name,
+                "x".join(map(str, out.shape)) if out.shape == out.onnx_shape else f"{out.shape} vs {out.onnx_shape}",
+                _number(out.max_abs_error),
+                _number(out.max_rel_error),
+                f"{out.atol:.1e}",
+                f"{out.rtol:.1e}",
+                "PASS" if out.passed else "FAIL",
+            )
+            for out in self.outputs
+        ]
+        widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+        lines = [
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            for row in (header, *rows)
+        ]
+        lines.insert(1, "  ".join("-" * width for width in widths))
+        ops = ", ".join(self.holocron_ops) if self.holocron_ops else "none"
+        lines.append(
+            f"{'PASSED' if self.passed else 'FAILED'}: {len(self.outputs)} output(s), execution path "
+            f"{self.execution_path} (holocron ops: {ops}; providers: {', '.join(self.providers)}; seed {self.seed})"
+        )
+        return "\n".join(lines)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3e}"
 
 
 def _flatten(value: Any) -> Iterator[torch.Tensor]:
@@ -44,7 +180,18 @@ def _flatten(value: Any) -> Iterator[torch.Tensor]:
 def compare_outputs(
     name: str, eager: np.ndarray, onnx_value: np.ndarray, *, atol: float, rtol: float
 ) -> OutputComparison:
-    """Compare one output; see :class:`OutputComparison` for the criterion and the error definitions."""
+    """Compare one output; see :class:`OutputComparison` for the criterion and the error definitions.
+
+    Args:
+        name: the output's name in the report.
+        eager: the eager PyTorch output (the reference).
+        onnx_value: the exported model's output.
+        atol: absolute tolerance.
+        rtol: relative tolerance.
+
+    Returns:
+        The comparison, with its verdict.
+    """
     shape, onnx_shape = tuple(eager.shape), tuple(onnx_value.shape)
     if shape != onnx_shape:
         return OutputComparison(name, shape, onnx_shape, None, None, atol, rtol, 0, False)
@@ -78,6 +225,29 @@ def _load(onnx_model: onnx.ModelProto | str | os.PathLike[str]) -> onnx.ModelPro
         raise ExportError(f"cannot read ONNX model {os.fspath(onnx_model)!r}: {error}") from error
 
 
+def _open_session(
+    proto: onnx.ModelProto, use_kernels: bool | None, providers: Sequence[str] | None
+) -> tuple[Any, bool]:
+    """An onnxruntime session on ``proto`` from :func:`holocron.runtime.create_session`, and whether it has the kernels.
+
+    Raises:
+        ExportError: ``use_kernels=True`` but the kernels are not built, or onnxruntime rejects the model.
+    """
+    try:
+        return runtime.create_session(
+            proto.SerializeToString(),
+            use_kernels=use_kernels,
+            providers=providers,
+            log_severity_level=_LOG_ERRORS_ONLY,
+        )
+    except runtime.RuntimeNotBuiltError as error:
+        raise ExportError(
+            f"use_kernels=True but holocron.runtime's custom-op library is not available: {error}"
+        ) from error
+    except Exception as error:
+        raise ExportError(f"onnxruntime cannot load the model: {summarize_error(error)}") from error
+
+
 def _check_feeds(session_inputs: Sequence[Any], inputs: tuple[torch.Tensor, ...]) -> None:
     names = [i.name for i in session_inputs]
     if len(inputs) != len(names):
@@ -100,8 +270,8 @@ def verify(
     onnx_model: onnx.ModelProto | str | os.PathLike[str],
     inputs: InputSpec | Sequence[InputSpec],
     *,
-    atol: float = 1e-5,
-    rtol: float = 1e-4,
+    atol: float = DEFAULT_ATOL,
+    rtol: float = DEFAULT_RTOL,
     seed: int = 0,
     use_kernels: bool | None = None,
     providers: Sequence[str] | None = None,
@@ -130,7 +300,7 @@ def verify(
         raise ValueError(f"atol and rtol must be >= 0, got atol={atol}, rtol={rtol}")
     proto = _load(onnx_model)
     tensors = make_inputs(inputs, seed=seed)
-    session, with_kernels = create_session(proto, use_kernels=use_kernels, providers=providers)
+    session, with_kernels = _open_session(proto, use_kernels, providers)
     _check_feeds(session.get_inputs(), tensors)
     feeds = {meta.name: t.detach().cpu().numpy() for meta, t in zip(session.get_inputs(), tensors, strict=True)}
     try:
@@ -145,7 +315,7 @@ def verify(
         compare_outputs(name, eager, np.asarray(actual), atol=atol, rtol=rtol)
         for name, eager, actual in zip(names, eager_outputs, onnx_outputs, strict=True)
     )
-    holocron_ops = sorted({node.op_type for node in proto.graph.node if node.domain == HOLOCRON_DOMAIN})
+    holocron_ops = sorted({node.op_type for node in holocron_nodes(proto)})
     path: ExecutionPath = (
         "standard-onnx" if not holocron_ops else ("holocron-kernels" if with_kernels else "onnx-fallback")
     )
@@ -164,12 +334,24 @@ def verify_torchscript(
     archive: torch.jit.ScriptModule | str | os.PathLike[str],
     inputs: InputSpec | Sequence[InputSpec],
     *,
-    atol: float = 1e-5,
-    rtol: float = 1e-4,
+    atol: float = DEFAULT_ATOL,
+    rtol: float = DEFAULT_RTOL,
     seed: int = 0,
 ) -> VerificationReport:
-    """Compare ``model`` (eager, eval mode) with a TorchScript archive (path, loaded with ``torch.jit.load``, or an
-    already loaded ``ScriptModule``) on the same seeded inputs; same criterion and report as :func:`verify`.
+    """Compare ``model`` (eager, eval mode) with a TorchScript archive on the same seeded inputs.
+
+    The criterion and the report are those of :func:`verify`.
+
+    Args:
+        model: the eager PyTorch module the archive was made from.
+        archive: the archive's path (loaded with ``torch.jit.load``) or an already loaded ``ScriptModule``.
+        inputs: one entry per model input: a tensor, or a shape to fill with seeded ``N(0, 1)`` values.
+        atol: absolute tolerance (>= 0).
+        rtol: relative tolerance (>= 0).
+        seed: seed of the random inputs.
+
+    Returns:
+        The report; ``report.passed`` is the verdict (a failed comparison does not raise).
 
     Raises:
         ValueError: negative tolerances.

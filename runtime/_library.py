@@ -33,7 +33,7 @@ def library_path() -> Path:
     variable ``HOLOCRON_RUNTIME_LIBRARY`` overrides it.
 
     Returns:
-        the library file, for ``onnxruntime.SessionOptions.register_custom_ops_library``.
+        The library file, for ``onnxruntime.SessionOptions.register_custom_ops_library``.
 
     Raises:
         RuntimeNotBuiltError: the library was not built; the message says how to build it.

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from holocron.export.onnx_runtime_session import kernels_available
+from holocron.runtime import is_available as kernels_available
 
 
 def _seeded(build: Callable[[], nn.Module], seed: int = 0) -> nn.Module:

@@ -19,8 +19,8 @@ from torch import nn
 
 import holocron.nn as hnn
 from holocron.export import to_onnx_proto, verify
-from holocron.export.custom_op_support import ensure_schemas_registered
-from holocron.export.input_specs import make_inputs
+from holocron.export.model_loading import make_inputs
+from holocron.export.onnx_graph import ensure_schemas_registered
 
 SHAPE = (1, 8, 12, 12)
 

@@ -9,7 +9,7 @@ from torch import nn
 
 import holocron.nn as hnn
 from holocron.export import ExportError, OutputExistsError, to_onnx, to_onnx_proto, verify
-from holocron.export.input_specs import make_inputs
+from holocron.export.model_loading import make_inputs
 
 SHAPE = (1, 8, 8, 8)
 
@@ -76,9 +76,9 @@ def test_unsupported_opset_is_refused(exporter: str, opset: object) -> None:
 
 def test_supported_opsets_are_those_the_fallback_functions_cover() -> None:
     from holocron.export import ops
-    from holocron.export.onnx_export import MAX_OPSET, MIN_OPSET
+    from holocron.export.onnx_export import FIRST_OPSET, LAST_OPSET
 
-    assert (MIN_OPSET, MAX_OPSET) == (ops.FIRST_OPSET, ops.LAST_OPSET)
+    assert (FIRST_OPSET, LAST_OPSET) == (ops.FIRST_OPSET, ops.LAST_OPSET)
 
 
 class TwoInTwoOut(nn.Module):

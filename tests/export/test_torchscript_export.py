@@ -8,7 +8,7 @@ from torch import nn
 
 import holocron.nn as hnn
 from holocron.export import ExportError, OutputExistsError, to_torchscript, verify_torchscript
-from holocron.export.input_specs import make_inputs
+from holocron.export.model_loading import make_inputs
 from holocron.export.torchscript_export import TracingFallbackWarning
 
 SHAPE = (2, 8, 8, 8)

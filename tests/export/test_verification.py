@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from holocron.export import ExportError, to_onnx_proto, verify
-from holocron.export.input_specs import make_inputs, parse_input_shape
+from holocron.export.cli import parse_input_shape
+from holocron.export.model_loading import make_inputs
 from holocron.export.verification import compare_outputs
 
 SHAPE = (2, 3, 6, 6)
@@ -115,10 +116,10 @@ def test_negative_tolerance_is_refused(conv) -> None:
         verify(model, proto, [SHAPE], atol=-1.0)
 
 
-def test_requiring_kernels_without_the_library_is_an_error(conv, monkeypatch) -> None:
-    import holocron.export.onnx_runtime_session as sessions
+def test_requiring_kernels_without_the_library_is_an_error(conv, monkeypatch, tmp_path) -> None:
+    import holocron.runtime
 
-    monkeypatch.setattr(sessions, "kernels_available", lambda: False)
+    monkeypatch.setenv(holocron.runtime.LIBRARY_ENV, str(tmp_path / "missing.so"))
     model, proto = conv
     with pytest.raises(ExportError, match=r"use_kernels=True but holocron\.runtime"):
         verify(model, proto, [SHAPE], use_kernels=True)

@@ -1,7 +1,8 @@
-"""Atomic file output: write to a temporary file in the destination folder, then rename it into place.
+"""Output files: checked before any work, then written atomically.
 
-A reader never sees a half-written model, a crash leaves no partial file behind, and an existing file is only
-replaced when the caller says so.
+A file is written to a temporary file in the destination folder and renamed into place, so a reader never sees a
+half-written model, a crash leaves no partial file behind, and an existing file is only replaced when the caller says
+so.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from .errors import OutputExistsError
 
-__all__ = ["atomic_output", "check_writable", "write_bytes_atomically"]
+__all__ = ["atomic_output", "check_outputs", "check_writable", "write_bytes_atomically"]
 
 
 def check_writable(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
@@ -37,6 +38,26 @@ def check_writable(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
     if target.exists() and not overwrite:
         raise OutputExistsError(f"output {str(target)!r} already exists; pass overwrite=True (--force) to replace it")
     return target
+
+
+def check_outputs(output: Path, *, report: Path | None = None, model: Path | None = None, overwrite: bool) -> None:
+    """Check the output (and report) paths of an export before any work.
+
+    Args:
+        output: the exported model's destination.
+        report: the JSON report's destination, if any.
+        model: the model file being exported, if any; the output must not be that file.
+        overwrite: whether existing files may be replaced.
+
+    Raises:
+        ValueError: ``output`` is ``model`` itself, or a path is a directory.
+        OutputExistsError: a path exists and ``overwrite`` is False.
+    """
+    if model is not None and output.resolve() == model.resolve():
+        raise ValueError(f"the output path {str(output)!r} is the MODEL file itself; choose another with -o")
+    check_writable(output, overwrite=overwrite)
+    if report is not None:
+        check_writable(report, overwrite=overwrite)
 
 
 @contextlib.contextmanager
