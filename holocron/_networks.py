@@ -516,7 +516,7 @@ class NetworkSpec(NamedTuple):
 
 #: The reference networks by name.
 NETWORKS: dict[str, NetworkSpec] = {
-    "addernet_resnet20": NetworkSpec(addernet_resnet20, (4, 3, 32, 32), {}, (1, 3, 32, 32)),
+    "addernet_resnet20": NetworkSpec(addernet_resnet20, (4, 3, 32, 32), {"width": 8}, (1, 3, 32, 32)),
     "rednet26": NetworkSpec(rednet26, (4, 3, 64, 64), {"base_width": 16, "num_classes": 10}, (1, 3, 224, 224)),
     "lambda_resnet26": NetworkSpec(
         lambda_resnet26, (4, 3, 64, 64), {"base_width": 16, "r": 7, "num_classes": 10}, (1, 3, 224, 224)
