@@ -444,7 +444,7 @@ def calibrate_batchnorm(
         ``model``, in eval mode.
 
     Raises:
-        HolocronArgumentError: ``batches`` below 1 or a non-positive dimension in ``input_shape``.
+        HolocronArgumentError: ``batches`` below 1, a negative ``seed`` or a non-positive dimension in ``input_shape``.
         ValueError: a BatchNorm sees a single value per channel (raised by PyTorch in train mode).
     """
     check_positive_int(batches, "batches")
