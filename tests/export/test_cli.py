@@ -13,6 +13,7 @@ import onnx
 import onnxruntime
 import pytest
 import torch
+from helpers import holocron_nodes
 from torch import nn
 
 import holocron.nn as hnn
@@ -93,7 +94,7 @@ def test_torchscript_model_to_onnx_runs_in_plain_onnxruntime(model, model_files,
     np.testing.assert_allclose(y, _eager(model, x), atol=1e-5, rtol=1e-4)
 
     exported = onnx.load(tmp_path / "out.onnx")
-    holocron_ops = sorted(n.op_type for n in exported.graph.node if n.domain == "holocron")
+    holocron_ops = sorted(n.op_type for n in holocron_nodes(exported))
     assert holocron_ops == ["Add2d", "Involution2d", "Lambda"]
 
     # The JSON report parses and agrees with the printed table.
@@ -114,7 +115,7 @@ def test_torch_export_archive_uses_its_recorded_shapes(model_files, tmp_path) ->
     result = run_cli(model_files["torch_export"], "--no-custom-ops", "-o", "std.onnx", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     exported = onnx.load(tmp_path / "std.onnx")
-    assert not [n for n in exported.graph.node if n.domain == "holocron"]
+    assert not holocron_nodes(exported)
     assert "PASSED" in result.stdout and "standard-onnx" in result.stdout
 
 
@@ -196,4 +197,4 @@ def test_demo_exports_and_verifies(tmp_path) -> None:
     assert result.returncode == 0, result.stderr
     assert "PASSED" in result.stdout
     exported = onnx.load(tmp_path / "demo.onnx")
-    assert {n.op_type for n in exported.graph.node if n.domain == "holocron"} == {"Add2d", "Involution2d", "Lambda"}
+    assert {n.op_type for n in holocron_nodes(exported)} == {"Add2d", "Involution2d", "Lambda"}

@@ -8,7 +8,6 @@ onnxruntime runs the fallback, onnxruntime with holocron's library runs the kern
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import onnx
 import onnxruntime
 import pytest
 import torch
+from helpers import enable_profiling, executed_op_types, holocron_nodes
 from torch import nn
 
 import holocron.nn as hnn
@@ -53,18 +53,13 @@ def exports() -> Callable[[str, str, bool], tuple[nn.Module, onnx.ModelProto]]:
     return get
 
 
-def _all_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
-    return [*model.graph.node, *(node for fn in model.functions for node in fn.node)]
-
-
 @pytest.mark.parametrize("exporter", EXPORTERS)
 @pytest.mark.parametrize("layer_id", sorted(CUSTOM_LAYERS))
 def test_one_holocron_node_with_its_fallback_function(layer_id: str, exporter: str, exports) -> None:
     _, proto = exports(layer_id, exporter, True)
     op_type = CUSTOM_LAYERS[layer_id][1]
 
-    holocron_nodes = [node for node in proto.graph.node if node.domain == "holocron"]
-    assert [node.op_type for node in holocron_nodes] == [op_type]
+    assert [node.op_type for node in holocron_nodes(proto)] == [op_type]
     assert {(entry.domain, entry.version) for entry in proto.opset_import if entry.domain == "holocron"} == {
         ("holocron", 1)
     }
@@ -88,9 +83,9 @@ def test_plain_onnxruntime_runs_the_fallback_and_matches(layer_id: str, exporter
 def test_no_custom_ops_leaves_standard_onnx_only(layer_id: str, exporter: str, exports) -> None:
     layer, proto = exports(layer_id, exporter, False)
 
-    assert not [node for node in _all_nodes(proto) if node.domain == "holocron"]
-    assert "holocron" not in {entry.domain for entry in proto.opset_import}
     assert not list(proto.functions)
+    assert not holocron_nodes(proto)
+    assert "holocron" not in {entry.domain for entry in proto.opset_import}
     onnx.checker.check_model(proto, full_check=True)
     report = verify(layer, proto, [SHAPE], use_kernels=False, seed=3)
     assert report.execution_path == "standard-onnx"
@@ -111,15 +106,14 @@ def test_only_the_fallbacks_of_the_ops_present_are_attached() -> None:
 
 def _executed_op_types(session_options: onnxruntime.SessionOptions, proto: onnx.ModelProto, tmp: Path) -> set[str]:
     """Op types of the nodes onnxruntime actually ran, from its profile."""
-    session_options.enable_profiling = True
-    session_options.profile_file_prefix = str(tmp / "profile")
     session = onnxruntime.InferenceSession(
-        proto.SerializeToString(), sess_options=session_options, providers=["CPUExecutionProvider"]
+        proto.SerializeToString(),
+        sess_options=enable_profiling(session_options, tmp / "profile"),
+        providers=["CPUExecutionProvider"],
     )
     feed = {session.get_inputs()[0].name: make_inputs([SHAPE])[0].numpy()}
     session.run(None, feed)
-    events = json.loads(Path(session.end_profiling()).read_text())
-    return {event["args"]["op_name"] for event in events if event.get("cat") == "Node" and "op_name" in event["args"]}
+    return executed_op_types(session)
 
 
 @pytest.mark.parametrize("layer_id", sorted(CUSTOM_LAYERS))

@@ -149,7 +149,6 @@ def test_norm_conv2d_and_add2d_structure():
     for cls in (hnn.NormConv2d, hnn.Add2d):
         assert cls.__bases__ == (_NormConvNd,)
         module = cls(4, 6, 3, groups=2)
-        assert isinstance(module, _ConvNd)
         assert list(module.state_dict()) == ["weight", "bias"]
         assert module.weight.shape == (6, 2, 3, 3)
         assert list(cls(4, 6, 3, bias=False).state_dict()) == ["weight"]

@@ -1,4 +1,4 @@
-"""Shared pieces of the kernel tests: the custom-op library, single-node models and running them.
+"""Shared pieces of the kernel tests: the custom-op library and running single-node models with it.
 
 Without the library the tests skip, unless ``HOLOCRON_REQUIRE_RUNTIME=1`` (``make test``) makes them fail.
 """
@@ -12,17 +12,14 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper
+from helpers import single_node_model
 
-from holocron.ops.contract import DOMAIN, DOMAIN_VERSION
 from holocron.runtime import RuntimeNotBuiltError, library_path
 
 REQUIRE_ENV = "HOLOCRON_REQUIRE_RUNTIME"
-OPSET = 18
 RUN_MODEL_SCRIPT = Path(__file__).with_name("run_model_script.py")
 
 RunKernel = Callable[..., np.ndarray]
-NodeModel = Callable[..., onnx.ModelProto]
 RunInSubprocess = Callable[..., subprocess.CompletedProcess[str]]
 
 
@@ -37,38 +34,6 @@ def library() -> Path:
         pytest.skip(f"holocron runtime library not built: {error}")
 
 
-def node_model(
-    op_type: str,
-    inputs: dict[str, np.ndarray],
-    attributes: dict[str, object] | None = None,
-    node_inputs: list[str] | None = None,
-    functions: list[onnx.FunctionProto] | None = None,
-    opset: int = OPSET,
-) -> onnx.ModelProto:
-    """A model of one ``holocron`` node fed by graph inputs named like ``inputs``.
-
-    Args:
-        op_type: ``Add2d``, ``Involution2d`` or ``Lambda``.
-        inputs: graph inputs (name -> value, for their static shapes).
-        attributes: node attributes.
-        node_inputs: the node's input names when they differ from ``inputs`` (e.g. ``""`` for an absent optional).
-        functions: model-local functions (the standard-ONNX fallbacks).
-        opset: default-domain opset.
-    """
-    node = helper.make_node(op_type, node_inputs or list(inputs), ["Y"], domain=DOMAIN, **(attributes or {}))
-    graph = helper.make_graph(
-        [node],
-        f"single_{op_type}",
-        [helper.make_tensor_value_info(name, TensorProto.FLOAT, list(value.shape)) for name, value in inputs.items()],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
-    )
-    return helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid(DOMAIN, DOMAIN_VERSION)],
-        functions=functions or [],
-    )
-
-
 @pytest.fixture(scope="session")
 def run_kernel(library: Path) -> RunKernel:
     """Run one ``holocron`` node with the kernels: ``run_kernel(op_type, inputs, attributes, threads=2)``."""
@@ -78,18 +43,12 @@ def run_kernel(library: Path) -> RunKernel:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.register_custom_ops_library(str(library))
-        model = node_model(op_type, inputs, attributes).SerializeToString()
+        model = single_node_model(op_type, inputs, attributes).SerializeToString()
         session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         (out,) = session.run(None, inputs)
         return out
 
     return run
-
-
-@pytest.fixture(scope="session")
-def make_node_model() -> NodeModel:
-    """:func:`node_model`, for the test modules."""
-    return node_model
 
 
 @pytest.fixture

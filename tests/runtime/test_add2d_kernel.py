@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from helpers import single_node_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -145,7 +146,7 @@ def test_add2d_kernel_larger_layers(run_kernel, config: dict, normalize_slices: 
     np.testing.assert_allclose(out, expected, rtol=RTOL, atol=ATOL)
 
 
-def test_absent_bias_named_empty_reads_as_zero(run_kernel, make_node_model, library) -> None:
+def test_absent_bias_named_empty_reads_as_zero(run_kernel, library) -> None:
     import onnxruntime as ort
 
     rng = np.random.default_rng(0)
@@ -153,7 +154,7 @@ def test_absent_bias_named_empty_reads_as_zero(run_kernel, make_node_model, libr
     w = rng.standard_normal((3, 4, 3, 3)).astype(np.float32)
     options = ort.SessionOptions()
     options.register_custom_ops_library(str(library))
-    model = make_node_model("Add2d", {"X": x, "W": w}, node_inputs=["X", "W", ""])
+    model = single_node_model("Add2d", {"X": x, "W": w}, node_inputs=["X", "W", ""])
     (out,) = ort.InferenceSession(model.SerializeToString(), options).run(None, {"X": x, "W": w})
     np.testing.assert_allclose(out, add2d_reference(x, w, None, [1, 1], [0] * 4, [1, 1], 1), rtol=RTOL, atol=ATOL)
 

@@ -4,6 +4,7 @@ import threading
 
 import numpy as np
 import pytest
+from helpers import single_node_model
 
 SHAPES = {
     "Add2d": (
@@ -28,7 +29,7 @@ def inputs_of(shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str, np
 
 
 @pytest.mark.parametrize("name", list(SHAPES))
-def test_two_threads_running_one_session_get_identical_results(make_node_model, library, name: str) -> None:
+def test_two_threads_running_one_session_get_identical_results(library, name: str) -> None:
     import onnxruntime as ort
 
     shapes, attributes = SHAPES[name]
@@ -37,7 +38,7 @@ def test_two_threads_running_one_session_get_identical_results(make_node_model, 
     options.intra_op_num_threads = 2
     options.register_custom_ops_library(str(library))
     feeds = inputs_of(shapes)
-    session = ort.InferenceSession(make_node_model(op, feeds, attributes).SerializeToString(), options)
+    session = ort.InferenceSession(single_node_model(op, feeds, attributes).SerializeToString(), options)
     (reference,) = session.run(None, feeds)
     results: list[list[np.ndarray]] = [[], []]
     barrier = threading.Barrier(2)
@@ -59,22 +60,22 @@ def test_two_threads_running_one_session_get_identical_results(make_node_model, 
 
 @pytest.mark.parametrize("isa", ["baseline", "avx2"])
 @pytest.mark.parametrize("name", list(SHAPES))
-def test_instruction_set_variants_agree(make_node_model, run_kernel, run_in_subprocess, isa: str, name: str) -> None:
+def test_instruction_set_variants_agree(run_kernel, run_in_subprocess, isa: str, name: str) -> None:
     """HOLOCRON_CPU_ISA caps the vector width the kernels pick; each variant matches the widest one of this CPU."""
     shapes, attributes = SHAPES[name]
     op = "Lambda" if name.startswith("Lambda") else name
     feeds = inputs_of(shapes, seed=1)
     widest = run_kernel(op, feeds, attributes)
-    result = run_in_subprocess(make_node_model(op, feeds, attributes), feeds, env={"HOLOCRON_CPU_ISA": isa})
+    result = run_in_subprocess(single_node_model(op, feeds, attributes), feeds, env={"HOLOCRON_CPU_ISA": isa})
     assert result.returncode == 0, result.stdout + result.stderr
     capped = np.load(result.args[-1])["Y"]
     np.testing.assert_allclose(capped, widest, rtol=1e-5, atol=1e-5)
 
 
-def test_misspelled_instruction_set_cap_is_refused(make_node_model, run_in_subprocess) -> None:
+def test_misspelled_instruction_set_cap_is_refused(run_in_subprocess) -> None:
     """The cap is read: a name that is no instruction set fails registration instead of being ignored."""
     shapes, attributes = SHAPES["Add2d"]
     feeds = inputs_of(shapes)
-    result = run_in_subprocess(make_node_model("Add2d", feeds, attributes), feeds, env={"HOLOCRON_CPU_ISA": "avx3"})
+    result = run_in_subprocess(single_node_model("Add2d", feeds, attributes), feeds, env={"HOLOCRON_CPU_ISA": "avx3"})
     assert result.returncode == 3, result.stdout + result.stderr
     assert "HOLOCRON_CPU_ISA" in result.stdout

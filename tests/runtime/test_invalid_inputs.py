@@ -8,6 +8,7 @@ import re
 
 import numpy as np
 import pytest
+from helpers import single_node_model
 
 rng = np.random.default_rng(0)
 
@@ -134,9 +135,9 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_invalid_node_gives_onnxruntime_error(make_node_model, run_in_subprocess, case: str) -> None:
+def test_invalid_node_gives_onnxruntime_error(run_in_subprocess, case: str) -> None:
     op, inputs, attributes, node_inputs, pattern = CASES[case]
-    model = make_node_model(op, inputs, attributes, node_inputs=node_inputs)
+    model = single_node_model(op, inputs, attributes, node_inputs=node_inputs)
     result = run_in_subprocess(model, inputs)
     assert result.returncode == 3, (
         f"expected an onnxruntime error, got exit {result.returncode}: {result.stderr[-2000:]}"
@@ -145,8 +146,8 @@ def test_invalid_node_gives_onnxruntime_error(make_node_model, run_in_subprocess
     assert f"{op}:" in result.stdout and pattern in result.stdout, result.stdout
 
 
-def test_valid_node_runs_in_the_same_harness(make_node_model, run_in_subprocess) -> None:
+def test_valid_node_runs_in_the_same_harness(run_in_subprocess) -> None:
     """The harness itself: a valid node exits 0 with an output (so the cases above fail for their input only)."""
     inputs = arrays(X=ADD2D_X, W=ADD2D_W)
-    result = run_in_subprocess(make_node_model("Add2d", inputs, {"pads": [1, 1, 1, 1]}), inputs)
+    result = run_in_subprocess(single_node_model("Add2d", inputs, {"pads": [1, 1, 1, 1]}), inputs)
     assert result.returncode == 0, result.stdout + result.stderr

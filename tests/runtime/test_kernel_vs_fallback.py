@@ -1,12 +1,12 @@
 """A model carrying holocron's standard-ONNX fallback functions runs the kernel when the library is registered and the
 fallback otherwise; both give the same result. Which one ran is read from onnxruntime's profile (node op names)."""
 
-import json
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
+from helpers import enable_profiling, executed_op_types, single_node_model
 
 from holocron.export.ops import fallback_functions
 
@@ -52,22 +52,18 @@ def run_profiled(model: onnx.ModelProto, feeds: dict[str, np.ndarray], tmp_path:
     """Output and the set of op types onnxruntime executed."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.enable_profiling = True
-    options.profile_file_prefix = str(tmp_path / ("kernel" if library else "fallback"))
+    options = enable_profiling(ort.SessionOptions(), tmp_path / ("kernel" if library else "fallback"))
     if library is not None:
         options.register_custom_ops_library(str(library))
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     (out,) = session.run(None, feeds)
-    events = json.loads(Path(session.end_profiling()).read_text())
-    executed = {e["args"]["op_name"] for e in events if e.get("cat") == "Node" and "op_name" in e.get("args", {})}
-    return out, executed
+    return out, executed_op_types(session)
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_kernel_replaces_fallback_and_agrees(make_node_model, library: Path, tmp_path: Path, case: str) -> None:
+def test_kernel_replaces_fallback_and_agrees(library: Path, tmp_path: Path, case: str) -> None:
     op, feeds, attributes = CASES[case]
-    model = make_node_model(op, feeds, attributes, functions=fallback_functions(OPSET), opset=OPSET)
+    model = single_node_model(op, feeds, attributes, functions=fallback_functions(OPSET), opset=OPSET)
 
     kernel_out, kernel_ops = run_profiled(model, feeds, tmp_path, library)
     fallback_out, fallback_ops = run_profiled(model, feeds, tmp_path, None)

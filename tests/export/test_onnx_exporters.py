@@ -7,6 +7,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from helpers import holocron_nodes
 from onnx import helper
 from torch import Tensor, nn
 
@@ -69,12 +70,8 @@ def _inputs() -> tuple[Tensor, Tensor]:
     return torch.randn(1, 4, 5, 6), torch.randn(1, 18, 5, 6)
 
 
-def _holocron_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
-    return [node for node in model.graph.node if node.domain == DOMAIN]
-
-
 def _check_single_node(model: onnx.ModelProto, op_type: str, attributes: dict, num_inputs: int) -> None:
-    (node,) = _holocron_nodes(model)
+    (node,) = holocron_nodes(model)
     assert node.op_type == op_type
     assert len([name for name in node.input if name]) == num_inputs
     got = {a.name: helper.get_attribute_value(a) for a in node.attribute}
@@ -135,7 +132,7 @@ def test_dynamo_export_with_fallback_functions_runs_in_onnxruntime() -> None:
         warnings.simplefilter("ignore")
         program = torch.onnx.export(module, inputs, dynamo=True, custom_translation_table=custom_translation_table())
     model = program.model_proto
-    assert sorted(n.op_type for n in _holocron_nodes(model)) == sorted(op.contract.onnx_name for op in OP_EXPORTS)
+    assert sorted(n.op_type for n in holocron_nodes(model)) == sorted(op.contract.onnx_name for op in OP_EXPORTS)
     opset = next(o.version for o in model.opset_import if o.domain == "")
     model.functions.extend(fallback_functions(opset))
     register_schemas()

@@ -3,6 +3,7 @@
 import onnx
 import pytest
 import torch
+from helpers import single_node_model
 from onnx import TensorProto, defs, helper
 
 from holocron.export.ops import FIRST_OPSET, LAST_OPSET, OP_EXPORTS, OpExport, register_schemas
@@ -74,22 +75,14 @@ RANKS = {"X": 4, "W": 4, "B": 1, "K": 4, "Q": 4, "Kx": 4, "V": 4, "P": 5}
 def test_fallback_function_is_valid_standard_onnx(op: OpExport, opset: int) -> None:
     function = op.fallback_function(opset)
     assert _body_domains(function.node) == {""}
-    node = helper.make_node(op.contract.onnx_name, [t.name for t in op.contract.inputs], ["Y"], domain=DOMAIN)
     required = {a.name: [3, 3] if a.type == "ints" else 1 for a in op.contract.attributes if a.required}
-    node.attribute.extend(helper.make_attribute(name, value) for name, value in required.items())
-    graph = helper.make_graph(
-        [node],
-        "check",
-        [
-            helper.make_tensor_value_info(t.name, TensorProto.FLOAT, [f"{t.name}{i}" for i in range(RANKS[t.name])])
-            for t in op.contract.inputs
-        ],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["n", "c", "h", "w"])],
-    )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid(DOMAIN, 1)],
+    model = single_node_model(
+        op.contract.onnx_name,
+        {t.name: [f"{t.name}{i}" for i in range(RANKS[t.name])] for t in op.contract.inputs},
+        required,
+        output_shape=["n", "c", "h", "w"],
         functions=[function],
+        opset=opset,
     )
     register_schemas()
     onnx.checker.check_model(model, full_check=True)
@@ -103,14 +96,7 @@ def test_fallback_function_rejects_untested_opsets(opset: int) -> None:
 
 
 def _inferred_shape(op: OpExport, inputs: dict[str, torch.Tensor], attributes: dict) -> list[int | None]:
-    node = helper.make_node(op.contract.onnx_name, list(inputs), ["Y"], domain=DOMAIN, **attributes)
-    graph = helper.make_graph(
-        [node],
-        "infer",
-        [helper.make_tensor_value_info(name, TensorProto.FLOAT, list(t.shape)) for name, t in inputs.items()],
-        [helper.make_empty_tensor_value_info("Y")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid(DOMAIN, 1)])
+    model = single_node_model(op.contract.onnx_name, inputs, attributes, opset=18)
     register_schemas()
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
     (output,) = inferred.graph.output

@@ -1,0 +1,90 @@
+"""Helpers shared by the test folders: single-node ``holocron`` models, onnxruntime profiles, holocron node listing.
+
+``tests/conftest.py`` puts this folder on ``sys.path``; import it as ``helpers``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import onnx
+from onnx import TensorProto, helper
+
+from holocron.export.onnx_graphs import iter_graphs
+from holocron.ops.contract import DOMAIN, DOMAIN_VERSION
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+#: Default-domain opset of the single-node models.
+OPSET = 18
+
+
+def _dims(value: Any) -> list[int | str]:
+    """Static shape of an array or tensor, or ``value`` itself when it is already a shape (ints or symbolic names)."""
+    return [d if isinstance(d, str) else int(d) for d in getattr(value, "shape", value)]
+
+
+def single_node_model(
+    op_type: str,
+    inputs: Mapping[str, Any],
+    attributes: Mapping[str, object] | None = None,
+    *,
+    node_inputs: Sequence[str] | None = None,
+    output_shape: Sequence[int | str] | None = None,
+    functions: Sequence[onnx.FunctionProto] = (),
+    opset: int = OPSET,
+) -> onnx.ModelProto:
+    """A model of one ``holocron`` node ``op_type`` with output ``Y``, fed by float graph inputs.
+
+    Args:
+        op_type: ``Add2d``, ``Involution2d`` or ``Lambda``.
+        inputs: graph input name -> a value (array or tensor, for its static shape) or a shape.
+        attributes: node attributes.
+        node_inputs: the node's input names when they differ from ``inputs`` (``""`` for an absent optional input).
+        output_shape: the declared shape of ``Y`` (unknown when ``None``).
+        functions: model-local functions (the standard-ONNX fallbacks).
+        opset: default-domain opset.
+
+    Returns:
+        the model, importing the default domain at ``opset`` and the ``holocron`` domain.
+    """
+    node_inputs = list(inputs) if node_inputs is None else list(node_inputs)
+    node = helper.make_node(op_type, node_inputs, ["Y"], domain=DOMAIN, **dict(attributes or {}))
+    graph = helper.make_graph(
+        [node],
+        f"single_{op_type}",
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, _dims(value)) for name, value in inputs.items()],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None if output_shape is None else list(output_shape))],
+    )
+    return helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid(DOMAIN, DOMAIN_VERSION)],
+        functions=list(functions),
+    )
+
+
+def holocron_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    """The ``holocron`` nodes of ``model``'s graph and of the subgraphs its nodes hold (not of its functions)."""
+    # lead: switch to holocron.export.onnx_graph.holocron_nodes at merge
+    return [node for graph in iter_graphs(model.graph) for node in graph.node if node.domain == DOMAIN]
+
+
+def enable_profiling(options: onnxruntime.SessionOptions, prefix: Path) -> onnxruntime.SessionOptions:
+    """Turn on onnxruntime's profiling in ``options``, writing the profile to ``prefix``-named files."""
+    options.enable_profiling = True
+    options.profile_file_prefix = str(prefix)
+    return options
+
+
+def executed_op_types(session: onnxruntime.InferenceSession) -> set[str]:
+    """Op types of the nodes a profiling session ran, read from its profile (this ends the profiling)."""
+    events = json.loads(Path(session.end_profiling()).read_text())
+    return {
+        event["args"]["op_name"]
+        for event in events
+        if event.get("cat") == "Node" and "op_name" in event.get("args", {})
+    }
