@@ -1,4 +1,4 @@
-"""Helpers shared by the test folders: single-node ``holocron`` models, onnxruntime profiles, holocron node listing.
+"""Helpers shared by the test folders: single-node ``holocron`` models and onnxruntime profiles.
 
 ``tests/conftest.py`` puts this folder on ``sys.path``; import it as ``helpers``.
 """
@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 import onnx
 from onnx import TensorProto, helper
 
-from holocron.export.onnx_graphs import iter_graphs
 from holocron.ops.contract import DOMAIN, DOMAIN_VERSION
 
 if TYPE_CHECKING:
@@ -65,12 +64,6 @@ def single_node_model(
         opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid(DOMAIN, DOMAIN_VERSION)],
         functions=list(functions),
     )
-
-
-def holocron_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
-    """The ``holocron`` nodes of ``model``'s graph and of the subgraphs its nodes hold (not of its functions)."""
-    # lead: switch to holocron.export.onnx_graph.holocron_nodes at merge
-    return [node for graph in iter_graphs(model.graph) for node in graph.node if node.domain == DOMAIN]
 
 
 def enable_profiling(options: onnxruntime.SessionOptions, prefix: Path) -> onnxruntime.SessionOptions:

@@ -13,10 +13,10 @@ import onnx
 import onnxruntime
 import pytest
 import torch
-from helpers import holocron_nodes
 from torch import nn
 
 import holocron.nn as hnn
+from holocron.export.onnx_graph import holocron_nodes
 
 SHAPE = (1, 16, 16, 16)
 

@@ -15,13 +15,13 @@ import onnx
 import onnxruntime
 import pytest
 import torch
-from helpers import enable_profiling, executed_op_types, holocron_nodes
+from helpers import enable_profiling, executed_op_types
 from torch import nn
 
 import holocron.nn as hnn
 from holocron.export import to_onnx_proto, verify
 from holocron.export.model_loading import make_inputs
-from holocron.export.onnx_graph import ensure_schemas_registered
+from holocron.export.onnx_graph import ensure_schemas_registered, holocron_nodes
 
 SHAPE = (1, 8, 10, 10)
 EXPORTERS = ("dynamo", "torchscript")

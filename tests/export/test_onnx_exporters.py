@@ -7,10 +7,10 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from helpers import holocron_nodes
 from onnx import helper
 from torch import Tensor, nn
 
+from holocron.export.onnx_graph import holocron_nodes
 from holocron.export.ops import (
     OP_EXPORTS,
     custom_translation_table,
