@@ -105,27 +105,42 @@ class _AdderBasicBlock(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
-class _AdderResNet(nn.Module):
-    """Stem, three stages of adder basic blocks, global average pooling and a linear classifier."""
+class _StagedClassifier(nn.Module):
+    """``stem``, then the ``blocks`` in sequence (as ``stages``), global average pooling and a linear classifier of
+    the ``channels`` the last block outputs."""
 
-    def __init__(self, num_classes: int, width: int, blocks_per_stage: int, adder_shortcut: bool) -> None:
+    def __init__(self, stem: nn.Module, blocks: list[nn.Module], channels: int, num_classes: int) -> None:
         super().__init__()
-        self.stem = nn.Sequential(*_conv_bn(3, width, 3))
-        stages: list[nn.Module] = []
-        in_channels = width
-        for index in range(3):
-            out_channels = width * 2**index
-            for block in range(blocks_per_stage):
-                stride = 2 if index > 0 and block == 0 else 1
-                stages.append(_AdderBasicBlock(in_channels, out_channels, stride, adder_shortcut))
-                in_channels = out_channels
-        self.stages = nn.Sequential(*stages)
+        self.stem = stem
+        self.stages = nn.Sequential(*blocks)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(in_channels, num_classes)
+        self.fc = nn.Linear(channels, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.stages(self.stem(x))
         return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def _block_strides(layout: Sequence[int]) -> Iterator[tuple[int, int]]:
+    """``(stage index, stride)`` of each block of stages of ``layout[index]`` blocks: stride 2 in the first block of
+    every stage but the first, 1 elsewhere."""
+    for index, depth in enumerate(layout):
+        for block in range(depth):
+            yield index, 2 if index > 0 and block == 0 else 1
+
+
+class _AdderResNet(_StagedClassifier):
+    """Stem, three stages of adder basic blocks, global average pooling and a linear classifier."""
+
+    def __init__(self, num_classes: int, width: int, blocks_per_stage: int, adder_shortcut: bool) -> None:
+        stem = nn.Sequential(*_conv_bn(3, width, 3))
+        blocks: list[nn.Module] = []
+        in_channels = width
+        for index, stride in _block_strides((blocks_per_stage,) * 3):
+            out_channels = width * 2**index
+            blocks.append(_AdderBasicBlock(in_channels, out_channels, stride, adder_shortcut))
+            in_channels = out_channels
+        super().__init__(stem, blocks, in_channels, num_classes)
 
 
 def addernet_resnet20(
@@ -188,7 +203,7 @@ class _Bottleneck(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
-class _BottleneckResNet(nn.Module):
+class _BottleneckResNet(_StagedClassifier):
     """``stem`` (output ``base_width`` channels at 1/4 resolution), four bottleneck stages of ``base_width * 2 **
     index`` middle channels (stride 2 in the first block of stages 2 to 4), average pooling and a linear classifier.
 
@@ -205,26 +220,16 @@ class _BottleneckResNet(nn.Module):
         spatial: Callable[[int, int, int | None], nn.Module],
         input_size: int | None,
     ) -> None:
-        super().__init__()
-        self.stem = stem
         blocks: list[nn.Module] = []
         in_channels = base_width
         resolution = None if input_size is None else _after_stride(_after_stride(input_size))
-        for index, depth in enumerate(layout):
+        for index, stride in _block_strides(layout):
             mid_channels = base_width * 2**index
-            for block in range(depth):
-                stride = 2 if index > 0 and block == 0 else 1
-                blocks.append(_Bottleneck(in_channels, mid_channels, stride, spatial(mid_channels, stride, resolution)))
-                in_channels = mid_channels * _EXPANSION
-                if stride == 2 and resolution is not None:
-                    resolution = _after_stride(resolution)
-        self.stages = nn.Sequential(*blocks)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(in_channels, num_classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.stages(self.stem(x))
-        return self.fc(torch.flatten(self.pool(x), 1))
+            blocks.append(_Bottleneck(in_channels, mid_channels, stride, spatial(mid_channels, stride, resolution)))
+            in_channels = mid_channels * _EXPANSION
+            if stride == 2 and resolution is not None:
+                resolution = _after_stride(resolution)
+        super().__init__(stem, blocks, in_channels, num_classes)
 
 
 def _after_stride(size: int) -> int:

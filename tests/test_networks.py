@@ -178,9 +178,9 @@ def test_onnx_export_and_float64_errors(name: str, tmp_path: Path, record_proper
     pytest.importorskip("onnxruntime")
     onnx = pytest.importorskip("onnx")
     from holocron.export import to_onnx, verify
-    from holocron.export.onnx_runtime_session import create_session, kernels_available
+    from holocron.runtime import create_session, is_available
 
-    if not kernels_available():
+    if not is_available():
         if os.environ.get("HOLOCRON_REQUIRE_RUNTIME") == "1":
             pytest.fail("HOLOCRON_REQUIRE_RUNTIME=1 but holocron.runtime's custom-op library is not available")
         pytest.skip("holocron.runtime's custom-op library is not built")
@@ -199,7 +199,7 @@ def test_onnx_export_and_float64_errors(name: str, tmp_path: Path, record_proper
     ort_error = report.outputs[0].max_abs_error
     assert ort_error is not None
 
-    session, _ = create_session(proto, use_kernels=True)
+    session, _ = create_session(path, use_kernels=True)
     ort_out = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
     with torch.no_grad():
         eager = model(x)

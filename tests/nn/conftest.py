@@ -36,6 +36,15 @@ def _assert_grads_reach_params(module: nn.Module, *inputs: Tensor) -> None:
         assert param.grad.abs().sum() > 0, f"zero gradient for {name}"
 
 
+def _assert_trains_and_scripts(module: nn.Module, shape: tuple[int, ...]) -> None:
+    """On a random input of ``shape``: every parameter receives a gradient, then, in eval mode, the scripted module
+    (saved and loaded back) matches the eager one."""
+    x = torch.randn(shape)
+    _assert_grads_reach_params(module, x)
+    module.eval()
+    torch.testing.assert_close(_script_roundtrip(module)(x), module(x))
+
+
 @pytest.fixture
 def script_roundtrip() -> Callable[[nn.Module], torch.jit.ScriptModule]:
     return _script_roundtrip
@@ -56,3 +65,8 @@ def pytest_collectstart(collector: pytest.Collector) -> None:
     collected before (initial weights that leave a ReLU dead would starve a parameter of gradient)."""
     if isinstance(collector, pytest.Module):
         torch.manual_seed(0)
+
+
+@pytest.fixture
+def assert_trains_and_scripts() -> Callable[[nn.Module, tuple[int, ...]], None]:
+    return _assert_trains_and_scripts

@@ -155,11 +155,8 @@ def test_lambda_layer_gradcheck(kwargs, batch):
         (hnn.LambdaLayer(4, 8, 4, n=20, num_heads=4, dim_u=2), (2, 4, 4, 5)),
     ],
 )
-def test_attention_script_roundtrip_and_gradients(module, shape, script_roundtrip, assert_grads_reach_params):
-    x = torch.randn(shape)
-    assert_grads_reach_params(module, x)
-    module.eval()
-    torch.testing.assert_close(script_roundtrip(module)(x), module(x))
+def test_attention_script_roundtrip_and_gradients(module, shape, assert_trains_and_scripts):
+    assert_trains_and_scripts(module, shape)
 
 
 @pytest.mark.parametrize(

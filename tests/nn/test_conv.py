@@ -318,11 +318,8 @@ def _conv_modules():
 
 
 @pytest.mark.parametrize(("module", "shape"), _conv_modules())
-def test_conv_modules_script_roundtrip_and_gradients(module, shape, script_roundtrip, assert_grads_reach_params):
-    x = torch.randn(shape)
-    assert_grads_reach_params(module, x)
-    module.eval()
-    torch.testing.assert_close(script_roundtrip(module)(x), module(x))
+def test_conv_modules_script_roundtrip_and_gradients(module, shape, assert_trains_and_scripts):
+    assert_trains_and_scripts(module, shape)
 
 
 @pytest.mark.parametrize(

@@ -31,17 +31,34 @@ def _per_position(x: torch.Tensor, target: torch.Tensor):
         yield row, int(label), idx
 
 
-def _focal_reference(x, target, weight, ignore_index, reduction, gamma):
+def _hard_target_reference(x, target, weight, ignore_index, reduction, position_loss):
+    """Reduce ``w_t * position_loss(p, t)`` over the positions, ``p`` being the softmax of a position's logits, ``t``
+    its target and ``w_t`` the weight of that class; ignored positions count neither in the sum nor in the weights."""
     losses = torch.zeros(target.numel(), dtype=x.dtype)
     weights = torch.zeros(target.numel(), dtype=x.dtype)
     for row, label, idx in _per_position(x, target):
         if label == ignore_index:
             continue
-        p = torch.softmax(row, 0)[label]
-        alpha = 1.0 if weight is None else float(weight[label])
-        losses[idx] = -alpha * (1 - p) ** gamma * torch.log(p)
-        weights[idx] = alpha
+        w = 1.0 if weight is None else float(weight[label])
+        losses[idx] = w * position_loss(torch.softmax(row, 0), label)
+        weights[idx] = w
     return _reduce(losses.view(target.shape), weights, reduction)
+
+
+def _hard_target_inputs(x_shape, with_weight, first_label):
+    """float64 logits, class indices (the first one set to ``first_label``) and optional class weights."""
+    x = torch.randn(x_shape, dtype=torch.float64)
+    target = torch.randint(0, x_shape[1], (x_shape[0], *x_shape[2:]))
+    target.view(-1)[0] = first_label
+    weight = torch.rand(x_shape[1], dtype=torch.float64) + 0.5 if with_weight else None
+    return x, target, weight
+
+
+def _focal_reference(x, target, weight, ignore_index, reduction, gamma):
+    def position_loss(p, label):
+        return -((1 - p[label]) ** gamma) * torch.log(p[label])
+
+    return _hard_target_reference(x, target, weight, ignore_index, reduction, position_loss)
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -51,10 +68,7 @@ def _focal_reference(x, target, weight, ignore_index, reduction, gamma):
     [((5, 3), False, -100), ((4, 4, 3, 2), True, 1), ((1, 3), True, -100)],
 )
 def test_focal_loss_formula(reduction, gamma, x_shape, with_weight, ignore_index):
-    x = torch.randn(x_shape, dtype=torch.float64)
-    target = torch.randint(0, x_shape[1], (x_shape[0], *x_shape[2:]))
-    target.view(-1)[0] = 0
-    weight = torch.rand(x_shape[1], dtype=torch.float64) + 0.5 if with_weight else None
+    x, target, weight = _hard_target_inputs(x_shape, with_weight, 0)
     criterion = hnn.FocalLoss(gamma=gamma, weight=weight, ignore_index=ignore_index, reduction=reduction)
     out = criterion(x, target)
     torch.testing.assert_close(out, _focal_reference(x, target, weight, ignore_index, reduction, gamma))
@@ -100,31 +114,23 @@ def test_multilabel_cross_entropy_formula(reduction, x_shape, with_weight, ignor
 
 def _complement_reference(x, target, weight, ignore_index, reduction, gamma):
     num_classes = x.shape[1]
-    losses = torch.zeros(target.numel(), dtype=x.dtype)
-    weights = torch.zeros(target.numel(), dtype=x.dtype)
-    for row, label, idx in _per_position(x, target):
-        if label == ignore_index:
-            continue
-        p = torch.softmax(row, 0)
+
+    def position_loss(p, label):
         entropy = 0.0
         for j in range(num_classes):
             if j != label:
                 q = p[j] / (1 - p[label])
                 entropy -= q * torch.log(q)
-        alpha = 1.0 if weight is None else float(weight[label])
-        losses[idx] = alpha * (-torch.log(p[label]) + gamma / (num_classes - 1) * entropy)
-        weights[idx] = alpha
-    return _reduce(losses.view(target.shape), weights, reduction)
+        return -torch.log(p[label]) + gamma / (num_classes - 1) * entropy
+
+    return _hard_target_reference(x, target, weight, ignore_index, reduction, position_loss)
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("gamma", [-1.0, 0.0, 0.5])
 @pytest.mark.parametrize(("x_shape", "with_weight", "ignore_index"), [((5, 4), False, -100), ((3, 3, 2, 3), True, 0)])
 def test_complement_cross_entropy_formula(reduction, gamma, x_shape, with_weight, ignore_index):
-    x = torch.randn(x_shape, dtype=torch.float64)
-    target = torch.randint(0, x_shape[1], (x_shape[0], *x_shape[2:]))
-    target.view(-1)[0] = 1
-    weight = torch.rand(x_shape[1], dtype=torch.float64) + 0.5 if with_weight else None
+    x, target, weight = _hard_target_inputs(x_shape, with_weight, 1)
     criterion = hnn.ComplementCrossEntropy(gamma=gamma, weight=weight, ignore_index=ignore_index, reduction=reduction)
     out = criterion(x, target)
     torch.testing.assert_close(out, _complement_reference(x, target, weight, ignore_index, reduction, gamma))
@@ -244,26 +250,17 @@ def test_dice_loss_properties():
 
 
 def _poly_reference(x, target, weight, ignore_index, reduction, eps):
-    losses = torch.zeros(target.numel(), dtype=x.dtype)
-    weights = torch.zeros(target.numel(), dtype=x.dtype)
-    for row, label, idx in _per_position(x, target):
-        if label == ignore_index:
-            continue
-        p = torch.softmax(row, 0)[label]
-        w = 1.0 if weight is None else float(weight[label])
-        losses[idx] = w * (-torch.log(p) + eps * (1 - p))
-        weights[idx] = w
-    return _reduce(losses.view(target.shape), weights, reduction)
+    def position_loss(p, label):
+        return -torch.log(p[label]) + eps * (1 - p[label])
+
+    return _hard_target_reference(x, target, weight, ignore_index, reduction, position_loss)
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("eps", [0.0, 1.0, 2.0])
 @pytest.mark.parametrize(("x_shape", "with_weight", "ignore_index"), [((5, 3), False, -100), ((3, 4, 2, 2), True, 2)])
 def test_poly_loss_hard_targets(reduction, eps, x_shape, with_weight, ignore_index):
-    x = torch.randn(x_shape, dtype=torch.float64)
-    target = torch.randint(0, x_shape[1], (x_shape[0], *x_shape[2:]))
-    target.view(-1)[0] = 0
-    weight = torch.rand(x_shape[1], dtype=torch.float64) + 0.5 if with_weight else None
+    x, target, weight = _hard_target_inputs(x_shape, with_weight, 0)
     out = hnn.PolyLoss(weight, ignore_index, reduction, eps=eps)(x, target)
     torch.testing.assert_close(out, _poly_reference(x, target, weight, ignore_index, reduction, eps))
 

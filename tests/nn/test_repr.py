@@ -11,6 +11,21 @@ from torch.nn import CrossEntropyLoss
 
 from holocron import nn as hnn
 
+
+def _dim_attention(branch: str) -> list[str]:
+    """The repr lines of one of the three branches of TripletAttention, which differ only by name."""
+    return [
+        f"  ({branch}_branch): DimAttention(",
+        "    (compress): Sequential(",
+        "      (0): ZPool()",
+        "      (1): Conv2d(2, 1, kernel_size=(7, 7), stride=(1, 1), padding=(3, 3), bias=False)",
+        "      (2): BatchNorm2d(1, eps=1e-05, momentum=0.01, affine=True, bias=True, track_running_stats=True)",
+        "      (3): Sigmoid()",
+        "    )",
+        "  )",
+    ]
+
+
 CASES = {
     "HardMish": (
         lambda: hnn.HardMish(),
@@ -226,36 +241,7 @@ CASES = {
     ),
     "TripletAttention": (
         lambda: hnn.TripletAttention(),
-        "\n".join(
-            [
-                "TripletAttention(",
-                "  (c_branch): DimAttention(",
-                "    (compress): Sequential(",
-                "      (0): ZPool()",
-                "      (1): Conv2d(2, 1, kernel_size=(7, 7), stride=(1, 1), padding=(3, 3), bias=False)",
-                "      (2): BatchNorm2d(1, eps=1e-05, momentum=0.01, affine=True, bias=True, track_running_stats=True)",
-                "      (3): Sigmoid()",
-                "    )",
-                "  )",
-                "  (h_branch): DimAttention(",
-                "    (compress): Sequential(",
-                "      (0): ZPool()",
-                "      (1): Conv2d(2, 1, kernel_size=(7, 7), stride=(1, 1), padding=(3, 3), bias=False)",
-                "      (2): BatchNorm2d(1, eps=1e-05, momentum=0.01, affine=True, bias=True, track_running_stats=True)",
-                "      (3): Sigmoid()",
-                "    )",
-                "  )",
-                "  (w_branch): DimAttention(",
-                "    (compress): Sequential(",
-                "      (0): ZPool()",
-                "      (1): Conv2d(2, 1, kernel_size=(7, 7), stride=(1, 1), padding=(3, 3), bias=False)",
-                "      (2): BatchNorm2d(1, eps=1e-05, momentum=0.01, affine=True, bias=True, track_running_stats=True)",
-                "      (3): Sigmoid()",
-                "    )",
-                "  )",
-                ")",
-            ]
-        ),
+        "\n".join(["TripletAttention(", *_dim_attention("c"), *_dim_attention("h"), *_dim_attention("w"), ")"]),
     ),
 }
 

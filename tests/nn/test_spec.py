@@ -6,6 +6,7 @@ the check runs in every clone; annotations are not compared (ours may be wider, 
 
 from __future__ import annotations
 
+import ast
 import inspect
 
 import pytest
@@ -18,230 +19,80 @@ ARGS = inspect.Parameter.VAR_POSITIONAL
 KW = inspect.Parameter.KEYWORD_ONLY
 KWARGS = inspect.Parameter.VAR_KEYWORD
 
-# class name: (direct base class name, [(argument, kind, default), ...])
-EXPECTED = {
-    "HardMish": (
-        "_Activation",
-        [
-            ("inplace", POS, False),
-        ],
-    ),
-    "NLReLU": (
-        "_Activation",
-        [
-            ("beta", POS, 1.0),
-            ("inplace", POS, False),
-        ],
-    ),
-    "FReLU": (
-        "Module",
-        [
-            ("in_channels", POS, EMPTY),
-            ("kernel_size", POS, 3),
-        ],
-    ),
-    "Loss": (
-        "Module",
-        [
-            ("weight", POS, None),
-            ("ignore_index", POS, -100),
-            ("reduction", POS, "mean"),
-        ],
-    ),
-    "FocalLoss": (
-        "Loss",
-        [
-            ("gamma", POS, 2.0),
-            ("kwargs", KWARGS, EMPTY),
-        ],
-    ),
-    "MultiLabelCrossEntropy": (
-        "Loss",
-        [
-            ("args", ARGS, EMPTY),
-            ("kwargs", KWARGS, EMPTY),
-        ],
-    ),
-    "ComplementCrossEntropy": (
-        "Loss",
-        [
-            ("gamma", POS, -1),
-            ("kwargs", KWARGS, EMPTY),
-        ],
-    ),
-    "MutualChannelLoss": (
-        "Loss",
-        [
-            ("weight", POS, None),
-            ("ignore_index", POS, -100),
-            ("reduction", POS, "mean"),
-            ("xi", POS, 2),
-            ("alpha", POS, 1),
-        ],
-    ),
-    "DiceLoss": (
-        "Loss",
-        [
-            ("weight", POS, None),
-            ("gamma", POS, 1.0),
-            ("eps", POS, 1e-08),
-        ],
-    ),
-    "PolyLoss": (
-        "Loss",
-        [
-            ("args", ARGS, EMPTY),
-            ("eps", KW, 2.0),
-            ("kwargs", KWARGS, EMPTY),
-        ],
-    ),
-    "ClassBalancedWrapper": (
-        "Module",
-        [
-            ("criterion", POS, EMPTY),
-            ("num_samples", POS, EMPTY),
-            ("beta", POS, 0.99),
-        ],
-    ),
-    "NormConv2d": (
-        "_NormConvNd",
-        [
-            ("in_channels", POS, EMPTY),
-            ("out_channels", POS, EMPTY),
-            ("kernel_size", POS, EMPTY),
-            ("stride", POS, 1),
-            ("padding", POS, 0),
-            ("dilation", POS, 1),
-            ("groups", POS, 1),
-            ("bias", POS, True),
-            ("padding_mode", POS, "zeros"),
-            ("eps", POS, 1e-14),
-        ],
-    ),
-    "Add2d": (
-        "_NormConvNd",
-        [
-            ("in_channels", POS, EMPTY),
-            ("out_channels", POS, EMPTY),
-            ("kernel_size", POS, EMPTY),
-            ("stride", POS, 1),
-            ("padding", POS, 0),
-            ("dilation", POS, 1),
-            ("groups", POS, 1),
-            ("bias", POS, True),
-            ("padding_mode", POS, "zeros"),
-            ("normalize_slices", POS, False),
-            ("eps", POS, 1e-14),
-        ],
-    ),
-    "SlimConv2d": (
-        "Module",
-        [
-            ("in_channels", POS, EMPTY),
-            ("kernel_size", POS, EMPTY),
-            ("stride", POS, 1),
-            ("padding", POS, 0),
-            ("dilation", POS, 1),
-            ("groups", POS, 1),
-            ("bias", POS, True),
-            ("padding_mode", POS, "zeros"),
-            ("r", POS, 32),
-            ("L", POS, 2),
-        ],
-    ),
+#: The keyword arguments shared with :class:`torch.nn.Conv2d`, in its order.
+CONV = "stride=1, padding=0, dilation=1, groups=1, bias=True, padding_mode='zeros'"
+
+# class name: (direct base class name, its constructor's arguments written as in a Python signature, without self)
+EXPECTED_SOURCE = {
+    "HardMish": ("_Activation", "inplace=False"),
+    "NLReLU": ("_Activation", "beta=1.0, inplace=False"),
+    "FReLU": ("Module", "in_channels, kernel_size=3"),
+    "Loss": ("Module", "weight=None, ignore_index=-100, reduction='mean'"),
+    "FocalLoss": ("Loss", "gamma=2.0, **kwargs"),
+    "MultiLabelCrossEntropy": ("Loss", "*args, **kwargs"),
+    "ComplementCrossEntropy": ("Loss", "gamma=-1, **kwargs"),
+    "MutualChannelLoss": ("Loss", "weight=None, ignore_index=-100, reduction='mean', xi=2, alpha=1"),
+    "DiceLoss": ("Loss", "weight=None, gamma=1.0, eps=1e-08"),
+    "PolyLoss": ("Loss", "*args, eps=2.0, **kwargs"),
+    "ClassBalancedWrapper": ("Module", "criterion, num_samples, beta=0.99"),
+    "NormConv2d": ("_NormConvNd", f"in_channels, out_channels, kernel_size, {CONV}, eps=1e-14"),
+    "Add2d": ("_NormConvNd", f"in_channels, out_channels, kernel_size, {CONV}, normalize_slices=False, eps=1e-14"),
+    "SlimConv2d": ("Module", f"in_channels, kernel_size, {CONV}, r=32, L=2"),
     "PyConv2d": (
         "ModuleList",
-        [
-            ("in_channels", POS, EMPTY),
-            ("out_channels", POS, EMPTY),
-            ("kernel_size", POS, EMPTY),
-            ("num_levels", POS, 2),
-            ("padding", POS, 0),
-            ("groups", POS, None),
-            ("kwargs", KWARGS, EMPTY),
-        ],
+        "in_channels, out_channels, kernel_size, num_levels=2, padding=0, groups=None, **kwargs",
     ),
     "Involution2d": (
         "Module",
-        [
-            ("in_channels", POS, EMPTY),
-            ("kernel_size", POS, EMPTY),
-            ("padding", POS, 0),
-            ("stride", POS, 1),
-            ("groups", POS, 1),
-            ("dilation", POS, 1),
-            ("reduction_ratio", POS, 1),
-        ],
+        "in_channels, kernel_size, padding=0, stride=1, groups=1, dilation=1, reduction_ratio=1",
     ),
-    "DropBlock2d": (
-        "Module",
-        [
-            ("p", POS, 0.1),
-            ("block_size", POS, 7),
-            ("inplace", POS, False),
-        ],
-    ),
-    "ConcatDownsample2d": (
-        "Module",
-        [
-            ("scale_factor", POS, EMPTY),
-        ],
-    ),
-    "GlobalAvgPool2d": (
-        "Module",
-        [
-            ("flatten", POS, False),
-        ],
-    ),
-    "GlobalMaxPool2d": (
-        "Module",
-        [
-            ("flatten", POS, False),
-        ],
-    ),
-    "BlurPool2d": (
-        "Module",
-        [
-            ("channels", POS, EMPTY),
-            ("kernel_size", POS, 3),
-            ("stride", POS, 2),
-        ],
-    ),
-    "SPP": (
-        "ModuleList",
-        [
-            ("kernel_sizes", POS, EMPTY),
-        ],
-    ),
-    "ZPool": (
-        "Module",
-        [
-            ("dim", POS, 1),
-        ],
-    ),
-    "SAM": (
-        "Module",
-        [
-            ("in_channels", POS, EMPTY),
-        ],
-    ),
-    "LambdaLayer": (
-        "Module",
-        [
-            ("in_channels", POS, EMPTY),
-            ("out_channels", POS, EMPTY),
-            ("dim_k", POS, EMPTY),
-            ("n", POS, None),
-            ("r", POS, None),
-            ("num_heads", POS, 4),
-            ("dim_u", POS, 1),
-        ],
-    ),
-    "TripletAttention": (
-        "Module",
-        [],
-    ),
+    "DropBlock2d": ("Module", "p=0.1, block_size=7, inplace=False"),
+    "ConcatDownsample2d": ("Module", "scale_factor"),
+    "GlobalAvgPool2d": ("Module", "flatten=False"),
+    "GlobalMaxPool2d": ("Module", "flatten=False"),
+    "BlurPool2d": ("Module", "channels, kernel_size=3, stride=2"),
+    "SPP": ("ModuleList", "kernel_sizes"),
+    "ZPool": ("Module", "dim=1"),
+    "SAM": ("Module", "in_channels"),
+    "LambdaLayer": ("Module", "in_channels, out_channels, dim_k, n=None, r=None, num_heads=4, dim_u=1"),
+    "TripletAttention": ("Module", ""),
 }
+
+
+def _parse_arguments(source: str) -> list[tuple[str, object, object]]:
+    """``[(argument, kind, default), ...]`` of a signature's argument list, the defaults being Python literals."""
+    arguments = ast.parse(f"def f({source}): pass").body[0].args
+    assert not arguments.posonlyargs
+    positional = [EMPTY] * (len(arguments.args) - len(arguments.defaults)) + arguments.defaults
+    rows = [(arg.arg, POS, default) for arg, default in zip(arguments.args, positional, strict=True)]
+    if arguments.vararg is not None:
+        rows.append((arguments.vararg.arg, ARGS, EMPTY))
+    rows += [(arg.arg, KW, default) for arg, default in zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True)]
+    if arguments.kwarg is not None:
+        rows.append((arguments.kwarg.arg, KWARGS, EMPTY))
+    return [
+        (name, kind, EMPTY if default is EMPTY or default is None else ast.literal_eval(default))
+        for name, kind, default in rows
+    ]
+
+
+EXPECTED = {name: (base, _parse_arguments(source)) for name, (base, source) in EXPECTED_SOURCE.items()}
+
+
+def test_parse_arguments():
+    assert _parse_arguments("") == []
+    assert _parse_arguments("a, b=None, c=-1, d='x', *e, f=1e-08, g, **h") == [
+        ("a", POS, EMPTY),
+        ("b", POS, None),
+        ("c", POS, -1),
+        ("d", POS, "x"),
+        ("e", ARGS, EMPTY),
+        ("f", KW, 1e-08),
+        ("g", KW, EMPTY),
+        ("h", KWARGS, EMPTY),
+    ]
+    assert type(_parse_arguments("a=1.0")[0][2]) is float
+    assert type(_parse_arguments("a=1")[0][2]) is int
 
 
 def test_expected_data_lists_exactly_the_exported_classes():

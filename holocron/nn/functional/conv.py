@@ -17,6 +17,19 @@ from ._utils import as_pair, check_conv_input, conv_output_size
 __all__ = ["add2d", "involution2d", "norm_conv2d"]
 
 
+def _window_pairs(
+    x: Tensor,
+    weight: Tensor,
+    stride: int | tuple[int, int],
+    padding: int | tuple[int, int],
+    dilation: int | tuple[int, int],
+    groups: int,
+) -> tuple[list[int], list[int], list[int]]:
+    """Check ``x`` and ``weight`` fit together; return stride, padding and dilation as ``[h, w]`` lists."""
+    check_conv_input(x, weight, groups)
+    return as_pair(stride, "stride", 1), as_pair(padding, "padding", 0), as_pair(dilation, "dilation", 1)
+
+
 def norm_conv2d(
     x: Tensor,
     weight: Tensor,
@@ -51,10 +64,7 @@ def norm_conv2d(
     Returns:
         tensor of shape (N, C_out, H_out, W_out)
     """
-    stride_ = as_pair(stride, "stride", 1)
-    padding_ = as_pair(padding, "padding", 0)
-    dilation_ = as_pair(dilation, "dilation", 1)
-    check_conv_input(x, weight, groups)
+    stride_, padding_, dilation_ = _window_pairs(x, weight, stride, padding, dilation, groups)
     batch, out_channels = x.shape[0], weight.shape[0]
     kernel_size = [weight.shape[2], weight.shape[3]]
     out_h = conv_output_size(x.shape[2], kernel_size[0], stride_[0], padding_[0], dilation_[0])
@@ -108,10 +118,7 @@ def add2d(
     Returns:
         tensor of shape (N, C_out, H_out, W_out)
     """
-    stride_ = as_pair(stride, "stride", 1)
-    padding_ = as_pair(padding, "padding", 0)
-    dilation_ = as_pair(dilation, "dilation", 1)
-    check_conv_input(x, weight, groups)
+    stride_, padding_, dilation_ = _window_pairs(x, weight, stride, padding, dilation, groups)
     return ops.add2d(x, weight, bias, stride_, padding_, dilation_, groups, normalize_slices, eps)
 
 

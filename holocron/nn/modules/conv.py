@@ -73,33 +73,35 @@ def _check_conv_args(
 
 class _NormConvNd(_ConvNd):
     """Base of the convolution-like layers whose slices may be normalized; ``weight`` and ``bias`` as in
-    :class:`torch.nn.Conv2d`."""
+    :class:`torch.nn.Conv2d`. It checks the arguments (see :func:`_check_conv_args`), applies a non-zero
+    ``padding_mode`` and leaves the sliding-window work to ``_conv``, which each subclass defines."""
 
     def __init__(
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: tuple[int, ...],
-        stride: tuple[int, ...],
-        padding: tuple[int, ...],
-        dilation: tuple[int, ...],
-        transposed: bool,
-        output_padding: tuple[int, ...],
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int],
+        padding: int | tuple[int, int],
+        dilation: int | tuple[int, int],
         groups: int,
         bias: bool,
         padding_mode: Literal["zeros", "reflect", "replicate", "circular"],
-        normalize_slices: bool = False,
-        eps: float = 1e-14,
+        normalize_slices: bool,
+        eps: float,
     ) -> None:
+        kernel_pair, stride_pair, padding_pair, dilation_pair = _check_conv_args(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode
+        )
         super().__init__(
             in_channels,
             out_channels,
-            kernel_size,
-            stride,
-            padding,
-            dilation,
-            transposed,
-            output_padding,
+            kernel_pair,
+            stride_pair,
+            padding_pair,
+            dilation_pair,
+            False,
+            _pair(0),
             groups,
             bias,
             padding_mode,
@@ -107,6 +109,17 @@ class _NormConvNd(_ConvNd):
         check_in_range(eps, "eps", 0.0, float("inf"))
         self.normalize_slices: bool = normalize_slices
         self.eps: float = float(eps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        # Two calls rather than a shared helper returning (x, padding): the TorchScript ONNX exporter cannot lower a
+        # tuple-valued padding computed at run time inside a scripted module ("Couldn't lower all tuples").
+        if self.padding_mode != "zeros":
+            return self._conv(pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode), (0, 0))
+        return self._conv(x, self.padding)
+
+    def _conv(self, x: Tensor, padding: tuple[int, int]) -> Tensor:
+        """The layer's sliding-window function of ``x`` (already padded unless ``padding_mode`` is 'zeros')."""
+        raise NotImplementedError
 
 
 class NormConv2d(_NormConvNd):
@@ -157,40 +170,12 @@ class NormConv2d(_NormConvNd):
         padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros",
         eps: float = 1e-14,
     ) -> None:
-        kernel_pair, stride_pair, padding_pair, dilation_pair = _check_conv_args(
-            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode
-        )
         super().__init__(
-            in_channels,
-            out_channels,
-            kernel_pair,
-            stride_pair,
-            padding_pair,
-            dilation_pair,
-            False,
-            _pair(0),
-            groups,
-            bias,
-            padding_mode,
-            False,
-            eps,
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode, False, eps
         )
 
-    def forward(self, x: Tensor) -> Tensor:
-        # Two calls rather than a shared helper returning (x, padding): the TorchScript ONNX exporter cannot lower a
-        # tuple-valued padding computed at run time inside a scripted module ("Couldn't lower all tuples").
-        if self.padding_mode != "zeros":
-            return F.norm_conv2d(
-                pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode),
-                self.weight,
-                self.bias,
-                self.stride,
-                0,
-                self.dilation,
-                self.groups,
-                self.eps,
-            )
-        return F.norm_conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups, self.eps)
+    def _conv(self, x: Tensor, padding: tuple[int, int]) -> Tensor:
+        return F.norm_conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups, self.eps)
 
 
 class Add2d(_NormConvNd):
@@ -239,18 +224,13 @@ class Add2d(_NormConvNd):
         normalize_slices: bool = False,
         eps: float = 1e-14,
     ) -> None:
-        kernel_pair, stride_pair, padding_pair, dilation_pair = _check_conv_args(
-            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode
-        )
         super().__init__(
             in_channels,
             out_channels,
-            kernel_pair,
-            stride_pair,
-            padding_pair,
-            dilation_pair,
-            False,
-            _pair(0),
+            kernel_size,
+            stride,
+            padding,
+            dilation,
             groups,
             bias,
             padding_mode,
@@ -258,29 +238,9 @@ class Add2d(_NormConvNd):
             eps,
         )
 
-    def forward(self, x: Tensor) -> Tensor:
-        if self.padding_mode != "zeros":
-            return F.add2d(
-                pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode),
-                self.weight,
-                self.bias,
-                self.stride,
-                0,
-                self.dilation,
-                self.groups,
-                self.normalize_slices,
-                self.eps,
-            )
+    def _conv(self, x: Tensor, padding: tuple[int, int]) -> Tensor:
         return F.add2d(
-            x,
-            self.weight,
-            self.bias,
-            self.stride,
-            self.padding,
-            self.dilation,
-            self.groups,
-            self.normalize_slices,
-            self.eps,
+            x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups, self.normalize_slices, self.eps
         )
 
 

@@ -39,6 +39,13 @@ def _check_4d(x: Tensor) -> None:
         raise ValueError(f"input is expected to have shape (N, C, H, W), received shape {x.shape}")
 
 
+def _global_pool(x: Tensor, flatten: bool, use_max: bool) -> Tensor:
+    """Max (``use_max``) or mean of ``x`` (N, C, H, W) over its spatial dimensions, as (N, C) or (N, C, 1, 1)."""
+    _check_4d(x)
+    pooled = x.flatten(2).amax(dim=-1) if use_max else x.flatten(2).mean(dim=-1)
+    return pooled if flatten else pooled.reshape(x.shape[0], x.shape[1], 1, 1)
+
+
 class GlobalAvgPool2d(nn.Module):
     """Fast implementation of global average pooling from `TResNet: High Performance GPU-Dedicated
     Architecture <https://arxiv.org/pdf/2003.13630.pdf>`_
@@ -54,9 +61,7 @@ class GlobalAvgPool2d(nn.Module):
         self.flatten: bool = flatten
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_4d(x)
-        pooled = x.flatten(2).mean(dim=-1)
-        return pooled if self.flatten else pooled.reshape(x.shape[0], x.shape[1], 1, 1)
+        return _global_pool(x, self.flatten, False)
 
     def extra_repr(self) -> str:
         return "flatten=True" if self.flatten else ""
@@ -77,9 +82,7 @@ class GlobalMaxPool2d(nn.Module):
         self.flatten: bool = flatten
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_4d(x)
-        pooled = x.flatten(2).amax(dim=-1)
-        return pooled if self.flatten else pooled.reshape(x.shape[0], x.shape[1], 1, 1)
+        return _global_pool(x, self.flatten, True)
 
     def extra_repr(self) -> str:
         return "flatten=True" if self.flatten else ""
