@@ -17,6 +17,7 @@ test: setup
 
 demo: setup
 	$(BIN)/holocron-export --demo --format onnx -o build/demo.onnx --report build/demo-report.json --force
+	$(BIN)/python benchmarks/demo_speed.py build/demo.onnx
 
 lint: setup
 	$(BIN)/ruff check .
@@ -24,6 +25,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_ops.py
+	$(BIN)/python benchmarks/bench_networks.py
 
 clean:
 	rm -rf build $(VENV) .pytest_cache .hypothesis
