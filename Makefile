@@ -18,6 +18,7 @@ test: setup
 
 demo: setup
 	$(BIN)/holocron-export --demo --format onnx -o build/demo.onnx --report build/demo-report.json --force
+	$(BIN)/python benchmarks/demo_speed.py build/demo.onnx
 
 lint: setup
 	$(BIN)/ruff check .
@@ -25,6 +26,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_ops.py
+	$(BIN)/python benchmarks/bench_networks.py
 
 # A manylinux wheel in dist/: pip builds it (C++/CUDA library included), auditwheel checks the library's system
 # dependencies and retags it from linux_x86_64 to the manylinux policy they fit.

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["copy_bandwidth", "interleaved_medians", "median_ms"]
+__all__ = ["alternating_medians", "copy_bandwidth", "interleaved_medians", "median_ms"]
 
 
 def median_ms(run: Callable[[], object], min_runs: int = 15, max_runs: int = 200, budget_s: float = 0.5) -> float:
@@ -43,6 +43,24 @@ def interleaved_medians(runs: dict[str, Callable[[], object]], rounds: int = 3) 
         for name, run in runs.items():
             best[name] = min(best.get(name, float("inf")), median_ms(run))
     return best
+
+
+def alternating_medians(runs: dict[str, Callable[[], object]], repeats: int = 3, warmup: int = 1) -> dict[str, float]:
+    """Per variant, the median of ``repeats`` single runs in milliseconds, one run of each variant in turn.
+
+    For runs of seconds, where :func:`interleaved_medians` would take minutes: a burst of load from other processes
+    then hits one run of each variant rather than one variant. Each variant first runs ``warmup`` times.
+    """
+    for run in runs.values():
+        for _ in range(warmup):
+            run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            begin = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - begin)
+    return {name: 1e3 * statistics.median(values) for name, values in times.items()}
 
 
 def copy_bandwidth(nbytes: int, threads: int) -> float:

@@ -102,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="TorchScript archive, torch.export archive (.pt2) or pickled module (needs --trust-pickle); "
         "omitted with --demo",
     )
-    parser.add_argument("--demo", action="store_true", help="export the built-in demo model (input 1,16,32,32)")
+    parser.add_argument(
+        "--demo", action="store_true", help="export the built-in demo model (AdderNet ResNet-20, input 1,3,32,32)"
+    )
     parser.add_argument(
         "--format",
         dest="output_format",

@@ -1,0 +1,223 @@
+"""End-to-end benchmark of the reference networks: eager PyTorch vs onnxruntime (standard-ONNX fallback, kernels).
+
+For each network of ``holocron._networks.NETWORKS`` at full width and its full input size (CIFAR 32 x 32 for
+AdderNet ResNet-20, 224 x 224 for RedNet-26 and LambdaResNet-26), with calibrated BatchNorms, exported once with a
+dynamic batch with the holocron nodes and once as standard ONNX only (``custom_ops=False``), in one run and with the
+same number of threads everywhere:
+
+- batch 1: per variant the lowest of three medians, the variants measured in turn (as ``bench_ops.py`` does);
+- batch 8: the median of three single runs, one run of each variant in turn (a run takes seconds);
+- the kernels' speed-up vs eager and vs the fallback, against the targets of issue 10 (>= 3x and >= 1.5x at batch 1);
+- where the time goes at batch 1: onnxruntime's own profile (``SessionOptions.enable_profiling``) of the kernel and
+  the fallback sessions, node durations summed by op type (the warm-up run left out), and the eager forward's
+  ``torch.profiler`` table (self CPU time by op).
+
+Usage: ``python benchmarks/bench_networks.py [--threads 2] [--networks NAME ...] [--batches 1 8] [--json out.json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from _models import session
+from _timing import alternating_medians, interleaved_medians
+
+from holocron._networks import NETWORKS, calibrate_batchnorm
+
+#: Issue 10's targets for the kernels at batch 1: speed-up vs eager and vs the standard-ONNX fallback.
+TARGETS = {"eager / kernel": 3.0, "fallback / kernel": 1.5}
+#: The profile's op types, for the breakdowns: holocron's nodes are named by their op type.
+HOLOCRON_OPS = ("Add2d", "Involution2d", "Lambda")
+PROFILED_RUNS = 3
+TOP_OPS = 5
+
+
+@dataclass
+class Timing:
+    network: str
+    batch: int
+    input_shape: tuple[int, ...]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    ratios: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Breakdown:
+    """Per op type, milliseconds per run and share of the summed node time."""
+
+    network: str
+    variant: str
+    total_ms: float
+    ops: list[tuple[str, float, float]]
+
+
+def build(name: str, size: int | None) -> tuple[torch.nn.Module, tuple[int, int, int, int]]:
+    """The full-width network with calibrated BatchNorms, and its batch-1 input shape (side ``size`` if given)."""
+    spec = NETWORKS[name]
+    shape = spec.full_input_shape
+    if size is not None and name != "addernet_resnet20":
+        shape = (*shape[:2], size, size)
+    model = spec.builder()  # the local lambda layers (r = 23) of LambdaResNet-26 take any input size
+    # A batch of 2 gives every BatchNorm more than one value per channel, down to the 1 x 1 pooled features.
+    return calibrate_batchnorm(model, (2, *shape[1:]), batches=1), shape
+
+
+def ort_profile(proto: onnx.ModelProto, feeds: dict[str, np.ndarray], threads: int, kernels: bool) -> Counter[str]:
+    """Microseconds per op type summed over ``PROFILED_RUNS`` runs after one warm-up run, from onnxruntime's profile."""
+    import onnxruntime as ort
+
+    from holocron.runtime import create_session
+
+    with tempfile.TemporaryDirectory() as folder:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(folder) / "profile")
+        runner, _ = create_session(
+            proto.SerializeToString(), use_kernels=kernels, sess_options=options, log_severity_level=3
+        )
+        for _ in range(1 + PROFILED_RUNS):
+            runner.run(None, feeds)
+        events = json.loads(Path(runner.end_profiling()).read_text())
+    runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("name") == "model_run")
+    warm_end = runs[0][1] if runs else 0
+    totals: Counter[str] = Counter()
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time") and event["ts"] >= warm_end:
+            totals[event["args"]["op_name"]] += event["dur"]
+    return totals
+
+
+def eager_profile(model: torch.nn.Module, x: torch.Tensor) -> Counter[str]:
+    """Microseconds of self CPU time per torch op over ``PROFILED_RUNS`` eager forwards (after one warm-up)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.no_grad():
+        model(x)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(PROFILED_RUNS):
+                model(x)
+    totals: Counter[str] = Counter()
+    for event in prof.key_averages():
+        totals[event.key] += event.self_cpu_time_total
+    return totals
+
+
+def breakdown(network: str, variant: str, totals: Counter[str]) -> Breakdown:
+    total = sum(totals.values())
+    ops = [(op, us / 1e3 / PROFILED_RUNS, us / total) for op, us in totals.most_common()]
+    return Breakdown(network, variant, total / 1e3 / PROFILED_RUNS, ops)
+
+
+def bench_network(
+    name: str, threads: int, batches: list[int], size: int | None, profile: bool
+) -> tuple[list[Timing], list[Breakdown]]:
+    from holocron.export import to_onnx_proto
+
+    start = time.perf_counter()
+    model, shape = build(name, size)
+    example = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    with_ops = to_onnx_proto(model, example, dynamic_batch=True, custom_ops=True)
+    without_ops = to_onnx_proto(model, example, dynamic_batch=True, custom_ops=False)
+    print(f"{name}: built, calibrated and exported in {time.perf_counter() - start:.0f} s", flush=True)
+    kernel = session(with_ops, threads, kernels=True)
+    fallback = session(without_ops, threads, kernels=False)
+    input_name = with_ops.graph.input[0].name
+
+    timings: list[Timing] = []
+    breakdowns: list[Breakdown] = []
+    for batch in batches:
+        x = torch.randn((batch, *shape[1:]), generator=torch.Generator().manual_seed(batch))
+        feeds = {input_name: x.numpy()}
+
+        def eager(x: torch.Tensor = x) -> object:
+            with torch.no_grad():
+                return model(x)
+
+        runs: dict[str, Callable[[], object]] = {
+            "eager": eager,
+            "fallback": lambda feeds=feeds: fallback.run(None, feeds),
+            "kernel": lambda feeds=feeds: kernel.run(None, feeds),
+        }
+        start = time.perf_counter()
+        measured = interleaved_medians(runs) if batch == 1 else alternating_medians(runs)
+        result = Timing(name, batch, (batch, *shape[1:]), measured)
+        t = result.timings_ms
+        result.ratios["eager / kernel"] = t["eager"] / t["kernel"]
+        result.ratios["fallback / kernel"] = t["fallback"] / t["kernel"]
+        timings.append(result)
+        print(f"{name}: batch {batch} timed in {time.perf_counter() - start:.0f} s", flush=True)
+        if profile and batch == batches[0]:
+            breakdowns.append(breakdown(name, "eager (torch.profiler)", eager_profile(model, x)))
+            breakdowns.append(breakdown(name, "ORT fallback", ort_profile(without_ops, feeds, threads, False)))
+            breakdowns.append(breakdown(name, "ORT kernels", ort_profile(with_ops, feeds, threads, True)))
+    return timings, breakdowns
+
+
+def print_results(timings: list[Timing], breakdowns: list[Breakdown]) -> None:
+    columns = ["eager", "fallback", "kernel"]
+    ratios = list(TARGETS)
+    print(f"\n{'network':18} {'input':18} " + " ".join(f"{c:>10}" for c in columns) + "  " + "  ".join(ratios))
+    for r in timings:
+        times = " ".join(f"{r.timings_ms[c]:10.2f}" for c in columns)
+        marks = "  ".join(
+            f"{r.ratios[n]:{len(n) - 2}.2f}" + (" *" if r.batch == 1 and r.ratios[n] < TARGETS[n] else "  ")
+            for n in ratios
+        )
+        print(f"{r.network:18} {r.input_shape!s:18} {times}  {marks}")
+    print(
+        "(milliseconds; batch 1: per variant the lowest of 3 medians, batch 8: median of 3 runs, variants measured"
+        " in turn; * = below issue 10's batch-1 target of "
+        + ", ".join(f"{name} >= {value}x" for name, value in TARGETS.items())
+        + ")"
+    )
+    for b in breakdowns:
+        top = ", ".join(f"{op} {ms:.1f} ms ({share:.0%})" for op, ms, share in b.ops[:TOP_OPS])
+        custom = sum(share for op, _, share in b.ops if op in HOLOCRON_OPS)
+        extra = f"; holocron nodes {custom:.0%}" if b.variant == "ORT kernels" else ""
+        print(f"{b.network} {b.variant}: {b.total_ms:.1f} ms of ops per run{extra}: {top}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2, help="torch and onnxruntime intra-op threads (default 2)")
+    parser.add_argument("--networks", nargs="+", choices=sorted(NETWORKS), default=list(NETWORKS))
+    parser.add_argument("--batches", nargs="+", type=int, default=[1, 8], help="batch sizes (default 1 8)")
+    parser.add_argument("--size", type=int, help="input side of the ResNet-26 networks (default 224)")
+    parser.add_argument("--no-profile", action="store_true", help="skip the per-op breakdowns")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    timings: list[Timing] = []
+    breakdowns: list[Breakdown] = []
+    for name in args.networks:
+        network_timings, network_breakdowns = bench_network(
+            name, args.threads, args.batches, args.size, not args.no_profile
+        )
+        timings += network_timings
+        breakdowns += network_breakdowns
+    print(f"threads: {args.threads}, onnxruntime CPU, float32")
+    print_results(timings, breakdowns)
+    if args.json:
+        payload = {
+            "threads": args.threads,
+            "timings": [asdict(t) for t in timings],
+            "breakdowns": [asdict(b) for b in breakdowns],
+        }
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
