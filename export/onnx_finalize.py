@@ -62,7 +62,14 @@ def _attach_fallbacks(model: onnx.ModelProto, op_types: set[str]) -> None:
     del model.functions[:]
     model.functions.extend(others)
     if op_types:
-        model.functions.extend(fallback_functions_for(sorted(op_types), onnx_opset_of(model)))
+        # issue 12: one body per node, specialised to its attributes and static shapes (function overloads).
+        fallback_functions_for(sorted(op_types), onnx_opset_of(model))  # raises ExportError if the pieces are missing
+        from .ops import attach_fallback_functions
+
+        try:
+            attach_fallback_functions(model, onnx_opset_of(model))
+        except ValueError as error:
+            raise ExportError(f"cannot attach the fallback functions: {error}") from error
 
 
 def _inline_holocron_functions(model: onnx.ModelProto) -> onnx.ModelProto:
