@@ -29,6 +29,7 @@ from holocron.ops.contract import ADD2D, FIRST_OPSET, INVOLUTION2D, LAMBDA, LAST
 from . import add2d, involution2d, lambda_layer
 from ._attributes import read_attribute
 from ._schema import register_schema
+from .float16 import to_float16
 
 __all__ = [
     "FIRST_OPSET",
@@ -41,6 +42,7 @@ __all__ = [
     "reattach_fallback_functions",
     "register_schemas",
     "register_torchscript_symbolics",
+    "to_float16",
 ]
 
 

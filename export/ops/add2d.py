@@ -1,9 +1,10 @@
 """Everything ONNX about ``holocron::Add2d``: schema, dynamo translation, TorchScript symbolic, standard fallback.
 
-The fallback function (standard ONNX only) extracts the windows with a one-hot convolution, normalizes them when
-asked, and loops over the ``C_out / group`` filters of each group so that only one window-sized difference tensor
-lives at a time: peak memory is a few times the unfolded input ``N * C_in * kH * kW * H_out * W_out`` plus the output,
-never ``N * C_out * C_in * kH * kW * H_out * W_out``.
+The fallback functions (standard ONNX only) extract the windows with a one-hot convolution, normalize them when
+asked, and compare them with the ``C_out / group`` filters of each group a few at a time, so that peak memory is a few
+times the unfolded input ``N * C_in * kH * kW * H_out * W_out`` plus the output, never
+``N * C_out * C_in * kH * kW * H_out * W_out``. :func:`specialized_function` (what exports carry) unrolls the filters
+in chunks of static sizes; :func:`fallback_function` (generic, for nodes without an overload) loops over them.
 """
 
 from collections.abc import Sequence
@@ -159,7 +160,8 @@ def _bias_or_zero(body: FunctionBuilder, out_channels: str) -> str:
 
 
 #: Bound on ``filters x C_in / group x kH x kW`` of one chunk of the specialised body: the difference tensor of a chunk
-#: holds at most this many values per output position and image (4 MiB of float32 at 56 x 56 outputs).
+#: holds at most this many values per output position and image (4 MiB of float32 at 56 x 56 outputs); a chunk has
+#: one filter at least.
 CHUNK_ELEMENTS = 320
 
 
@@ -183,10 +185,10 @@ def specialized_function(
     """Standard-ONNX body of ``holocron::Add2d`` for one node, overload :func:`overload` of the same arguments.
 
     No control flow: the normalization and the bias are in or out of the body, and the ``C_out / group`` filters of
-    each group are compared with the windows in chunks of static sizes (:func:`chunk_sizes`), one ``Sub`` and one
-    ``ReduceL1`` per chunk, so at most ``CHUNK_ELEMENTS`` differences per output position and image live at a time.
-    The strides, pads, dilations and ``eps`` stay references to the node's attributes; every constant is cast like
-    ``X``, so the body runs in float32 and float16.
+    each group are compared with the windows in chunks of static sizes (:func:`chunk_sizes`), one ``Sub``, ``Abs``
+    and ``ReduceSum`` per chunk, so at most ``max(CHUNK_ELEMENTS, C_in / group * kH * kW)`` differences per output
+    position and image live at a time. The strides, pads, dilations and ``eps`` stay references to the node's
+    attributes; every constant is cast like ``X``, so the body runs in float32 and float16.
 
     Args:
         opset: default-domain opset of the body.
@@ -209,15 +211,17 @@ def specialized_function(
     windows = one_hot_windows(body, "X", body.ints(kernel_h, kernel_w))  # (N * C_in, kH * kW, H_out, W_out)
     out_size = body("Shape", windows, start=2)
     positions = body("ReduceProd", out_size, keepdims=1)
-    # (N, group, 1, C_in / group * kH * kW, L): the windows of each group, in the (c, i, j) order of W's rows.
-    slices = body("Reshape", windows, body("Concat", batch, body.ints(group, 1, depth), positions, axis=0))
+    # (N, group, 1, L, C_in / group * kH * kW): the windows of each group in the (c, i, j) order of W's rows, last so
+    # that each sum of absolute differences runs over contiguous values.
+    slices = body("Reshape", windows, body("Concat", batch, body.ints(group, depth), positions, axis=0))
+    slices = body("Unsqueeze", body("Transpose", slices, perm=[0, 1, 3, 2]), body.ints(2))
     if normalize_slices:
-        slices = normalized(body, slices, axis=3)
+        slices = normalized(body, slices, axis=4)
 
-    filters_of_group = body("Reshape", "W", body.ints(group, filters, depth, 1))  # broadcasts against the slices
+    filters_of_group = body("Reshape", "W", body.ints(group, filters, 1, depth))  # broadcasts against the slices
     sizes = chunk_sizes(filters, depth)
     chunks = body.split(filters_of_group, sizes, axis=1) if len(sizes) > 1 else [filters_of_group]
-    distances = [body("ReduceL1", body("Sub", slices, chunk), body.ints(3), keepdims=0) for chunk in chunks]
+    distances = [body("ReduceSum", body("Abs", body("Sub", slices, c)), body.ints(4), keepdims=0) for c in chunks]
     distance = distances[0] if len(distances) == 1 else body("Concat", *distances, axis=2)  # (N, group, C_out/g, L)
     distance = body("Reshape", distance, body("Concat", batch, body.ints(out_channels), out_size, axis=0))
     if has_bias:
