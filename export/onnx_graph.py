@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from types import ModuleType
 
 import onnx
@@ -36,7 +36,6 @@ __all__ = [
     "check_onnx_model",
     "ensure_schemas_registered",
     "export_ops",
-    "fallback_functions_for",
     "finalize_onnx_model",
     "holocron_nodes",
     "io_names",
@@ -101,22 +100,6 @@ def ensure_schemas_registered() -> None:
         ExportError: ``holocron.export.ops`` cannot be imported.
     """
     export_ops().register_schemas()
-
-
-def fallback_functions_for(op_types: Iterable[str], opset: int) -> list[onnx.FunctionProto]:
-    """The standard-ONNX fallback functions (domain ``holocron``) of the given op types, for ONNX ``opset``.
-
-    Raises:
-        ExportError: ``holocron.export.ops`` cannot be imported, or an op type has no fallback function.
-    """
-    wanted = set(op_types)
-    functions = [
-        fn for fn in export_ops().fallback_functions(opset) if fn.domain == HOLOCRON_DOMAIN and fn.name in wanted
-    ]
-    missing = wanted - {fn.name for fn in functions}
-    if missing:
-        raise ExportError(f"no standard-ONNX fallback function for holocron op(s) {sorted(missing)} at opset {opset}")
-    return functions
 
 
 def io_names(prefix: str, count: int) -> list[str]:
@@ -188,13 +171,16 @@ def _set_holocron_import(model: onnx.ModelProto, present: bool) -> None:
         model.opset_import.append(onnx.helper.make_opsetid(HOLOCRON_DOMAIN, HOLOCRON_DOMAIN_VERSION))
 
 
-def _attach_fallbacks(model: onnx.ModelProto, op_types: set[str]) -> None:
-    """Replace any holocron-domain local functions by exactly the fallback bodies of ``op_types``."""
-    others = [fn for fn in model.functions if fn.domain != HOLOCRON_DOMAIN]
-    del model.functions[:]
-    model.functions.extend(others)
-    if op_types:
-        model.functions.extend(fallback_functions_for(sorted(op_types), onnx_opset_of(model)))
+def _attach_fallbacks(model: onnx.ModelProto) -> None:
+    """Replace any holocron-domain local functions by one fallback body per holocron node.
+
+    Each body is specialised to its node's attributes and static weight shapes and selected through the node's
+    function ``overload`` (ONNX IR 10), so it needs no control flow (see ``holocron.export.ops``).
+    """
+    try:
+        export_ops().attach_fallback_functions(model, onnx_opset_of(model))
+    except ValueError as error:
+        raise ExportError(f"cannot attach the fallback functions: {error}") from error
 
 
 def _inline_holocron_functions(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -246,7 +232,7 @@ def finalize_onnx_model(model: onnx.ModelProto, *, custom_ops: bool) -> onnx.Mod
     if unknown:
         raise ExportError(f"exported model has holocron op(s) {sorted(unknown)} that the op contract does not define")
     _set_holocron_import(model, present=bool(op_types))
-    _attach_fallbacks(model, op_types)
+    _attach_fallbacks(model)
     if not custom_ops and op_types:
         model = _inline_holocron_functions(model)
     rename_graph_io(model)

@@ -5,6 +5,12 @@ its dynamo translation (``torch.onnx.export(..., dynamo=True, custom_translation
 symbolic (``torch.onnx.register_custom_op_symbolic``) and the builder of its standard-ONNX fallback function (a
 ``FunctionProto`` of the same domain and name that runtimes without holocron's kernels inline).
 
+Fallback functions of an exported model: :func:`attach_fallback_functions` gives each ``holocron`` node of a model
+the body specialised to it (an ONNX IR 10 function ``overload``: Add2d per static ``W`` shape, ``group``,
+``normalize_slices`` and bias presence, unrolled over filter chunks; Lambda per local / global ``P``; Involution2d
+needs none), with no ``Loop`` or ``If``, element-type generic (float32 and float16). :func:`fallback_functions` keeps
+the generic bodies (``Loop`` and ``If``, float32) for hand-built nodes without an overload.
+
 Optional bias of ``Add2d``: the translations emit a node without ``B`` when the torch op's ``bias`` is ``None``; the
 fallback body reads an absent ``B`` as zeros.
 
@@ -20,18 +26,24 @@ import torch
 import holocron.ops  # noqa: F401  (registers torch.ops.holocron.*)
 from holocron.ops.contract import ADD2D, FIRST_OPSET, INVOLUTION2D, LAMBDA, LAST_OPSET, OPS, OpContract
 
+from ..onnx_graph import holocron_nodes, iter_graphs
 from . import add2d, involution2d, lambda_layer
+from ._attributes import read_attribute
 from ._schema import register_schema
+from .float16 import to_float16
 
 __all__ = [
     "FIRST_OPSET",
     "LAST_OPSET",
     "OP_EXPORTS",
     "OpExport",
+    "attach_fallback_functions",
     "custom_translation_table",
     "fallback_functions",
+    "reattach_fallback_functions",
     "register_schemas",
     "register_torchscript_symbolics",
+    "to_float16",
 ]
 
 
@@ -100,3 +112,123 @@ def register_torchscript_symbolics(opset: int) -> None:
 def fallback_functions(opset: int) -> list[onnx.FunctionProto]:
     """The standard-ONNX fallback function of every op, for default-domain ``opset``."""
     return [op.fallback_function(opset) for op in OP_EXPORTS]
+
+
+#: Oldest ONNX IR version with function overloads (``NodeProto.overload`` / ``FunctionProto.overload``).
+OVERLOAD_IR_VERSION = 10
+
+
+def _static_shapes(model: onnx.ModelProto) -> dict[str, list[int | None]]:
+    """Shapes by value name: initializers and ``Constant`` nodes, then what ONNX shape inference finds."""
+    shapes: dict[str, list[int | None]] = {}
+    register_schemas()
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError):
+        inferred = model
+    for graph in iter_graphs(inferred.graph):
+        for info in (*graph.input, *graph.value_info, *graph.output):
+            if info.type.tensor_type.HasField("shape"):
+                dims = info.type.tensor_type.shape.dim
+                shapes[info.name] = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+    for graph in iter_graphs(model.graph):
+        shapes.update({init.name: list(init.dims) for init in graph.initializer})
+        for node in graph.node:
+            if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+                for attribute in node.attribute:
+                    if attribute.name == "value":
+                        shapes[node.output[0]] = list(attribute.t.dims)
+    return shapes
+
+
+def _specialized_function(node: onnx.NodeProto, shapes: dict[str, list[int | None]], opset: int) -> onnx.FunctionProto:
+    """The fallback body specialised to ``node``, its overload name set; ValueError when a needed shape is unknown."""
+    contract = next((op.contract for op in OP_EXPORTS if op.contract.onnx_name == node.op_type), None)
+    if contract is None:
+        raise ValueError(f"holocron node {node.name!r}: unknown op type {node.op_type!r}")
+    values = {
+        a.name: read_attribute(a, next((p for p in node.attribute if p.name == a.name), None))
+        for a in contract.attributes
+    }
+
+    def shape_of(index: int) -> list[int]:
+        name = node.input[index] if index < len(node.input) else ""
+        shape = shapes.get(name)
+        if not name or shape is None or any(d is None or d < 1 for d in shape):
+            raise ValueError(
+                f"{node.op_type} node {node.name!r}: its fallback needs the static shape of input "
+                f"{contract.inputs[index].name} ({name!r}); found {shape}"
+            )
+        return shape  # type: ignore[return-value]
+
+    if contract is ADD2D:
+        has_bias = len(node.input) > 2 and node.input[2] != ""
+        return add2d.specialized_function(
+            opset,
+            shape_of(1),
+            int(values["group"]),
+            bool(values["normalize_slices"]),
+            has_bias,  # type: ignore[arg-type]
+        )
+    if contract is LAMBDA:
+        return lambda_layer.specialized_function(opset, len(shape_of(3)))
+    return involution2d.fallback_function(opset)
+
+
+def attach_fallback_functions(model: onnx.ModelProto, opset: int | None = None) -> onnx.ModelProto:
+    """Give every ``holocron`` node of ``model`` its specialised standard-ONNX fallback function (in place).
+
+    Each node's ``overload`` field is set to the name of its body (see the module docstring), the model's
+    ``holocron``-domain functions are replaced by one function per distinct (op type, overload), and the IR version is
+    raised to 10 where it is lower. The export's finalize step calls it; it also serves hand-built models and, as
+    :func:`reattach_fallback_functions`, models whose functions a tool dropped.
+
+    Args:
+        model: a model with ``holocron`` nodes (main graph or subgraphs); the input ``W`` of Add2d and ``P`` of Lambda
+            need static shapes (initializers, constants or shapes ONNX shape inference finds).
+        opset: default-domain opset of the bodies; the model's own default-domain import when ``None``.
+
+    Returns:
+        ``model``.
+
+    Raises:
+        ValueError: an unknown holocron op type, a needed shape that is not static, or no default-domain opset.
+    """
+    if opset is None:
+        opset = next((e.version for e in model.opset_import if e.domain in ("", "ai.onnx")), None)
+        if opset is None:
+            raise ValueError("attach_fallback_functions: `model` imports no default ONNX opset; pass `opset`")
+    nodes = holocron_nodes(model)
+    shapes = _static_shapes(model) if nodes else {}
+    functions: dict[tuple[str, str], onnx.FunctionProto] = {}
+    for node in nodes:
+        function = _specialized_function(node, shapes, opset)
+        node.overload = function.overload
+        functions.setdefault((function.name, function.overload), function)
+    others = [fn for fn in model.functions if fn.domain != ADD2D.domain]
+    del model.functions[:]
+    model.functions.extend([*others, *functions.values()])
+    if functions and model.ir_version < OVERLOAD_IR_VERSION:
+        model.ir_version = OVERLOAD_IR_VERSION
+    return model
+
+
+def reattach_fallback_functions(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` with the fallback functions of its ``holocron`` nodes attached again.
+
+    onnxruntime drops model-local functions when it saves an optimized model
+    (``SessionOptions.optimized_model_filepath``) with holocron's library registered: the saved file then runs only
+    where that library is. This puts the specialised bodies back (see :func:`attach_fallback_functions`), so the file
+    runs everywhere again; a ``holocron`` opset import is added if missing.
+
+    Args:
+        model: e.g. ``onnx.load(optimized_model_filepath)``.
+
+    Returns:
+        The repaired copy (``model`` is left unchanged).
+    """
+    repaired = onnx.ModelProto()
+    repaired.CopyFrom(model)
+    if not any(e.domain == ADD2D.domain for e in repaired.opset_import):
+        repaired.opset_import.append(onnx.helper.make_opsetid(ADD2D.domain, ADD2D.version))
+    return attach_fallback_functions(repaired)

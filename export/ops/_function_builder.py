@@ -65,6 +65,17 @@ class FunctionBuilder:
         self.nodes.append(node)
         return name
 
+    def split(self, value: str, sizes: list[int], axis: int) -> list[str]:
+        """``Split`` of ``value`` into pieces of the static ``sizes`` along ``axis``: one node, one output per piece."""
+        name = f"{self._prefix}split_{next(self._counter)}"
+        outputs = [f"{name}_{i}" for i in range(len(sizes))]
+        self.nodes.append(helper.make_node("Split", [value, self.ints(*sizes)], outputs, name=name, axis=axis))
+        return outputs
+
+    def like(self, value: str, like: str) -> str:
+        """``value`` cast to the element type of ``like`` (``CastLike``), so a body serves float and float16 alike."""
+        return self("CastLike", value, like)
+
     def ref(self, name: str) -> AttrRef:
         """Reference to the op's attribute ``name`` (checked against the contract)."""
         return AttrRef(self.op.attribute(name))
@@ -97,15 +108,19 @@ class FunctionBuilder:
             graph_outputs.append(helper.make_tensor_value_info(out_name, output_types[out_name], None))
         return helper.make_graph(nodes, name, inputs, graph_outputs)
 
-    def function(self, opset: int, **outputs: str) -> onnx.FunctionProto:
-        """Close the body: a ``FunctionProto`` named after the op, its outputs bound by name (``Y=value``)."""
+    def function(self, opset: int, overload: str = "", **outputs: str) -> onnx.FunctionProto:
+        """Close the body: a ``FunctionProto`` named after the op, its outputs bound by name (``Y=value``).
+
+        ``overload`` (ONNX IR >= 10) tells the bodies of one op apart: a node runs the function whose domain, name and
+        overload equal its own domain, op type and ``overload`` field.
+        """
         check_opset(opset)
         expected = [t.name for t in self.op.outputs]
         if sorted(outputs) != sorted(expected):
             raise ValueError(f"{self.op.onnx_name}: function outputs must be {expected}; got {sorted(outputs)}")
         nodes = list(self.nodes)
         nodes += [helper.make_node("Identity", [outputs[name]], [name], name=name) for name in expected]
-        return helper.make_function(
+        function = helper.make_function(
             self.op.domain,
             self.op.onnx_name,
             inputs=[t.name for t in self.op.inputs],
@@ -116,3 +131,5 @@ class FunctionBuilder:
             attribute_protos=[default_attribute(a) for a in self.op.attributes if not a.required],
             doc_string=f"Standard-ONNX fallback of {self.op.domain}::{self.op.onnx_name}:\n{self.op.semantics}",
         )
+        function.overload = overload
+        return function

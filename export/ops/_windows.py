@@ -3,6 +3,8 @@
 from collections.abc import Sequence
 from typing import cast
 
+from onnx import TensorProto, helper
+
 from holocron.ops.contract import conv_output_size
 
 from ._function_builder import FunctionBuilder
@@ -37,8 +39,8 @@ def one_hot_windows(body: FunctionBuilder, x: str, kernel_size: str) -> str:
     """Every ``kH x kW`` window of every channel of ``x``: ``(N * C, kH * kW, H_out, W_out)``, tap ``i * kW + j``.
 
     A ``Conv`` of the channels, seen as ``N * C`` one-channel images, with the one-hot filters ``(kH * kW, 1, kH, kW)``
-    (an identity matrix reshaped) copies tap ``(i, j)`` of each window into output channel ``i * kW + j``. Strides,
-    pads and dilations are references to the op's attributes, so one body serves every node.
+    (an identity matrix reshaped, cast like ``x``) copies tap ``(i, j)`` of each window into output channel
+    ``i * kW + j``. Strides, pads and dilations are references to the op's attributes, so one body serves every node.
 
     Args:
         body: builder of the function body (its op has ``strides``, ``pads`` and ``dilations`` attributes).
@@ -46,8 +48,10 @@ def one_hot_windows(body: FunctionBuilder, x: str, kernel_size: str) -> str:
         kernel_size: 1-D int64 value ``[kH, kW]``.
     """
     taps = body("ReduceProd", kernel_size, keepdims=1)
-    identity = body("EyeLike", body("ConstantOfShape", body("Concat", taps, taps, axis=0)))
-    one_hot = body("Reshape", identity, body("Concat", taps, body.ints(1), kernel_size, axis=0))
+    # int64 until the final CastLike: float converters (float16) rewrite float constants but leave integer ones alone.
+    zero = helper.make_tensor("zero", TensorProto.INT64, [1], [0])
+    identity = body("EyeLike", body("ConstantOfShape", body("Concat", taps, taps, axis=0), value=zero))
+    one_hot = body.like(body("Reshape", identity, body("Concat", taps, body.ints(1), kernel_size, axis=0)), x)
     planes = body("Reshape", x, body("Concat", body.ints(-1, 1), body("Shape", x, start=2), axis=0))
     return body(
         "Conv",

@@ -175,7 +175,7 @@ class OpContract:
     attributes: tuple[Attribute, ...]
     outputs: tuple[Tensor, ...]
     semantics: str
-    type_constraint: tuple[str, ...] = ("tensor(float)",)
+    type_constraint: tuple[str, ...] = ("tensor(float)", "tensor(float16)")
     version: int = DOMAIN_VERSION
     domain: str = DOMAIN
 
