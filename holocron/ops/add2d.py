@@ -71,16 +71,21 @@ def _slices(
 ) -> tuple[Tensor, Tensor | None]:
     """Windows of ``input`` as ``(N, groups, L, C_in / groups * kH * kW)``, (c, i, j) order, optionally normalized.
 
-    Returns the slices and, when normalized, their standard deviations ``sqrt(var + eps)`` ``(N, groups, L, 1)``.
+    Returns the slices and, when normalized, the inverse standard deviations ``1 / sqrt(var + eps)``
+    ``(N, groups, L, 1)``, 0 where ``var + eps == 0`` (such a slice normalizes to 0). Mean and variance are taken in
+    float64: a float32 mean of a constant window is off by ulps, which ``1 / sqrt(eps)`` (1e7 at the default eps)
+    would amplify into order-one errors.
     """
     batch, channels = input.shape[0], input.shape[1]
     cols = F.unfold(input, kernel_size, dilation=dilation, padding=padding, stride=stride)
     slices = cols.view(batch, groups, channels // groups * kernel_size[0] * kernel_size[1], -1).transpose(2, 3)
     if not normalize_slices:
         return slices, None
-    centered = slices - slices.mean(dim=-1, keepdim=True)
-    std = (centered.square().mean(dim=-1, keepdim=True) + eps).sqrt()
-    return centered / std, std
+    centered = slices.double()
+    centered = centered - centered.mean(dim=-1, keepdim=True)
+    denominator = centered.square().mean(dim=-1, keepdim=True) + eps
+    inv_std = torch.where(denominator > 0, denominator.rsqrt(), torch.zeros_like(denominator))
+    return (centered * inv_std).to(slices.dtype), inv_std.to(slices.dtype)
 
 
 @torch.library.custom_op(f"{DOMAIN}::{ADD2D.torch_name}", mutates_args=())
@@ -141,13 +146,13 @@ def _add2d_backward_op(
     """Gradients of ``add2d`` w.r.t. ``input`` and ``weight``.
 
     ``dY/dW = sign(S - W)`` and ``dY/dS = -sign(S - W)``, built one chunk of output channels at a time; through the
-    normalization ``dS = (dSn - mean(dSn) - Sn * mean(dSn * Sn)) / std``; ``fold`` (the adjoint of ``unfold``) brings
-    the window gradients back to ``input``.
+    normalization ``dS = (dSn - mean(dSn) - Sn * mean(dSn * Sn)) / std`` (0 for a slice with ``var + eps == 0``);
+    ``fold`` (the adjoint of ``unfold``) brings the window gradients back to ``input``.
     """
     batch, out_channels = grad_output.shape[0], grad_output.shape[1]
     per_group = out_channels // groups
     kernel_size = [weight.shape[2], weight.shape[3]]
-    slices, std = _slices(input, kernel_size, stride, padding, dilation, groups, normalize_slices, eps)
+    slices, inv_std = _slices(input, kernel_size, stride, padding, dilation, groups, normalize_slices, eps)
     filters = weight.reshape(groups, per_group, -1)
     grad_y = grad_output.reshape(batch, groups, per_group, -1).transpose(2, 3)  # (N, groups, L, C_out / groups)
     grad_slices = torch.zeros_like(slices)
@@ -159,10 +164,10 @@ def _add2d_backward_op(
         chunk_grad = grad_y[..., start:stop]
         grad_filters[:, start:stop] = torch.einsum("nglod,nglo->god", sign, chunk_grad)
         grad_slices -= torch.einsum("nglod,nglo->ngld", sign, chunk_grad)
-    if std is not None:
+    if inv_std is not None:
         mean_grad = grad_slices.mean(dim=-1, keepdim=True)
         mean_projection = (grad_slices * slices).mean(dim=-1, keepdim=True)
-        grad_slices = (grad_slices - mean_grad - slices * mean_projection) / std
+        grad_slices = (grad_slices - mean_grad - slices * mean_projection) * inv_std
     grad_cols = grad_slices.transpose(2, 3).reshape(batch, input.shape[1] * kernel_size[0] * kernel_size[1], -1)
     grad_input = F.fold(
         grad_cols, [input.shape[2], input.shape[3]], kernel_size, dilation=dilation, padding=padding, stride=stride
@@ -234,7 +239,8 @@ def add2d(
         groups: channel groups (ONNX ``group``); divides ``C_in`` and ``C_out``.
         normalize_slices: normalize each window (over its ``C_in / groups * kH * kW`` values, padding included) to
             zero mean and unit variance before the distance.
-        eps: added to the window variance before the square root; >= 0.
+        eps: added to the window variance before the square root; >= 0. A window whose variance plus ``eps`` is 0
+            (a constant window with ``eps = 0``) normalizes to zeros.
 
     Returns:
         ``(N, C_out, H_out, W_out)``, each output size by :func:`~holocron.ops.contract.conv_output_size` (padding

@@ -221,7 +221,9 @@ ADD2D = OpContract(
         "For output channel o in group g = o // (C_out / group), the slice S[n, g, y, x] is the vector of the\n"
         "C_in / group * kH * kW values X_pad[n, g * C_in / group + c, y * sH + i * dH, x * sW + j * dW]\n"
         "(c, i, j in C order; X_pad is X zero-padded by `pads`). With normalize_slices = 1 the slice is replaced by\n"
-        "(S - mean(S)) / sqrt(var(S) + eps) (biased variance over the slice). Then\n"
+        "(S - mean(S)) / sqrt(var(S) + eps) (biased variance over the slice; a slice with var(S) + eps = 0, i.e. a\n"
+        "constant slice with eps = 0, is replaced by zeros; mean and variance are meant exactly, e.g. in float64, so\n"
+        "that a constant slice centres to exactly 0 whatever eps). Then\n"
         "Y[n, o, y, x] = -sum_{c, i, j} |S[c, i, j] - W[o, c, i, j]| + B[o]   (B = 0 when absent)."
     ),
 )

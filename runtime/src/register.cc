@@ -3,7 +3,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <vector>
 
 #include "holocron_contract.h"
 #include "kernels/cpu_features.h"
@@ -23,12 +22,13 @@ namespace {
 using holocron::ops::kOrtApiVersion;
 using holocron::ops::OpList;
 
-// Ops and domains must outlive every session created from the options they were added to: keep them for the life
-// of the library.
+// Ops and the domain must outlive every session created from the options they were added to: keep them for the life
+// of the library. One domain serves every registration (onnxruntime only reads it): a domain per call would keep a
+// few KB per session options forever, since the library is never told when those options are released.
 struct Registry {
   std::mutex mutex;
   OpList ops;
-  std::vector<Ort::CustomOpDomain> domains;
+  std::unique_ptr<Ort::CustomOpDomain> domain;
 };
 
 Registry& GlobalRegistry() {
@@ -65,11 +65,14 @@ extern "C" HOLOCRON_EXPORT OrtStatus* ORT_API_CALL RegisterCustomOps(OrtSessionO
   try {
     Registry& registry = GlobalRegistry();
     const std::lock_guard<std::mutex> lock(registry.mutex);
-    if (registry.ops.empty()) registry.ops = MakeOps();
-    Ort::CustomOpDomain domain(holocron::contract::kDomain);
-    for (const auto& op : registry.ops) domain.Add(op.get());
-    Ort::UnownedSessionOptions(options).Add(domain);
-    registry.domains.push_back(std::move(domain));
+    if (!registry.domain) {
+      OpList ops = MakeOps();
+      auto domain = std::make_unique<Ort::CustomOpDomain>(holocron::contract::kDomain);
+      for (const auto& op : ops) domain->Add(op.get());
+      registry.ops = std::move(ops);
+      registry.domain = std::move(domain);
+    }
+    Ort::UnownedSessionOptions(options).Add(*registry.domain);
   } catch (const Ort::Exception& e) {
     return api->CreateStatus(e.GetOrtErrorCode(), e.what());
   } catch (const std::exception& e) {

@@ -17,11 +17,13 @@ struct Add2dGeometry : detail::WindowGeometry<Index> {
   float eps;
 };
 
-// Mean and 1 / sqrt(biased variance + eps) of one zero-padded slice (two passes for accuracy).
+// Mean and 1 / sqrt(biased variance + eps) of one zero-padded slice, two passes in double: a constant slice then
+// centres to exactly 0 (a float32 mean would leave ulp-sized residues that 1 / sqrt(eps) amplifies), and a slice
+// with var + eps == 0 gets inv_std = 0 (it normalises to 0), as on the CPU.
 template <typename Index>
 __device__ void slice_stats(const Add2dGeometry<Index>& g, const float* __restrict__ xg, Index iy0, Index ix0,
-                            float& mean, float& inv_std) {
-  float sum = 0.0f;
+                            double& mean, double& inv_std) {
+  double sum = 0.0;
   for (Index c = 0; c < g.group_in; ++c) {
     const float* plane = xg + c * g.plane;
     for (Index i = 0; i < g.kernel_h; ++i) {
@@ -30,19 +32,20 @@ __device__ void slice_stats(const Add2dGeometry<Index>& g, const float* __restri
       }
     }
   }
-  mean = sum / static_cast<float>(g.slice);
-  float squares = 0.0f;
+  mean = sum / static_cast<double>(g.slice);
+  double squares = 0.0;
   for (Index c = 0; c < g.group_in; ++c) {
     const float* plane = xg + c * g.plane;
     for (Index i = 0; i < g.kernel_h; ++i) {
       for (Index j = 0; j < g.kernel_w; ++j) {
-        const float d =
+        const double d =
             detail::padded_load(plane, iy0 + i * g.dilation_h, ix0 + j * g.dilation_w, g.height, g.width) - mean;
         squares += d * d;
       }
     }
   }
-  inv_std = 1.0f / sqrtf(squares / static_cast<float>(g.slice) + g.eps);
+  const double denominator = squares / static_cast<double>(g.slice) + static_cast<double>(g.eps);
+  inv_std = denominator > 0.0 ? 1.0 / sqrt(denominator) : 0.0;
 }
 
 // Block (kBlock pixels) x (one group, TO output channels of it). Loops cover grids capped by hardware limits; the
@@ -73,7 +76,7 @@ __global__ void __launch_bounds__(kBlock)
       const Index ix0 = ox * g.stride_w - g.pad_left;
       const float* xg = x + (n * g.channels + group * g.group_in) * g.plane;
 
-      float mean = 0.0f, inv_std = 1.0f;
+      double mean = 0.0, inv_std = 1.0;
       if (Normalize && active) slice_stats(g, xg, iy0, ix0, mean, inv_std);
 
       float acc[TO];
@@ -96,7 +99,7 @@ __global__ void __launch_bounds__(kBlock)
         if (!active) continue;
         for (int k = 0; k < count; ++k) {
           float s = detail::padded_load(plane, iy, ix, g.height, g.width);
-          if (Normalize) s = (s - mean) * inv_std;
+          if (Normalize) s = static_cast<float>((static_cast<double>(s) - mean) * inv_std);
 #pragma unroll
           for (int t = 0; t < TO; ++t) acc[t] += fabsf(s - filters[k][t]);
           ix += g.dilation_w;

@@ -166,30 +166,36 @@ void PackPanel(const Add2dParams& p, const float* x_group, int64_t first, int64_
   }
 }
 
-// Replaces every panel column by (S - mean(S)) / sqrt(var(S) + eps), biased variance, two passes.
-// stats holds 2 * ld floats.
-void NormalizePanel(float* panel, int64_t slice, int64_t ld, float eps, float* stats) {
-  float* mean = stats;
-  float* scale = stats + ld;
-  std::fill(mean, mean + ld, 0.0f);
+// Replaces every panel column by (S - mean(S)) / sqrt(var(S) + eps), biased variance, two passes in double: the
+// sum of the slice is exact for any realistic slice length, so a constant slice centres to exactly 0 (float32
+// rounding of the mean would leave ulp-sized residues that 1 / sqrt(eps) blows up), and near-constant slices keep
+// their relative accuracy. A slice with var + eps == 0 (constant, eps = 0) normalises to 0. stats holds 2 * ld
+// doubles. This pass is O(slice) per pixel against the O(slice * C_out) of the distances.
+void NormalizePanel(float* panel, int64_t slice, int64_t ld, float eps, double* stats) {
+  double* mean = stats;
+  double* scale = stats + ld;
+  std::fill(mean, mean + ld, 0.0);
   for (int64_t l = 0; l < slice; ++l) {
     const float* row = panel + l * ld;
     for (int64_t k = 0; k < ld; ++k) mean[k] += row[k];
   }
-  const float inv_slice = 1.0f / static_cast<float>(slice);
+  const double inv_slice = 1.0 / static_cast<double>(slice);
   for (int64_t k = 0; k < ld; ++k) mean[k] *= inv_slice;
-  std::fill(scale, scale + ld, 0.0f);
+  std::fill(scale, scale + ld, 0.0);
   for (int64_t l = 0; l < slice; ++l) {
     const float* row = panel + l * ld;
     for (int64_t k = 0; k < ld; ++k) {
-      const float d = row[k] - mean[k];
+      const double d = row[k] - mean[k];
       scale[k] += d * d;
     }
   }
-  for (int64_t k = 0; k < ld; ++k) scale[k] = 1.0f / std::sqrt(scale[k] * inv_slice + eps);
+  for (int64_t k = 0; k < ld; ++k) {
+    const double denominator = scale[k] * inv_slice + static_cast<double>(eps);
+    scale[k] = denominator > 0.0 ? 1.0 / std::sqrt(denominator) : 0.0;
+  }
   for (int64_t l = 0; l < slice; ++l) {
     float* row = panel + l * ld;
-    for (int64_t k = 0; k < ld; ++k) row[k] = (row[k] - mean[k]) * scale[k];
+    for (int64_t k = 0; k < ld; ++k) row[k] = static_cast<float>((row[k] - mean[k]) * scale[k]);
   }
 }
 
@@ -228,14 +234,17 @@ void Add2dCpu(const Add2dParams& p, const float* x, const float* w, const float*
     const int64_t first = tile_id * tile;
     const int64_t count = std::min(tile, pixels - first);
     const int64_t ld = CeilDiv(count, variant.micro_pixels) * variant.micro_pixels;
-    Scratch scratch(static_cast<size_t>(slice * ld + 2 * ld));
+    // Panel, then 2 * ld doubles of slice statistics (ld is a multiple of 8: they stay aligned).
+    Scratch scratch(static_cast<size_t>(slice * ld + 4 * ld));
     if (scratch.data() == nullptr) {
       failures.Record();
       return;
     }
     const float* x_group = x + (n * g.channels + group * group_in) * g.height * g.width;
     PackPanel(p, x_group, first, count, ld, scratch.data());
-    if (p.normalize_slices) NormalizePanel(scratch.data(), slice, ld, p.eps, scratch.data() + slice * ld);
+    if (p.normalize_slices) {
+      NormalizePanel(scratch.data(), slice, ld, p.eps, reinterpret_cast<double*>(scratch.data() + slice * ld));
+    }
     const int64_t o0 = group * group_out + chunk_id * chunk;
     Add2dTask t;
     t.panel = scratch.data();

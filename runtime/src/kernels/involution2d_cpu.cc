@@ -7,7 +7,8 @@
 // so that every tap reads W consecutive output pixels with one contiguous load whatever the stride. Then, for each
 // vector of W output pixels and block of CB channels, it loads each tap's kernel vector once and accumulates it
 // against the CB channels' shifted inputs in registers. Scratch: the block's input rows of the chunk, bounded by
-// kScratchBudgetFloats for usual layers.
+// kScratchBudgetFloats whatever the strides, dilations and pads (the layout
+// stores only rows and columns some output reads).
 #include <algorithm>
 #include <cstring>
 
@@ -202,34 +203,53 @@ InvolutionVariant SelectVariant() {
   }
 }
 
-// Copies input rows [first_row, first_row + rows) of the padded planes of `channels` channels into the phase
-// layout: dst[((r * channels + c) * stride_w + q) * phase_width + col] = X_pad[c, first_row + r, q + col * stride_w].
-// Rows outermost: the channels a tap reads together lie close together.
-void FillRows(const Window2d& g, const float* x_chunk, int64_t channels, int64_t first_row, int64_t rows,
-              int64_t phase_width, float* dst) {
+// Which padded input rows and columns a task's scratch holds. Rows: either the consecutive padded rows
+// [first, first + rows) (`gather_rows` false: output row r tap row i reads scratch row r * sH + i * dH), or, when the
+// stride or dilation would make that span mostly unused rows, the kH rows each output row reads, one after the other
+// (scratch row r * kH + i). Columns: per row and channel, `segments` runs of `segment_width` columns, segment s
+// holding padded columns base(s) + col * sW: the sW phases (base q, `gather_columns` false) or one run per tap column
+// (base j * dW). Either way every tap reads consecutive output pixels from consecutive scratch columns, and the
+// scratch never holds a column or row no output reads.
+struct RowLayout {
+  bool gather_rows;
+  bool gather_columns;
+  int64_t segments;
+  int64_t segment_width;
+};
+
+// Fills the scratch rows of `channels` channels for output rows [first_out_row, first_out_row + out_rows):
+// dst[((r * channels + c) * segments + s) * segment_width + col] = X_pad[c, row(r), base(s) + col * sW].
+void FillRows(const Window2d& g, const RowLayout& layout, const float* x_chunk, int64_t channels,
+              int64_t first_out_row, int64_t rows, float* dst) {
+  const int64_t row_floats = layout.segments * layout.segment_width;
   for (int64_t c = 0; c < channels; ++c) {
     const float* plane = x_chunk + c * g.height * g.width;
     for (int64_t r = 0; r < rows; ++r) {
-      float* row_dst = dst + (r * channels + c) * g.stride_w * phase_width;
-      const int64_t iy = first_row + r - g.pad_top;
+      float* row_dst = dst + (r * channels + c) * row_floats;
+      const int64_t padded_row = layout.gather_rows
+                                     ? (first_out_row + r / g.kernel_h) * g.stride_h + (r % g.kernel_h) * g.dilation_h
+                                     : first_out_row * g.stride_h + r;
+      const int64_t iy = padded_row - g.pad_top;
       if (iy < 0 || iy >= g.height) {
-        std::fill(row_dst, row_dst + g.stride_w * phase_width, 0.0f);
+        std::fill(row_dst, row_dst + row_floats, 0.0f);
         continue;
       }
       const float* src = plane + iy * g.width;
-      for (int64_t q = 0; q < g.stride_w; ++q) {
-        float* out = row_dst + q * phase_width;
-        // Columns whose input index ix = q + col * sW - pad_left lies in [0, W).
-        const int64_t lo = std::min(phase_width, CeilDiv(std::max<int64_t>(0, g.pad_left - q), g.stride_w));
-        const int64_t hi =
-            std::clamp<int64_t>(CeilDiv(std::max<int64_t>(0, g.width + g.pad_left - q), g.stride_w), lo, phase_width);
+      for (int64_t q = 0; q < layout.segments; ++q) {
+        float* out = row_dst + q * layout.segment_width;
+        const int64_t base = layout.gather_columns ? q * g.dilation_w : q;
+        // Columns whose input index ix = base + col * sW - pad_left lies in [0, W).
+        const int64_t width = layout.segment_width;
+        const int64_t lo = std::min(width, CeilDiv(std::max<int64_t>(0, g.pad_left - base), g.stride_w));
+        const int64_t hi = std::clamp<int64_t>(
+            base >= g.width + g.pad_left ? 0 : CeilDiv(g.width + g.pad_left - base, g.stride_w), lo, width);
         std::fill(out, out + lo, 0.0f);
         if (g.stride_w == 1) {
-          std::memcpy(out + lo, src + lo - g.pad_left, static_cast<size_t>(hi - lo) * sizeof(float));
+          std::memcpy(out + lo, src + base + lo - g.pad_left, static_cast<size_t>(hi - lo) * sizeof(float));
         } else {
-          for (int64_t col = lo; col < hi; ++col) out[col] = src[q + col * g.stride_w - g.pad_left];
+          for (int64_t col = lo; col < hi; ++col) out[col] = src[base + col * g.stride_w - g.pad_left];
         }
-        std::fill(out + hi, out + phase_width, 0.0f);
+        std::fill(out + hi, out + width, 0.0f);
       }
     }
   }
@@ -245,22 +265,35 @@ void Involution2dCpu(const Involution2dParams& p, const float* x, const float* k
   const int64_t group_channels = g.channels / g.groups;
   const int64_t taps = g.kernel_h * g.kernel_w;
   const int64_t plane = g.out_h * g.out_w;
-  // Columns a phase must hold: every pixel vector of the row, shifted by the widest tap.
-  const int64_t phase_width = RoundUp(g.out_w, variant.lanes) + (g.kernel_w - 1) * g.dilation_w / g.stride_w;
+  // Scratch layout (see RowLayout): phases unless one run per tap column is smaller; consecutive rows unless kH rows
+  // per output row are fewer. Sizes compared in 128 bits: strides, dilations and pads may be as large as int64.
+  const int64_t vector_width = RoundUp(g.out_w, variant.lanes);
+  RowLayout layout;
+  {
+    const __int128 shift = static_cast<__int128>(g.kernel_w - 1) * g.dilation_w / g.stride_w;
+    const __int128 phase_floats = static_cast<__int128>(g.stride_w) * (vector_width + shift);
+    const __int128 gather_floats = static_cast<__int128>(g.kernel_w) * vector_width;
+    layout.gather_columns = gather_floats < phase_floats;
+    layout.segments = layout.gather_columns ? g.kernel_w : g.stride_w;
+    layout.segment_width = layout.gather_columns ? vector_width : vector_width + static_cast<int64_t>(shift);
+    const __int128 span = static_cast<__int128>(g.kernel_h - 1) * g.dilation_h + 1;
+    layout.gather_rows = span > g.kernel_h || g.stride_h > g.kernel_h;
+  }
   const auto rows_for = [&](int64_t out_rows) {
-    return (out_rows - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1;
+    return layout.gather_rows ? out_rows * g.kernel_h : (out_rows - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1;
   };
   const auto floats_for = [&](int64_t ch, int64_t out_rows) {
-    return ch * rows_for(out_rows) * g.stride_w * phase_width;
+    return ch * rows_for(out_rows) * layout.segments * layout.segment_width;
   };
 
   int64_t chunk = std::min(group_channels, kMaxChunkChannels);
   const int64_t chunk_tasks = g.batch * g.groups * CeilDiv(group_channels, chunk);
   int64_t block = CeilDiv(g.out_h, std::clamp<int64_t>(CeilDiv(TaskCountHint(), chunk_tasks), 1, g.out_h));
   while (block > 1 && floats_for(chunk, block) > kScratchBudgetFloats) block = CeilDiv(block, 2);
-  while (chunk > 8 && floats_for(chunk, block) > kScratchBudgetFloats) chunk = CeilDiv(chunk, 2);
+  while (chunk > 1 && floats_for(chunk, block) > kScratchBudgetFloats) chunk = CeilDiv(chunk, 2);
   const int64_t chunks = CeilDiv(group_channels, chunk);
   const int64_t blocks = CeilDiv(g.out_h, block);
+  const int64_t row_floats_per_channel = layout.segments * layout.segment_width;
 
   TaskFailures failures;
   const auto task = [&](size_t index) {
@@ -274,7 +307,7 @@ void Involution2dCpu(const Involution2dParams& p, const float* x, const float* k
     const int64_t c0 = group * group_channels + chunk_id * chunk;
     const int64_t channels = std::min(chunk, group_channels - chunk_id * chunk);
     const int64_t rows = rows_for(row_count);
-    const int64_t row_floats = channels * rows * g.stride_w * phase_width;
+    const int64_t row_floats = channels * rows * row_floats_per_channel;
     // Scratch: rows, then the partial-vector kernel values, then the per-column tap offsets (int64).
     const int64_t table_offset = RoundUp(row_floats + taps * variant.lanes, 2);
     Scratch scratch(static_cast<size_t>(table_offset + 2 * g.kernel_w));
@@ -285,20 +318,23 @@ void Involution2dCpu(const Involution2dParams& p, const float* x, const float* k
     float* tail = scratch.data() + row_floats;
     auto* tap_column = reinterpret_cast<int64_t*>(scratch.data() + table_offset);
     for (int64_t j = 0; j < g.kernel_w; ++j) {
-      const int64_t shift = j * g.dilation_w;
-      tap_column[j] = (shift % g.stride_w) * phase_width + shift / g.stride_w;
+      if (layout.gather_columns) {
+        tap_column[j] = j * layout.segment_width;
+      } else {
+        const int64_t shift = j * g.dilation_w;
+        tap_column[j] = (shift % g.stride_w) * layout.segment_width + shift / g.stride_w;
+      }
     }
-    FillRows(g, x + (n * g.channels + c0) * g.height * g.width, channels, first_row * g.stride_h, rows, phase_width,
-             scratch.data());
+    FillRows(g, layout, x + (n * g.channels + c0) * g.height * g.width, channels, first_row, rows, scratch.data());
     InvolutionTask t;
     t.rows = scratch.data();
-    t.channel_stride = g.stride_w * phase_width;
-    t.row_stride = channels * g.stride_w * phase_width;
+    t.channel_stride = row_floats_per_channel;
+    t.row_stride = channels * row_floats_per_channel;
     t.tap_column = tap_column;
     t.kernel_h = g.kernel_h;
     t.kernel_w = g.kernel_w;
-    t.tap_row_step = g.dilation_h * t.row_stride;
-    t.out_row_step = g.stride_h * t.row_stride;
+    t.tap_row_step = layout.gather_rows ? t.row_stride : g.dilation_h * t.row_stride;
+    t.out_row_step = layout.gather_rows ? g.kernel_h * t.row_stride : g.stride_h * t.row_stride;
     t.kernels = kernel + (n * g.groups + group) * taps * plane;
     t.plane = plane;
     t.out_w = g.out_w;

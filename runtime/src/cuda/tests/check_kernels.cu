@@ -170,7 +170,7 @@ Reference add2d_reference(const hk::Add2dParams& p, const std::vector<float>& x,
             for (double s : slice) var += (s - mean) * (s - mean);
             var /= static_cast<double>(slice_len);
             const double denom = std::sqrt(var + static_cast<double>(p.eps));
-            for (double& s : slice) s = (s - mean) / denom;
+            for (double& s : slice) s = denom > 0.0 ? (s - mean) / denom : 0.0;  // var + eps == 0: normalises to 0
           }
           double sum = 0.0;
           for (int64_t e = 0; e < slice_len; ++e) {
@@ -186,9 +186,19 @@ Reference add2d_reference(const hk::Add2dParams& p, const std::vector<float>& x,
   return ref;
 }
 
-void check_add2d(const std::string& name, const hk::Add2dParams& p, std::mt19937& rng, cudaStream_t stream) {
+// x_fill: when given, the input is x_fill plus a few float32 ulps of noise per element (`ulps` at most): constant
+// and near-constant windows, where the slice normalisation must not amplify float32 rounding of the mean.
+void check_add2d(const std::string& name, const hk::Add2dParams& p, std::mt19937& rng, cudaStream_t stream,
+                 float x_fill = 0.0f, int ulps = -1) {
   const hk::Window2d& w = p.window;
-  const auto x = random_vector(static_cast<size_t>(w.batch * w.channels * w.height * w.width), rng);
+  auto x = random_vector(static_cast<size_t>(w.batch * w.channels * w.height * w.width), rng);
+  if (ulps >= 0) {
+    std::uniform_int_distribution<int> nudge(-ulps, ulps);
+    for (float& value : x) {
+      value = x_fill;
+      for (int k = nudge(rng); k != 0; k += k > 0 ? -1 : 1) value = std::nextafter(value, k > 0 ? 1.0f : -1.0f);
+    }
+  }
   const auto wt = random_vector(
       static_cast<size_t>(p.out_channels * (w.channels / w.groups) * w.kernel_h * w.kernel_w), rng);
   const auto bias = random_vector(static_cast<size_t>(p.out_channels), rng);
@@ -229,6 +239,16 @@ void run_add2d(std::mt19937& rng, cudaStream_t stream) {
   p.out_channels = 3;  // border slices are all padding: zero variance
   p.normalize_slices = true;
   check_add2d("add2d all-padding slices norm", p, rng, stream);
+
+  p.window = make_window(1, 8, 6, 6, 3, 3, 1, 1, {0, 0, 0, 0}, 1, 1, 1);
+  p.out_channels = 5;
+  p.eps = 1e-14f;  // the default: 1 / sqrt(eps) = 1e7 amplifies any float32 residue of the mean
+  check_add2d("add2d norm constant 0.1 default eps", p, rng, stream, 0.1f, 0);
+  check_add2d("add2d norm near-constant 0.1 (+-3 ulps) default eps", p, rng, stream, 0.1f, 3);
+  p.eps = 0.0f;  // a zero-variance slice normalises to 0
+  check_add2d("add2d norm constant 0.1 eps=0", p, rng, stream, 0.1f, 0);
+  check_add2d("add2d norm near-constant eps=0", p, rng, stream, 0.1f, 2);
+  p.eps = 1e-14f;
 
   p.window = make_window(0, 4, 5, 5, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 1, 1);
   p.out_channels = 4;
