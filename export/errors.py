@@ -19,6 +19,7 @@ __all__ = [
     "ExportError",
     "ModelLoadError",
     "OutputExistsError",
+    "UnsafePickleError",
     "VerificationFailedError",
     "root_cause",
     "summarize_error",
@@ -32,15 +33,39 @@ DEFAULT_RTOL = 1e-4
 
 
 class ExportError(RuntimeError):
-    """An export could not be completed (bad argument, unsupported model, exporter failure)."""
+    """An export could not be completed (bad argument, unsupported model, exporter failure).
+
+    Args:
+        message: what went wrong, naming Python arguments where one is at fault.
+        cli_message: the same for the command line, naming its flags instead (``--force`` for ``overwrite``);
+            None when ``message`` names no argument.
+    """
+
+    def __init__(self, message: str, *, cli_message: str | None = None) -> None:
+        super().__init__(message)
+        self.cli_message = cli_message
 
 
 class ModelLoadError(ExportError):
     """A MODEL file is missing, corrupt, of an unknown kind, or refused (pickle without trust)."""
 
 
+class UnsafePickleError(ModelLoadError):
+    """A MODEL file holds a pickle that would run code (or import a module) when loaded, and was not trusted."""
+
+
 class OutputExistsError(ExportError, FileExistsError):
-    """The output file already exists and overwriting was not allowed."""
+    """The output file already exists and overwriting was not allowed.
+
+    Args:
+        message: what went wrong (naming ``overwrite``).
+        cli_message: the same naming ``--force``.
+        path: the existing output.
+    """
+
+    def __init__(self, message: str, *, cli_message: str | None = None, path: object = None) -> None:
+        super().__init__(message, cli_message=cli_message)
+        self.path = path
 
 
 class VerificationFailedError(ExportError):

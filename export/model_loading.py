@@ -13,7 +13,10 @@ kind                    recognized by                                           
 ======================  =========================================================  ===============================
 
 Loading a pickle runs arbitrary code from the file, so it is refused unless the caller trusts the file
-(``trust_pickle=True``, ``--trust-pickle``).
+(``trust_pickle=True``, ``--trust-pickle``). Archives hold pickles too (``torch.export.load`` falls back to a full
+unpickler when the weights-only one refuses them): without trust, every pickle in an archive is first checked by
+:func:`~holocron.export.pickle_safety.check_archive_pickles`, which runs none of it, and an archive naming anything
+but tensors, storages, dtypes and plain containers is refused.
 
 Exported graphs are inference graphs: models are exported and compared in eval mode (:func:`eval_mode`).
 """
@@ -32,7 +35,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .errors import ModelLoadError, summarize_error
+from .errors import ModelLoadError, UnsafePickleError, summarize_error
+from .pickle_safety import PickleCheckError, check_archive_pickles
 
 __all__ = [
     "InputSpec",
@@ -44,6 +48,7 @@ __all__ = [
     "load_model",
     "make_inputs",
     "mode_is_fixed",
+    "static_batch_inputs",
 ]
 
 ModelKind = Literal["torchscript", "torch_export", "pickle"]
@@ -135,13 +140,82 @@ def _load_torch_export(file: Path) -> LoadedModel:
         program = torch.export.load(file)
         module = program.module()
     except Exception as error:
-        raise ModelLoadError(f"cannot load torch.export archive {str(file)!r}: {summarize_error(error)}") from error
+        hint = _import_hint(error)
+        raise ModelLoadError(
+            f"cannot load torch.export archive {str(file)!r}: {summarize_error(error)}{hint}"
+        ) from error
     example_inputs = None
     if program.example_inputs is not None:
         args, kwargs = program.example_inputs
         if not kwargs and all(isinstance(arg, torch.Tensor) for arg in args):
             example_inputs = tuple(args)
     return LoadedModel(module, "torch_export", file, example_inputs)
+
+
+def _refuse_unsafe_archive(file: Path, kind: ModelKind) -> None:
+    try:
+        check_archive_pickles(file, torchscript=kind == "torchscript")
+    except PickleCheckError as unsafe:
+        what = (
+            f"refusing to load {str(file)!r}: its pickle {unsafe.member} {unsafe.reason}, so loading it could run code"
+        )
+        raise UnsafePickleError(
+            f"{what}; pass trust_pickle=True only if you trust the file",
+            cli_message=f"{what}; pass --trust-pickle only if you trust the file",
+        ) from unsafe
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ModelLoadError(f"model file {str(file)!r} is a corrupt zip archive: {summarize_error(error)}") from error
+
+
+def _import_hint(error: BaseException) -> str:
+    """A hint for a pickle naming a class that cannot be imported ('' for other errors)."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, ImportError):
+            module = getattr(cause, "name", None) or "its module"
+            return (
+                f"; the pickle refers to code in module {module!r}, which cannot be imported: add the folder that "
+                "holds it to PYTHONPATH"
+            )
+        if isinstance(cause, AttributeError) and "Can't get attribute" in str(cause):
+            return "; the pickle refers to a class its module no longer defines (or that PYTHONPATH does not reach)"
+        cause = cause.__cause__ or cause.__context__
+    return ""
+
+
+def static_batch_inputs(path: str | os.PathLike[str]) -> list[str] | None:
+    """Names of the user inputs of a ``torch.export`` archive whose dimension 0 was exported as a fixed size.
+
+    Reads the archive's serialized graph (JSON) without torch.
+
+    Returns:
+        The input names (empty when every batch dimension is symbolic), or None when the archive's layout is not
+        understood.
+    """
+    import json
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.split("/", 1)[-1].startswith("models/") and n.endswith(".json")]
+            if len(names) != 1:
+                return None
+            program = json.loads(archive.read(names[0]))
+        graph = program["graph_module"]["graph"]
+        values = graph["tensor_values"]
+        fixed = []
+        for spec in program["graph_module"]["signature"]["input_specs"]:
+            if "user_input" not in spec:
+                continue
+            argument = spec["user_input"]["arg"]
+            if "as_tensor" not in argument:
+                continue
+            name = argument["as_tensor"]["name"]
+            sizes = values[name]["sizes"]
+            if sizes and "as_int" in sizes[0]:
+                fixed.append(name)
+        return fixed
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
+        return None
 
 
 def load_model(path: str | os.PathLike[str], *, trust_pickle: bool = False) -> LoadedModel:
@@ -157,11 +231,15 @@ def load_model(path: str | os.PathLike[str], *, trust_pickle: bool = False) -> L
         The module and what kind of file it came from.
 
     Raises:
-        ModelLoadError: missing, empty, corrupt or unrecognized file; a pickle without ``trust_pickle``; a file
-            that holds something other than a module.
+        UnsafePickleError: a pickle, or an archive holding a pickle that is more than plain data, without
+            ``trust_pickle``.
+        ModelLoadError: missing, empty, corrupt or unrecognized file; a file that holds something other than a
+            module; a trusted pickle naming code that cannot be imported (the message suggests ``PYTHONPATH``).
     """
     file = Path(path)
     kind = detect_model_kind(file)
+    if kind != "pickle" and not trust_pickle:
+        _refuse_unsafe_archive(file, kind)
     # Archives and pickles that call torch.ops.holocron.* need the ops registered before loading; a model without
     # holocron ops still loads where they are unavailable (one with them fails below with torch's message).
     with contextlib.suppress(ImportError):
@@ -176,14 +254,16 @@ def load_model(path: str | os.PathLike[str], *, trust_pickle: bool = False) -> L
         return LoadedModel(module, kind, file)
     if not trust_pickle:
         _reject_plain_data(file)
-        raise ModelLoadError(
-            f"refusing to load {str(file)!r}: it is a pickle, and loading a pickle runs arbitrary code from the file; "
-            "pass trust_pickle=True (--trust-pickle) only if you trust it, or save a TorchScript/torch.export archive"
+        what = f"refusing to load {str(file)!r}: it is a pickle, and loading a pickle runs arbitrary code from the file"
+        advice = "only if you trust it, or save a TorchScript/torch.export archive"
+        raise UnsafePickleError(
+            f"{what}; pass trust_pickle=True {advice}", cli_message=f"{what}; pass --trust-pickle {advice}"
         )
     try:
         obj = torch.load(file, map_location="cpu", weights_only=False)
     except Exception as error:
-        raise ModelLoadError(f"cannot unpickle {str(file)!r}: {summarize_error(error)}") from error
+        hint = _import_hint(error)
+        raise ModelLoadError(f"cannot unpickle {str(file)!r}: {summarize_error(error)}{hint}") from error
     return LoadedModel(_require_module(obj, file), kind, file)
 
 

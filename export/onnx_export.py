@@ -183,11 +183,12 @@ def _check_batch_is_dynamic(model: onnx.ModelProto) -> None:
     for value in model.graph.input:
         dims = value.type.tensor_type.shape.dim
         if value.name not in initializers and dims and dims[0].HasField("dim_value"):
-            raise ExportError(
-                f"dynamic_batch: the exporter fixed the batch dimension of input {value.name!r} to "
-                f"{dims[0].dim_value}; the model specializes on its batch size (the module of a torch.export "
-                "archive, for one, keeps the shapes it was exported with)"
+            why = (
+                f"the exporter fixed the batch dimension of input {value.name!r} to {dims[0].dim_value}; the model "
+                "specializes on its batch size (the module of a torch.export archive, for one, keeps the shapes it "
+                "was exported with)"
             )
+            raise ExportError(f"dynamic_batch: {why}", cli_message=f"--dynamic-batch: {why}")
 
 
 def to_onnx_proto(

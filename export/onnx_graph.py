@@ -134,20 +134,26 @@ def rename_graph_io(model: onnx.ModelProto) -> None:
     The two torch exporters name them differently (``x`` / ``input.1``, ``add_3`` / ``17``); exported models get
     ``input``/``output`` (one tensor) or ``input_0, input_1, ...``/``output_0, ...`` (several), so the names callers
     feed and read do not depend on the exporter. A value that already carries one of the new names is renamed out of
-    the way first. An output that is also a graph input or appears twice among the outputs keeps its name (one value
-    cannot carry two names).
+    the way first. One value cannot carry two names, so an output that is also a graph input, an initializer, or an
+    earlier output (a tensor returned twice) gets an ``Identity`` node producing its own name.
     """
     graph = model.graph
     initializer_names = {t.name for t in graph.initializer}
     inputs = [v.name for v in graph.input if v.name not in initializer_names]
     outputs = [v.name for v in graph.output]
-    wanted = dict(zip(inputs, io_names("input", len(inputs)), strict=True))
-    for name, new in zip(outputs, io_names("output", len(outputs)), strict=True):
-        if name not in wanted and outputs.count(name) == 1:
+    input_names = io_names("input", len(inputs))
+    output_names = io_names("output", len(outputs))
+    wanted = dict(zip(inputs, input_names, strict=True))
+    copies: list[tuple[int, str]] = []  # (output position, value it copies)
+    for position, (name, new) in enumerate(zip(outputs, output_names, strict=True)):
+        if name in wanted or name in initializer_names:
+            copies.append((position, name))
+        else:
             wanted[name] = new
     taken = _all_value_names(graph)
     renames: dict[str, str] = {}
-    for new in wanted.values():
+    targets = set(wanted.values()) | {output_names[position] for position, _ in copies}
+    for new in targets:
         if new in taken and new not in wanted:
             # Some other value already has the name we want: move it aside.
             fresh = next(f"{new}__{i}" for i in itertools.count() if f"{new}__{i}" not in taken)
@@ -155,6 +161,11 @@ def rename_graph_io(model: onnx.ModelProto) -> None:
             taken.add(fresh)
     renames.update({old: new for old, new in wanted.items() if old != new})
     _apply_renames(graph, renames)
+    for position, source in copies:
+        value = renames.get(source, source)
+        new = output_names[position]
+        graph.node.append(onnx.helper.make_node("Identity", [value], [new], name=f"copy_to_{new}"))
+        graph.output[position].name = new
 
 
 def _set_holocron_import(model: onnx.ModelProto, present: bool) -> None:

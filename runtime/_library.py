@@ -26,14 +26,15 @@ class RuntimeNotBuiltError(FileNotFoundError):
     """holocron's custom-op library is not installed (the package was built without a compiler or headers)."""
 
 
-def library_path() -> Path:
+def library_path() -> str:
     """Path of the onnxruntime custom-op library registering the ``holocron`` domain.
 
     The library ships inside the ``holocron.runtime`` package (normal and editable installs); the environment
     variable ``HOLOCRON_RUNTIME_LIBRARY`` overrides it.
 
     Returns:
-        The library file, for ``onnxruntime.SessionOptions.register_custom_ops_library``.
+        The library file's path as a ``str``, as ``onnxruntime.SessionOptions.register_custom_ops_library`` takes
+        it: ``options.register_custom_ops_library(holocron.runtime.library_path())``.
 
     Raises:
         RuntimeNotBuiltError: the library was not built; the message says how to build it.
@@ -43,12 +44,12 @@ def library_path() -> Path:
         path = Path(override)
         if not path.is_file():
             raise RuntimeNotBuiltError(f"{LIBRARY_ENV}={override!r} is not a file. {_HOW_TO_BUILD}")
-        return path
+        return str(path)
     package = importlib.resources.files(__package__ or "holocron.runtime")
     for name in _LIBRARY_NAMES:
         candidate = package / name
         if candidate.is_file():
-            return Path(os.fspath(candidate))  # type: ignore[arg-type]
+            return os.fspath(Path(os.fspath(candidate)))  # type: ignore[arg-type]
     raise RuntimeNotBuiltError(f"holocron's onnxruntime custom-op library is not installed. {_HOW_TO_BUILD}")
 
 

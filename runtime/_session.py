@@ -31,7 +31,7 @@ def register_library(options: onnxruntime.SessionOptions) -> onnxruntime.Session
         RuntimeNotBuiltError: the library was not built.
     """
     if options not in _registered:
-        options.register_custom_ops_library(str(library_path()))
+        options.register_custom_ops_library(library_path())
         _registered.add(options)
     return options
 

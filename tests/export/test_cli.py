@@ -163,7 +163,7 @@ def test_default_output_path_and_existing_output_kept_without_force(model_files,
         ("torchscript", ["model.pt", "--input-shape", "1,16,16,16", "--input-shape", "1,16,16,16"], 1,
          "the model takes 1 input(s) but 2 --input-shape value(s) were given"),
         ("torchscript", ["model.pt", "--input-shape", "1,3,16,16"], 1, "the model rejects inputs of shape 1,3,16,16"),
-        ("torchscript", ["model.pt"], 1, "--input-shape is required"),
+        ("torchscript", ["model.pt"], 2, "--input-shape is required"),
         ("torchscript", ["model.pt", "--demo"], 2, "MODEL and --demo are mutually exclusive"),
     ],
 )  # fmt: skip

@@ -27,7 +27,7 @@ RunInSubprocess = Callable[..., subprocess.CompletedProcess[str]]
 def library() -> Path:
     """The built custom-op library; skips (or fails under ``HOLOCRON_REQUIRE_RUNTIME=1``) when it is missing."""
     try:
-        return library_path()
+        return Path(library_path())
     except RuntimeNotBuiltError as error:
         if os.environ.get(REQUIRE_ENV) == "1":
             pytest.fail(f"{REQUIRE_ENV}=1 but the runtime library is missing: {error}")

@@ -22,7 +22,21 @@ def add2d_model_and_feeds():
 
 def test_library_is_found(library: Path) -> None:
     assert runtime.is_available()
-    assert runtime.library_path() == library
+    assert isinstance(runtime.library_path(), str)
+    assert Path(runtime.library_path()) == library
+
+
+def test_documented_registration_line_runs_as_written(library: Path) -> None:
+    """The README/docstring line, character for character: onnxruntime takes only a str path."""
+    import onnxruntime as ort
+
+    import holocron
+
+    model, feeds = add2d_model_and_feeds()
+    so = ort.SessionOptions()
+    so.register_custom_ops_library(holocron.runtime.library_path())
+    (out,) = ort.InferenceSession(model.SerializeToString(), so).run(None, feeds)
+    assert out.shape == (1, 2, 5, 5)
 
 
 def test_missing_library_says_how_to_build(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from helpers import single_node_model
 
 _RUN = textwrap.dedent(
     """
@@ -77,16 +78,16 @@ INVOLUTION_CASES = [
 
 
 @pytest.mark.parametrize(("kernel", "strides", "pads", "dilations"), INVOLUTION_CASES)
-def test_involution_scratch_is_bounded(
-    library: Path, tmp_path: Path, make_node_model, kernel, strides, pads, dilations
-) -> None:
+def test_involution_scratch_is_bounded(library: Path, tmp_path: Path, kernel, strides, pads, dilations) -> None:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1, 1, 1, 1)).astype(np.float32)
     ho = (1 + pads[0] + pads[2] - dilations[0] * (kernel[0] - 1) - 1) // strides[0] + 1
     wo = (1 + pads[1] + pads[3] - dilations[1] * (kernel[1] - 1) - 1) // strides[1] + 1
     k = rng.standard_normal((1, kernel[0] * kernel[1], ho, wo)).astype(np.float32)
     attributes = {"kernel_shape": kernel, "strides": strides, "pads": pads, "dilations": dilations}
-    growth, y = _run(make_node_model("Involution2d", {"X": x, "K": k}, attributes), {"X": x, "K": k}, library, tmp_path)
+    growth, y = _run(
+        single_node_model("Involution2d", {"X": x, "K": k}, attributes), {"X": x, "K": k}, library, tmp_path
+    )
     assert growth < 64 * 2**20, f"peak memory grew by {growth / 2**20:.0f} MiB"
     expected = involution_reference(x.astype(np.float64), k.astype(np.float64), kernel, strides, pads, dilations)
     np.testing.assert_allclose(y, expected, rtol=1e-6, atol=1e-6)
@@ -97,12 +98,12 @@ def test_involution_scratch_is_bounded(
     [([1, BIG], [1, 1, 0, 0], [1, 1]), ([BIG, BIG], [BIG, BIG, 0, 0], [BIG, BIG])],
     ids=["stride-w-2^24", "all-2^24"],
 )
-def test_add2d_scratch_is_bounded(library: Path, tmp_path: Path, make_node_model, strides, pads, dilations) -> None:
+def test_add2d_scratch_is_bounded(library: Path, tmp_path: Path, strides, pads, dilations) -> None:
     rng = np.random.default_rng(1)
     x = rng.standard_normal((1, 1, 1, 1)).astype(np.float32)
     w = rng.standard_normal((3, 1, 2, 2)).astype(np.float32)
     attributes = {"strides": strides, "pads": pads, "dilations": dilations}
-    growth, y = _run(make_node_model("Add2d", {"X": x, "W": w}, attributes), {"X": x, "W": w}, library, tmp_path)
+    growth, y = _run(single_node_model("Add2d", {"X": x, "W": w}, attributes), {"X": x, "W": w}, library, tmp_path)
     assert growth < 64 * 2**20, f"peak memory grew by {growth / 2**20:.0f} MiB"
     # Every tap but (at most) one reads padding: the reference by definition, in float64.
     ho = (1 + pads[0] + pads[2] - dilations[0] - 1) // strides[0] + 1
