@@ -146,8 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="compare with eager PyTorch before writing (default: on)",
     )
-    check.add_argument("--atol", type=_tolerance, default=DEFAULT_ATOL, help="absolute tolerance (default %(default)g)")
-    check.add_argument("--rtol", type=_tolerance, default=DEFAULT_RTOL, help="relative tolerance (default %(default)g)")
+    add_criterion_arguments(check)
     check.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     check.add_argument("--report", dest="report_path", type=Path, help="write the verification report as JSON")
     parser.add_argument("--force", action="store_true", help="overwrite existing output and report files")
@@ -160,6 +159,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_criterion_arguments(group: argparse._ArgumentGroup) -> None:
+    """``--atol``, ``--rtol`` and ``--localize``, shared with ``holocron-verify``."""
+    group.add_argument(
+        "--atol",
+        type=_tolerance,
+        help=f"strict element-wise criterion |exported - eager| <= atol + rtol |eager| (default {DEFAULT_ATOL:g} when "
+        "only --rtol is given; without both: the float64-referenced criterion)",
+    )
+    group.add_argument(
+        "--rtol", type=_tolerance, help=f"relative tolerance of the element-wise criterion (default {DEFAULT_RTOL:g})"
+    )
+    group.add_argument(
+        "--localize",
+        action="store_true",
+        help="also compare every module's output with its ONNX value and name the first divergent module",
+    )
+
+
 def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.demo == (args.model is not None):
         parser.error("give either MODEL or --demo" if not args.demo else "MODEL and --demo are mutually exclusive")
@@ -169,12 +186,15 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
             "--dynamic-batch": args.dynamic_batch,
             "--exporter": args.exporter is not None,
             "--no-custom-ops": not args.custom_ops,
+            "--localize": args.localize,
         }
         given = [flag for flag, present in onnx_only.items() if present]
         if given:
             parser.error(f"{', '.join(given)} only apply to --format onnx")
     if args.report_path is not None and not args.verify:
         parser.error("--report needs verification; drop --no-verify")
+    if args.localize and not args.verify:
+        parser.error("--localize needs verification; drop --no-verify")
 
 
 def _quiet_libraries() -> None:
@@ -211,6 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rtol=args.rtol,
         seed=args.seed,
         report_path=args.report_path,
+        localize=args.localize,
         force=args.force,
         trust_pickle=args.trust_pickle,
     )
