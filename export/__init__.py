@@ -17,7 +17,8 @@ Public API (imported on first use, as torch, onnx and onnxruntime are heavy):
 One module per stage: ``files`` (output checks, atomic writes), ``model_loading`` (model files, inputs, eval mode),
 ``onnx_export`` (both torch exporters), ``onnx_graph`` (the ``holocron`` domain, fallback functions, names, checks),
 ``torchscript_export``, ``verification`` (and its report), ``pipeline`` (``run_export``, which calls each stage once),
-``demo``, ``cli`` (``holocron-export``), ``verify_cli`` (``holocron-verify``) and ``errors``. onnxruntime sessions come from :mod:`holocron.runtime`.
+``demo``, ``cli`` (``holocron-export``), ``verify_cli`` (``holocron-verify``) and ``errors``. onnxruntime sessions
+come from :mod:`holocron.runtime`.
 """
 
 from __future__ import annotations

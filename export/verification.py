@@ -401,7 +401,8 @@ def _eager_differences(eager: np.ndarray, actual: np.ndarray, atol: float) -> tu
     reference = eager.astype(np.float64)
     other = actual.astype(np.float64)
     finite = np.isfinite(reference) & np.isfinite(other)
-    error = np.abs(other - reference)[finite]
+    with np.errstate(invalid="ignore", over="ignore"):
+        error = np.abs(other - reference)[finite]
     magnitude = np.abs(reference)[finite]
     significant = magnitude > atol
     return _max(error), _max(error[significant] / magnitude[significant])
@@ -428,7 +429,8 @@ def compare_outputs(
     reference = eager.astype(np.float64)
     actual = onnx_value.astype(np.float64)
     nonfinite, finite = _nonfinite_mismatches(reference, actual)
-    error = np.abs(actual - reference)[finite]
+    with np.errstate(invalid="ignore", over="ignore"):
+        error = np.abs(actual - reference)[finite]
     magnitude = np.abs(reference)[finite]
     max_abs, max_rel = _eager_differences(eager, onnx_value, atol)
     within = bool(np.all(error <= atol + rtol * magnitude))
@@ -455,8 +457,9 @@ def _float64_verdict(
     other = actual.astype(np.float64)
     nonfinite, finite = _nonfinite_mismatches(ours, other)
     finite &= np.isfinite(reference)
-    eager_error = _max(np.abs(ours - reference)[finite])
-    exported_error = _max(np.abs(other - reference)[finite])
+    with np.errstate(invalid="ignore", over="ignore"):
+        eager_error = _max(np.abs(ours - reference)[finite])
+        exported_error = _max(np.abs(other - reference)[finite])
     scale = _max(np.abs(reference)[finite])
     bound = max(FLOAT64_ERROR_FACTOR * eager_error, FLOOR_ULPS * _FLOAT32_EPS * scale)
     return nonfinite, eager_error, exported_error, bound, scale
