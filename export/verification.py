@@ -745,17 +745,22 @@ def _has_own_state(module: nn.Module) -> bool:
 def _match_modules(model: nn.Module, proto: onnx.ModelProto, recorder: _ModuleRecorder) -> dict[str, str]:
     """Module name -> ONNX value for the modules called once whose output can be found in ``proto``.
 
-    A module with state but no nodes of its own was folded into the module that fed it (the TorchScript exporter
-    fuses a BatchNorm into the preceding convolution): the value found for the feeding module is then the folded
-    module's output, and is attributed to it.
+    The TorchScript exporter fuses a BatchNorm into the preceding convolution and names the fused node after the
+    convolution: a module with state but no nodes of its own, fed by a leaf module, was folded into that leaf, whose
+    value is then the folded module's output and is attributed to it. (The dynamo exporter's rewriter labels a fused
+    node with the later module's scope, so nothing is moved for its graphs.)
     """
     modules = dict(model.named_modules())
     values = _module_values(proto.graph, set(modules))
     once = {name for name, count in recorder.calls.items() if count == 1}
+    dynamo = any(prop.key == _NAME_SCOPES for node in proto.graph.node for prop in node.metadata_props)
     for name in recorder.order:
         source = recorder.fed_by.get(name)
         if (
-            name not in values
+            not dynamo
+            and source is not None
+            and not any(True for _ in modules[source].children())
+            and name not in values
             and name in once
             and source in once
             and source in values
