@@ -6,7 +6,9 @@ Public API (imported on first use, as torch, onnx and onnxruntime are heavy):
   Involution2d / LambdaLayer as single nodes of the ``holocron`` domain with standard-ONNX fallback functions;
 * :func:`to_torchscript`: TorchScript archive;
 * :func:`verify` / :func:`verify_torchscript`: eager PyTorch vs onnxruntime (or the reloaded archive), returning a
-  :class:`VerificationReport`;
+  :class:`VerificationReport` (default criterion referenced to a float64 run of the eager model; ``localize=True``
+  compares every module's output too);
+* :func:`assert_close_to_eager`: the same check as an assertion for users' test suites;
 * :func:`load_model`: TorchScript, ``torch.export`` or (trusted) pickled model files;
 * :func:`build_demo_model`: the demo network of ``holocron-export --demo``;
 * the exceptions :class:`ExportError`, :class:`ModelLoadError`, :class:`OutputExistsError`,
@@ -15,7 +17,8 @@ Public API (imported on first use, as torch, onnx and onnxruntime are heavy):
 One module per stage: ``files`` (output checks, atomic writes), ``model_loading`` (model files, inputs, eval mode),
 ``onnx_export`` (both torch exporters), ``onnx_graph`` (the ``holocron`` domain, fallback functions, names, checks),
 ``torchscript_export``, ``verification`` (and its report), ``pipeline`` (``run_export``, which calls each stage once),
-``demo``, ``cli`` (``holocron-export``) and ``errors``. onnxruntime sessions come from :mod:`holocron.runtime`.
+``demo``, ``cli`` (``holocron-export``), ``verify_cli`` (``holocron-verify``) and ``errors``. onnxruntime sessions
+come from :mod:`holocron.runtime`.
 """
 
 from __future__ import annotations
@@ -29,17 +32,26 @@ if TYPE_CHECKING:
     from .model_loading import LoadedModel, load_model
     from .onnx_export import to_onnx, to_onnx_proto
     from .torchscript_export import to_torchscript
-    from .verification import OutputComparison, VerificationReport, verify, verify_torchscript
+    from .verification import (
+        ModuleComparison,
+        OutputComparison,
+        VerificationReport,
+        assert_close_to_eager,
+        verify,
+        verify_torchscript,
+    )
 
 __all__ = [
     "DEMO_INPUT_SHAPE",
     "ExportError",
     "LoadedModel",
     "ModelLoadError",
+    "ModuleComparison",
     "OutputComparison",
     "OutputExistsError",
     "VerificationFailedError",
     "VerificationReport",
+    "assert_close_to_eager",
     "build_demo_model",
     "load_model",
     "to_onnx",
@@ -72,7 +84,14 @@ def _stage_of(name: str) -> ModuleType | None:
         from . import torchscript_export
 
         return torchscript_export
-    if name in ("OutputComparison", "VerificationReport", "verify", "verify_torchscript"):
+    if name in (
+        "ModuleComparison",
+        "OutputComparison",
+        "VerificationReport",
+        "assert_close_to_eager",
+        "verify",
+        "verify_torchscript",
+    ):
         from . import verification
 
         return verification

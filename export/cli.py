@@ -313,12 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="compare with eager PyTorch before writing (default: on)",
     )
-    check.add_argument(
-        "--atol", type=tolerance_type, default=DEFAULT_ATOL, help="absolute tolerance, finite (default %(default)g)"
-    )
-    check.add_argument(
-        "--rtol", type=tolerance_type, default=DEFAULT_RTOL, help="relative tolerance, finite (default %(default)g)"
-    )
+    add_criterion_arguments(check)
     check.add_argument("--seed", type=seed_type, default=0, help="seed of the random inputs (default 0)")
     check.add_argument(
         "--report",
@@ -344,6 +339,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_criterion_arguments(group: argparse._ArgumentGroup) -> None:
+    """``--atol``, ``--rtol`` and ``--localize``, shared with ``holocron-verify``."""
+    group.add_argument(
+        "--atol",
+        type=tolerance_type,
+        help=f"strict element-wise criterion |exported - eager| <= atol + rtol |eager| (default {DEFAULT_ATOL:g} when "
+        "only --rtol is given; without both: the float64-referenced criterion)",
+    )
+    group.add_argument(
+        "--rtol",
+        type=tolerance_type,
+        help=f"relative tolerance of the element-wise criterion (default {DEFAULT_RTOL:g})",
+    )
+    group.add_argument(
+        "--localize",
+        action="store_true",
+        help="also compare every module's output with its ONNX value and name the first divergent module",
+    )
+
+
 def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.demo == (args.model is not None):
         parser.error("give either MODEL or --demo" if not args.demo else "MODEL and --demo are mutually exclusive")
@@ -353,6 +368,7 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
             "--dynamic-batch": args.dynamic_batch,
             "--exporter": args.exporter is not None,
             "--no-custom-ops": not args.custom_ops,
+            "--localize": args.localize,
         }
         given = [flag for flag, present in onnx_only.items() if present]
         if given:
@@ -364,6 +380,8 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
             parser.error(str(error))
     if args.report_path is not None and not args.verify:
         parser.error("--report needs verification; drop --no-verify")
+    if args.localize and not args.verify:
+        parser.error("--localize needs verification; drop --no-verify")
 
 
 _KIND_NAMES = {"torchscript": "a TorchScript archive", "pickle": "a pickled module", "torch_export": "a .pt2 archive"}
@@ -453,6 +471,7 @@ def _run(args: argparse.Namespace) -> tuple[int, BaseException | None, list[str]
             rtol=args.rtol,
             seed=args.seed,
             report_path=args.report_path,
+            localize=args.localize,
             force=args.force,
             trust_pickle=args.trust_pickle,
         )

@@ -24,7 +24,7 @@ import onnx
 import torch
 from torch import nn
 
-from .errors import DEFAULT_ATOL, DEFAULT_RTOL, ModelLoadError, VerificationFailedError
+from .errors import ModelLoadError, VerificationFailedError
 from .files import check_outputs, write_bytes_atomically
 from .model_loading import check_inputs, eval_mode, load_model, make_inputs
 from .onnx_export import Exporter, to_onnx_proto
@@ -56,10 +56,12 @@ class ExportRequest:
             model (which ``torch.export`` cannot trace).
         custom_ops: keep ``holocron`` nodes (ONNX only).
         verify: compare with eager PyTorch before writing.
-        atol: absolute tolerance of the verification.
-        rtol: relative tolerance of the verification.
+        atol: absolute tolerance of a strict element-wise verification (None with ``rtol`` None: the default
+            float64-referenced criterion, see :mod:`~holocron.export.verification`).
+        rtol: relative tolerance of a strict element-wise verification.
         seed: seed of the random inputs.
         report_path: where to write the JSON verification report, if anywhere.
+        localize: also compare every module's output with the matching ONNX value (ONNX only).
         force: replace existing output/report files.
         trust_pickle: allow loading a pickled model (runs arbitrary code from the file).
     """
@@ -74,10 +76,11 @@ class ExportRequest:
     exporter: Exporter | None = None
     custom_ops: bool = True
     verify: bool = True
-    atol: float = DEFAULT_ATOL
-    rtol: float = DEFAULT_RTOL
+    atol: float | None = None
+    rtol: float | None = None
     seed: int = 0
     report_path: Path | None = None
+    localize: bool = False
     force: bool = False
     trust_pickle: bool = False
 
@@ -162,7 +165,9 @@ def _verify(
 ) -> VerificationReport:
     """Compare the exported model (an ONNX proto or the bytes of a TorchScript archive) with eager ``model``."""
     if isinstance(exported, onnx.ModelProto):
-        return verify(model, exported, shapes, atol=request.atol, rtol=request.rtol, seed=request.seed)
+        return verify(
+            model, exported, shapes, atol=request.atol, rtol=request.rtol, seed=request.seed, localize=request.localize
+        )
     reloaded = torch.jit.load(io.BytesIO(exported), map_location="cpu")
     return verify_torchscript(model, reloaded, shapes, atol=request.atol, rtol=request.rtol, seed=request.seed)
 

@@ -84,14 +84,32 @@ def test_report_json_agrees_with_the_table(conv) -> None:
     data = json.loads(report.to_json())
     assert data["passed"] is True and data["seed"] == 7
     assert data["execution_path"] == "standard-onnx"
-    header, rule, row, summary = report.format_table().splitlines()
+    assert data["criterion"] == "float64-referenced" and data["first_divergence"] is None
+    header, rule, row, summary, criterion = report.format_table().splitlines()
     assert header.split()[0] == "output" and set(rule) <= {"-", " "}
     output = data["outputs"][0]
     assert row.split()[0] == output["name"]
     assert summary.startswith("PASSED")
+    assert criterion.startswith("criterion: float64-referenced")
     assert row.split()[1] == "x".join(map(str, output["shape"]))
-    assert float(row.split()[2]) == pytest.approx(output["max_abs_error"], rel=1e-3)
+    eager_err, exported_err, ratio, bound, scale = (float(cell) for cell in row.split()[2:7])
+    assert eager_err == pytest.approx(output["eager_error"], rel=1e-3)
+    assert exported_err == pytest.approx(output["exported_error"], rel=1e-3)
+    assert ratio == pytest.approx(output["ratio"], abs=6e-3)
+    assert bound == pytest.approx(output["bound"], rel=1e-3)
+    assert scale == pytest.approx(output["scale"], rel=1e-3)
     assert row.split()[-1] == "PASS"
+
+
+def test_explicit_tolerances_give_the_elementwise_table(conv) -> None:
+    model, proto = conv
+    report = verify(model, proto, [SHAPE], atol=1e-5)
+    data = report.to_dict()
+    assert data["criterion"] == "elementwise"
+    assert (data["outputs"][0]["atol"], data["outputs"][0]["rtol"]) == (1e-5, 1e-4)  # rtol keeps its default
+    header, _, row, _, _ = report.format_table().splitlines()
+    assert header.split()[2:4] == ["max", "abs"]
+    assert float(row.split()[2]) == pytest.approx(data["outputs"][0]["max_abs_error"], rel=1e-3)
 
 
 @pytest.mark.parametrize(
