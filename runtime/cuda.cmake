@@ -60,13 +60,8 @@ if(NOT _holocron_cuda_compiles)
   return()
 endif()
 
-target_sources(
-  holocron_ort
-  PRIVATE ${_holocron_cuda_sources}
-          src/ops/add2d_cuda_op.cc
-          src/ops/involution2d_cuda_op.cc
-          src/ops/lambda_cuda_op.cc
-          src/ops/cuda_ops.cc)
+# The op files (src/ops/*.cc) add each op's CUDA launcher and registration under HOLOCRON_WITH_CUDA.
+target_sources(holocron_ort PRIVATE ${_holocron_cuda_sources})
 target_compile_definitions(holocron_ort PRIVATE HOLOCRON_WITH_CUDA=1)
 target_include_directories(holocron_ort SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
 set_target_properties(

@@ -281,42 +281,118 @@ OPS: tuple[OpContract, ...] = (ADD2D, INVOLUTION2D, LAMBDA)
 
 def _cpp_value(attr: Attribute) -> str:
     if attr.default is None:
-        return ""
+        return "{}" if attr.type == "ints" else "0"
     if attr.type == "ints":
         return "{" + ", ".join(str(v) for v in attr.default) + "}"  # type: ignore[union-attr]
     if attr.type == "float":
-        return repr(float(attr.default)) + "f"  # type: ignore[arg-type]
+        return _cpp_float(attr.default)  # type: ignore[arg-type]
     return str(attr.default)
 
 
+def _cpp_float(value: float) -> str:
+    return repr(float(value)) + "f"
+
+
+def _cpp_bound(attr: Attribute, bound: int | float | None, lowest: bool) -> str:
+    """One end of an attribute's valid range as a C++ constant; an absent bound is the type's own limit."""
+    if attr.type == "float":
+        if bound is None:
+            infinity = "std::numeric_limits<float>::infinity()"
+            return "-" + infinity if lowest else infinity
+        return _cpp_float(bound)
+    if bound is None:
+        return f"std::numeric_limits<int64_t>::{'min' if lowest else 'max'}()"
+    return "kMaxAttributeValue" if bound == MAX_ATTRIBUTE_VALUE else str(bound)
+
+
+def _cpp_strings(values: list[str]) -> str:
+    return "{" + ", ".join(f'"{v}"' for v in values) + "}"
+
+
+def _cpp_attribute(attr: Attribute) -> list[str]:
+    const = "k" + "".join(part.capitalize() for part in attr.name.split("_"))
+    if attr.type == "ints":
+        kind = f"IntsAttribute<{attr.count}>"
+    else:
+        kind = "IntAttribute" if attr.type == "int" else "FloatAttribute"
+    fields = [
+        f"{const}Name",
+        "true" if attr.required else "false",
+        _cpp_value(attr),
+        _cpp_bound(attr, attr.minimum, lowest=True),
+        _cpp_bound(attr, attr.maximum, lowest=False),
+    ]
+    return [
+        f'inline constexpr const char* {const}Name = "{attr.name}";',
+        f"inline constexpr {kind} {const} = {{{', '.join(fields)}}};",
+    ]
+
+
+_CPP_ATTRIBUTE_TYPES = """\
+// One attribute of an op: its name, whether a node must set it, the value used when it is absent and the valid range
+// [minimum, maximum] (of each value for an ints attribute, which holds exactly `count` values).
+struct IntAttribute {
+  const char* name;
+  bool required;
+  int64_t fallback;
+  int64_t minimum;
+  int64_t maximum;
+};
+template <std::size_t N>
+struct IntsAttribute {
+  static constexpr std::size_t count = N;
+  const char* name;
+  bool required;
+  std::array<int64_t, N> fallback;
+  int64_t minimum;
+  int64_t maximum;
+};
+struct FloatAttribute {
+  const char* name;
+  bool required;
+  float fallback;
+  float minimum;
+  float maximum;
+};"""
+
+
 def cpp_header() -> str:
-    """C++ constants (names, version, attribute names and defaults) for the runtime kernels."""
+    """C++ constants for the runtime kernels: domain, version, and per op its name, inputs, outputs and attributes."""
     lines = [
         "// Generated from holocron/ops/contract.py by CMake. Do not edit.",
         "#pragma once",
         "#include <array>",
+        "#include <cstddef>",
         "#include <cstdint>",
+        "#include <limits>",
         "",
         "namespace holocron::contract {",
         f'inline constexpr const char* kDomain = "{DOMAIN}";',
         f"inline constexpr int kDomainVersion = {DOMAIN_VERSION};",
+        f"inline constexpr int kFirstOpset = {FIRST_OPSET};",
+        f"inline constexpr int kLastOpset = {LAST_OPSET};",
+        "// Default upper bound of every int attribute (sizes computed from attributes stay far from overflow).",
+        f"inline constexpr int64_t kMaxAttributeValue = {MAX_ATTRIBUTE_VALUE};",
+        "",
+        *_CPP_ATTRIBUTE_TYPES.splitlines(),
     ]
     for op in OPS:
-        lines += ["", f"namespace {op.torch_name} {{", f'inline constexpr const char* kOpName = "{op.onnx_name}";']
-        lines.append(f"inline constexpr int kNumInputs = {len(op.inputs)};")
-        lines.append(f"inline constexpr int kNumOutputs = {len(op.outputs)};")
+        n_in, n_out = len(op.inputs), len(op.outputs)
+        optional = ", ".join("true" if t.optional else "false" for t in op.inputs)
+        lines += [
+            "",
+            f"namespace {op.torch_name} {{",
+            f'inline constexpr const char* kOpName = "{op.onnx_name}";',
+            f"inline constexpr int kNumInputs = {n_in};",
+            f"inline constexpr int kNumOutputs = {n_out};",
+            f"inline constexpr std::array<const char*, {n_in}> kInputNames = "
+            f"{_cpp_strings([t.name for t in op.inputs])};",
+            f"inline constexpr std::array<bool, {n_in}> kInputOptional = {{{optional}}};",
+            f"inline constexpr std::array<const char*, {n_out}> kOutputNames = "
+            f"{_cpp_strings([t.name for t in op.outputs])};",
+        ]
         for attr in op.attributes:
-            const = "k" + "".join(part.capitalize() for part in attr.name.split("_"))
-            lines.append(f'inline constexpr const char* {const}Name = "{attr.name}";')
-            if attr.default is None:
-                continue
-            if attr.type == "ints":
-                n = len(attr.default)  # type: ignore[arg-type]
-                lines.append(f"inline constexpr std::array<int64_t, {n}> {const}Default = {_cpp_value(attr)};")
-            elif attr.type == "float":
-                lines.append(f"inline constexpr float {const}Default = {_cpp_value(attr)};")
-            else:
-                lines.append(f"inline constexpr int64_t {const}Default = {_cpp_value(attr)};")
+            lines += _cpp_attribute(attr)
         lines.append(f"}}  // namespace {op.torch_name}")
     lines += ["", "}  // namespace holocron::contract", ""]
     return "\n".join(lines)

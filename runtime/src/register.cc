@@ -7,8 +7,10 @@
 
 #include "holocron_contract.h"
 #include "kernels/cpu_features.h"
-#include "ops/ops.h"
-#include "ops/ort_api.h"
+#include "ops/add2d.h"
+#include "ops/glue.h"
+#include "ops/involution2d.h"
+#include "ops/lambda.h"
 
 #if defined(_WIN32)
 #define HOLOCRON_EXPORT __declspec(dllexport)
@@ -19,12 +21,13 @@
 namespace {
 
 using holocron::ops::kOrtApiVersion;
+using holocron::ops::OpList;
 
 // Ops and domains must outlive every session created from the options they were added to: keep them for the life
 // of the library.
 struct Registry {
   std::mutex mutex;
-  std::vector<std::shared_ptr<OrtCustomOp>> ops;
+  OpList ops;
   std::vector<Ort::CustomOpDomain> domains;
 };
 
@@ -33,15 +36,12 @@ Registry& GlobalRegistry() {
   return *registry;
 }
 
-std::vector<std::shared_ptr<OrtCustomOp>> MakeOps() {
-  std::vector<std::shared_ptr<OrtCustomOp>> ops = {
-      holocron::ops::MakeAdd2dCpuOp(),
-      holocron::ops::MakeInvolution2dCpuOp(),
-      holocron::ops::MakeLambdaCpuOp(),
-  };
-#if HOLOCRON_WITH_CUDA
-  for (auto& op : holocron::ops::MakeCudaOps()) ops.push_back(std::move(op));
-#endif
+// Every op of the contract, once per device of this build.
+OpList MakeOps() {
+  OpList ops;
+  holocron::ops::add2d::AppendOps(ops);
+  holocron::ops::involution2d::AppendOps(ops);
+  holocron::ops::lambda_layer::AppendOps(ops);
   return ops;
 }
 

@@ -148,7 +148,7 @@ Add2dGeometry<Index> make_geometry(const Add2dParams& p, int64_t tile) {
 
 template <typename Index, int TO>
 cudaError_t launch_tiled(const Add2dParams& p, const float* x, const float* w, const float* bias, float* y,
-                         cudaStream_t stream) {
+                      cudaStream_t stream) {
   const Add2dGeometry<Index> g = make_geometry<Index>(p, TO);
   const dim3 grid(detail::grid_extent(static_cast<int64_t>(g.pixel_blocks), detail::kMaxGridX),
                   detail::grid_extent(static_cast<int64_t>(g.group_tiles), detail::kMaxGridY));
@@ -174,8 +174,8 @@ cudaError_t launch_for_group(const Add2dParams& p, const float* x, const float* 
 
 }  // namespace
 
-cudaError_t launch_add2d(const Add2dParams& p, const float* x, const float* w, const float* bias_or_null, float* y,
-                         cudaStream_t stream) {
+cudaError_t Add2dCuda(const Add2dParams& p, const float* x, const float* w, const float* bias_or_null, float* y,
+                      cudaStream_t stream) {
   const Window2d& win = p.window;
   if (!detail::valid_window(win) || p.out_channels < 0 || p.out_channels % win.groups != 0 || !(p.eps >= 0.0f)) {
     return cudaErrorInvalidValue;

@@ -39,13 +39,6 @@ inline bool fits_int32(std::initializer_list<int64_t> numels) {
 #endif
 }
 
-// Output extent of a sliding window (convolution formula); 0 when the window does not fit.
-inline int64_t window_out_size(int64_t size, int64_t pad_begin, int64_t pad_end, int64_t kernel, int64_t stride,
-                               int64_t dilation) {
-  const int64_t span = size + pad_begin + pad_end - dilation * (kernel - 1) - 1;
-  return span < 0 ? 0 : span / stride + 1;
-}
-
 // Whether the window is self-consistent: positive kernel/stride/dilation/groups, non-negative sizes and pads,
 // groups dividing the channels and out_h/out_w matching the convolution formula.
 inline bool valid_window(const Window2d& w) {
@@ -53,11 +46,11 @@ inline bool valid_window(const Window2d& w) {
   if (w.kernel_h < 1 || w.kernel_w < 1 || w.stride_h < 1 || w.stride_w < 1) return false;
   if (w.dilation_h < 1 || w.dilation_w < 1 || w.groups < 1 || w.channels % w.groups != 0) return false;
   if (w.pad_top < 0 || w.pad_left < 0 || w.pad_bottom < 0 || w.pad_right < 0) return false;
-  return w.out_h == window_out_size(w.height, w.pad_top, w.pad_bottom, w.kernel_h, w.stride_h, w.dilation_h) &&
-         w.out_w == window_out_size(w.width, w.pad_left, w.pad_right, w.kernel_w, w.stride_w, w.dilation_w);
+  return w.out_h == ConvOutputSize(w.height, w.kernel_h, w.stride_h, w.pad_top, w.pad_bottom, w.dilation_h) &&
+         w.out_w == ConvOutputSize(w.width, w.kernel_w, w.stride_w, w.pad_left, w.pad_right, w.dilation_w);
 }
 
-// The sliding-window geometry both Add2d and Involution2d kernels read, in the kernels' index type.
+// The sliding-window geometry the add2d and involution2d kernels read, in the kernels' index type.
 template <typename Index>
 struct WindowGeometry {
   Index channels, height, width, plane;  // input

@@ -86,8 +86,8 @@ cudaError_t launch_indexed(const Window2d& w, const float* x, const float* kerne
 
 }  // namespace
 
-cudaError_t launch_involution2d(const Involution2dParams& p, const float* x, const float* kernel, float* y,
-                                cudaStream_t stream) {
+cudaError_t Involution2dCuda(const Involution2dParams& p, const float* x, const float* kernel, float* y,
+                             cudaStream_t stream) {
   const Window2d& w = p.window;
   if (!detail::valid_window(w)) return cudaErrorInvalidValue;
   const int64_t out_plane = w.out_h * w.out_w;

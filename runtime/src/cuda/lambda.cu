@@ -297,13 +297,13 @@ cudaError_t launch_indexed(const LambdaParams& p, const float* q, const float* k
 
 }  // namespace
 
-size_t lambda_workspace_bytes(const LambdaParams& p) {
+size_t LambdaCudaWorkspaceBytes(const LambdaParams& p) {
   if (!valid_params(p)) return 0;
   return static_cast<size_t>(content_offset(p) + p.batch * p.dim_k * p.dim_v) * sizeof(float);
 }
 
-cudaError_t launch_lambda(const LambdaParams& p, const float* q, const float* k, const float* v, const float* pos,
-                          float* y, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+cudaError_t LambdaCuda(const LambdaParams& p, const float* q, const float* k, const float* v, const float* pos,
+                       float* y, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
   if (!valid_params(p)) return cudaErrorInvalidValue;
   const int64_t plane = p.height * p.width;
   const int64_t y_numel = p.batch * p.heads * p.dim_v * plane;
@@ -319,7 +319,7 @@ cudaError_t launch_lambda(const LambdaParams& p, const float* q, const float* k,
       (pos_numel > 0 && pos == nullptr)) {
     return cudaErrorInvalidValue;
   }
-  if (workspace == nullptr || workspace_bytes < lambda_workspace_bytes(p)) return cudaErrorInvalidValue;
+  if (workspace == nullptr || workspace_bytes < LambdaCudaWorkspaceBytes(p)) return cudaErrorInvalidValue;
   float* scratch = static_cast<float*>(workspace);
   const int64_t workspace_floats = content_offset(p) + p.batch * p.dim_k * p.dim_v;
   if (detail::fits_int32({q_numel, k_numel, v_numel, pos_numel, y_numel, workspace_floats})) {

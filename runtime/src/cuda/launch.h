@@ -28,21 +28,21 @@ namespace holocron::kernels::cuda {
 
 // Y (N, C_out, H_out, W_out) from X (N, C_in, H, W) and W (C_out, C_in / group, kH, kW). bias_or_null holds C_out
 // floats and must be non-null exactly when p.has_bias.
-cudaError_t launch_add2d(const Add2dParams& p, const float* x, const float* w, const float* bias_or_null, float* y,
-                         cudaStream_t stream);
+cudaError_t Add2dCuda(const Add2dParams& p, const float* x, const float* w, const float* bias_or_null, float* y,
+                      cudaStream_t stream);
 
 // Y (N, C, H_out, W_out) from X (N, C, H, W) and kernel (N, group * kH * kW, H_out, W_out).
-cudaError_t launch_involution2d(const Involution2dParams& p, const float* x, const float* kernel, float* y,
-                                cudaStream_t stream);
+cudaError_t Involution2dCuda(const Involution2dParams& p, const float* x, const float* kernel, float* y,
+                             cudaStream_t stream);
 
-// Device bytes launch_lambda needs as scratch: the softmaxed keys (N, K * U, H * W) and the content lambda
+// Device bytes LambdaCuda needs as scratch: the softmaxed keys (N, K * U, H * W) and the content lambda
 // (N, K, V), both float32. 0 when params are invalid.
-size_t lambda_workspace_bytes(const LambdaParams& p);
+size_t LambdaCudaWorkspaceBytes(const LambdaParams& p);
 
 // Y (N, heads * V, H, W) from Q (N, heads * K, H, W), k (N, K * U, H, W), v (N, V * U, H, W) and pos: R
 // (K, U, 1, r, r) when p.local, E (H * W, H * W, K, U) otherwise. workspace must be device memory of at least
-// lambda_workspace_bytes(p) bytes, float-aligned, that `stream` may use until the launched work completes.
-cudaError_t launch_lambda(const LambdaParams& p, const float* q, const float* k, const float* v, const float* pos,
-                          float* y, void* workspace, size_t workspace_bytes, cudaStream_t stream);
+// LambdaCudaWorkspaceBytes(p) bytes, float-aligned, that `stream` may use until the launched work completes.
+cudaError_t LambdaCuda(const LambdaParams& p, const float* q, const float* k, const float* v, const float* pos,
+                       float* y, void* workspace, size_t workspace_bytes, cudaStream_t stream);
 
 }  // namespace holocron::kernels::cuda

@@ -1,5 +1,5 @@
 // float32 CPU kernels of the holocron ops (semantics: holocron/ops/contract.py). Pure functions on raw pointers
-// and the params of params.h, free of onnxruntime types. Callers validate the params first (ops/validation.h):
+// and the params of params.h, free of onnxruntime types. Callers validate the params first (ops/<op>.cc):
 // the kernels trust the shapes they describe. Work is split into tasks run through `parallel`; scratch memory is
 // small and per task. They throw std::bad_alloc when scratch memory cannot be allocated, nothing else.
 #pragma once

@@ -5,7 +5,19 @@
 
 namespace holocron::kernels {
 
-// Geometry of a 2-D sliding window over an NCHW input. h_out/w_out follow the convolution formula.
+// Output length of a sliding window along one axis: the convolution formula of holocron/ops/contract.py
+// (conv_output_size), the only C++ spelling of it. 0 when the dilated window does not fit the padded input or the
+// stride is not positive; the span is formed in 128 bits, so no input dims or attribute values can overflow it.
+inline int64_t ConvOutputSize(int64_t size, int64_t kernel, int64_t stride, int64_t pad_begin, int64_t pad_end,
+                              int64_t dilation) {
+  const __int128 span =
+      static_cast<__int128>(size) + pad_begin + pad_end - static_cast<__int128>(dilation) * (kernel - 1) - 1;
+  if (span < 0 || stride <= 0) return 0;
+  const __int128 out = span / stride + 1;
+  return out > INT64_MAX ? 0 : static_cast<int64_t>(out);
+}
+
+// Geometry of a 2-D sliding window over an NCHW input; out_h/out_w follow ConvOutputSize.
 struct Window2d {
   int64_t batch = 0;
   int64_t channels = 0;  // input channels

@@ -1,44 +1,30 @@
-// The device-independent half of the Add2d glue: attributes read once per node, input validation into
-// kernels::Add2dParams, shape inference. add2d_cpu_op.cc (and the CUDA glue) add the compute.
+// The Add2d op (contract: holocron/ops/contract.py, constants: holocron_contract.h): its attributes, the validation
+// of one call into kernels::Add2dParams, and the registration of its kernels (CPU, and CUDA when built).
 #pragma once
-#include <optional>
 #include <string>
 
-#include "holocron_contract.h"
 #include "kernels/params.h"
+#include "ops/attributes.h"
 #include "ops/glue.h"
-#include "ops/lite_op.h"
-#include "ops/ort_api.h"
 #include "ops/validation.h"
 
-namespace holocron::ops {
+namespace holocron::ops::add2d {
 
-class Add2dNode {
- public:
-  Add2dNode(const OrtApi* api, const OrtKernelInfo* info);
-
-  // Validates the inputs of one call (bias null when B is absent) against the node's attributes.
-  Ort::Status Prepare(const Shape& x, const Shape& w, const Shape* bias, kernels::Add2dParams& params) const;
-
-  static Ort::Status InferShape(const OrtApi& api, OrtShapeInferContext* context) noexcept;
-
- private:
-  Add2dAttributes attributes_;
-  std::string attribute_error_;  // reported by every call: kernel creation has no error channel
+struct Attributes {
+  WindowAttributes window;
+  bool normalize_slices = false;
+  float eps = 0.0f;
 };
 
-// Fetches one call's inputs (B may be absent or named "") and runs kernel.Compute(context, X, W, B, Y).
-template <typename Kernel>
-Ort::Status CallAdd2d(Kernel& kernel, OrtKernelContext* context) noexcept {
-  using FloatTensor = Ort::Custom::Tensor<float>;
-  return Guarded(contract::add2d::kOpName, [&]() -> Ort::Status {
-    Ort::Status status = RequireInputs(context, contract::add2d::kOpName, {"X", "W"});
-    if (!status.IsOK()) return status;
-    FloatTensor x(context, 0, true), w(context, 1, true), y(context, 0, false);
-    std::optional<FloatTensor> bias;
-    if (HasInput(context, 2)) bias.emplace(context, 2, true);
-    return kernel.Compute(context, x, w, bias ? std::optional<const FloatTensor*>(&*bias) : std::nullopt, y);
-  });
-}
+std::string ReadAttributes(const AttributeSource& source, Attributes& out);
 
-}  // namespace holocron::ops
+// bias is null when the optional input B is absent.
+std::string MakeParams(const Attributes& attrs, const Shape& x, const Shape& w, const Shape* bias,
+                       kernels::Add2dParams& out);
+
+Shape OutputShape(const kernels::Add2dParams& p);
+
+// Appends the op once per device of this build.
+void AppendOps(OpList& ops);
+
+}  // namespace holocron::ops::add2d

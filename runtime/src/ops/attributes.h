@@ -1,10 +1,10 @@
 // Reading node attributes from onnxruntime, the same way at kernel creation (OrtKernelInfo) and during shape
 // inference (OrtShapeInferContext), telling an absent attribute (use the contract default) from one of the wrong type.
 #pragma once
+#include <onnxruntime_c_api.h>
+
 #include <cstdint>
 #include <vector>
-
-#include "ops/ort_api.h"
 
 namespace holocron::ops {
 

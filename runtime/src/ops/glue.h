@@ -1,15 +1,42 @@
-// Pieces every op's onnxruntime glue shares: statuses from validation messages and exceptions, input shapes, and
-// the intra-op thread pool as a kernels::ParallelFor.
+// Everything the ops share on onnxruntime's side: its C++ API without a link-time dependency, statuses, which inputs
+// a call was given, the custom-op struct built from an op's kernel struct, and what each device hands a kernel
+// launcher (the intra-op thread pool on CPU; the compute stream and error statuses on CUDA).
 #pragma once
+
+// No link-time dependency: register.cc installs the API table the runtime hands in.
+#define ORT_API_MANUAL_INIT
+#include <onnxruntime_cxx_api.h>
+#include <onnxruntime_lite_custom_op.h>
+#undef ORT_API_MANUAL_INIT
+
+#if HOLOCRON_WITH_CUDA
+#include <cuda_runtime.h>
+#endif
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
 #include <exception>
+#include <memory>
 #include <new>
 #include <string>
+#include <vector>
 
+#include "holocron_contract.h"
 #include "kernels/parallel.h"
-#include "ops/ort_api.h"
-#include "ops/validation.h"
+#include "ops/attributes.h"
 
 namespace holocron::ops {
+
+// 21 = onnxruntime 1.21: the API table requested from the runtime and the version stamped on our custom ops. Newer
+// headers still work (only functions of version <= 21 are called); older runtimes are refused at registration.
+inline constexpr uint32_t kOrtApiVersion = ORT_API_VERSION < 21 ? ORT_API_VERSION : 21;
+
+inline constexpr const char* kCpuProvider = "CPUExecutionProvider";
+inline constexpr const char* kCudaProvider = "CUDAExecutionProvider";
+
+// The custom ops of this build, each op once per device.
+using OpList = std::vector<std::shared_ptr<OrtCustomOp>>;
 
 inline Ort::Status InvalidArgument(const std::string& message) {
   return Ort::Status(message.c_str(), ORT_INVALID_ARGUMENT);
@@ -32,6 +59,64 @@ Ort::Status Guarded(const char* op, const Body& body) noexcept {
   }
 }
 
+// Whether input `index` of the call was given: absent and ""-named optional inputs are not.
+inline bool HasInput(OrtKernelContext* context, size_t index) {
+  size_t count = 0;
+  Ort::ThrowOnError(Ort::GetApi().KernelContext_GetInputCount(context, &count));
+  if (index >= count) return false;
+  const OrtValue* value = nullptr;
+  Ort::ThrowOnError(Ort::GetApi().KernelContext_GetInput(context, index, &value));
+  return value != nullptr;
+}
+
+// Fails naming the first input the contract requires (names and optional flags from holocron_contract.h) that the
+// call lacks.
+template <size_t N>
+Ort::Status RequireInputs(OrtKernelContext* context, const char* op, const std::array<const char*, N>& names,
+                          const std::array<bool, N>& optional) {
+  for (size_t i = 0; i < N; ++i) {
+    if (!optional[i] && !HasInput(context, i)) {
+      return InvalidArgument(std::string(op) + ": input " + names[i] + " is required");
+    }
+  }
+  return Ort::Status{nullptr};
+}
+
+// A node's attributes, read once when onnxruntime creates its kernel. Kernel creation has no error channel: a read
+// error is kept and reported by every call. Attributes is an op's attribute struct with a ReadAttributes overload.
+template <typename Attributes>
+struct NodeAttributes {
+  NodeAttributes(const OrtApi* api, const OrtKernelInfo* info)
+      : error(ReadAttributes(KernelInfoAttributes(*api, info), value)) {}
+
+  Attributes value{};
+  std::string error;
+};
+
+// Builds an OrtCustomOp for `provider` from a kernel struct with onnxruntime's lite custom-op API. The struct
+// provides: a constructor (const OrtApi*, const OrtKernelInfo*) reading the node, a Compute member whose signature
+// declares the inputs and outputs, static kOpName, static InferShape(api, context) and static Call(kernel, context).
+// On top of the lite defaults this sets holocron's op version range (start = end = the contract's domain version),
+// pins the custom-op struct version, installs InferShape on the raw C API, and runs Call instead of the lite
+// argument builder: that one constructs a tensor for every input slot of the node and dereferences absent ones (an
+// optional input named ""), which crashes the process. Both run behind Guarded.
+template <typename Kernel>
+std::shared_ptr<OrtCustomOp> MakeLiteOp(const char* provider) {
+  constexpr int version = contract::kDomainVersion;
+  using Op = Ort::Custom::OrtLiteCustomStruct<Kernel>;
+  std::shared_ptr<Op> op(
+      static_cast<Op*>(Ort::Custom::CreateLiteCustomOp<Kernel>(Kernel::kOpName, provider, version, version)));
+  op->version = kOrtApiVersion;
+  op->InferOutputShapeFn = [](const OrtCustomOp*, OrtShapeInferContext* context) -> OrtStatusPtr {
+    return Guarded(Kernel::kOpName, [&] { return Kernel::InferShape(Ort::GetApi(), context); }).release();
+  };
+  op->KernelComputeV2 = [](void* kernel, OrtKernelContext* context) -> OrtStatusPtr {
+    Kernel& self = *static_cast<typename Op::Kernel*>(kernel)->custom_op_;
+    return Guarded(Kernel::kOpName, [&] { return Kernel::Call(self, context); }).release();
+  };
+  return op;
+}
+
 // onnxruntime's intra-op thread pool of this kernel call (serial when the session has one thread).
 inline kernels::ParallelFor IntraOpPool(const Ort::KernelContext& context) {
   return kernels::ParallelFor(
@@ -40,5 +125,19 @@ inline kernels::ParallelFor IntraOpPool(const Ort::KernelContext& context) {
       },
       &context);
 }
+
+#if HOLOCRON_WITH_CUDA
+// The node's CUDA stream (onnxruntime's compute stream for the CUDAExecutionProvider).
+inline cudaStream_t ComputeStream(OrtKernelContext* context) {
+  return static_cast<cudaStream_t>(Ort::KernelContext(context).GetGPUComputeStream());
+}
+
+inline Ort::Status CudaStatus(const char* op, cudaError_t error) {
+  if (error == cudaSuccess) return Ort::Status{nullptr};
+  const std::string message = std::string(op) + ": CUDA error " + cudaGetErrorName(error) + ": " +
+                              cudaGetErrorString(error);
+  return Ort::Status(message.c_str(), ORT_EP_FAIL);
+}
+#endif
 
 }  // namespace holocron::ops

@@ -1,46 +1,136 @@
 #include "ops/involution2d.h"
 
+#include <optional>
+
 #include "holocron_contract.h"
-#include "ops/glue.h"
+#include "kernels/cpu.h"
 #include "ops/shape_inference.h"
+#if HOLOCRON_WITH_CUDA
+#include "cuda/launch.h"
+#endif
 
-namespace holocron::ops {
+namespace holocron::ops::involution2d {
 
-Involution2dNode::Involution2dNode(const OrtApi* api, const OrtKernelInfo* info) {
-  attribute_error_ = ReadAttributes(KernelInfoAttributes(*api, info), attributes_);
+namespace c = contract::involution2d;
+
+std::string ReadAttributes(const AttributeSource& source, Attributes& out) {
+  std::string error = ReadInts(c::kOpName, source, c::kKernelShape, out.kernel_shape);
+  if (error.empty()) {
+    error = ReadWindow(c::kOpName, source, c::kStrides, c::kPads, c::kDilations, c::kGroup, out.window);
+  }
+  return error;
 }
 
-Ort::Status Involution2dNode::Prepare(const Shape& x, const Shape& kernel, kernels::Involution2dParams& params) const {
-  if (!attribute_error_.empty()) return InvalidArgument(attribute_error_);
-  const std::string error = MakeParams(attributes_, x, kernel, params);
-  return error.empty() ? Ort::Status{nullptr} : InvalidArgument(error);
+std::string MakeParams(const Attributes& attrs, const Shape& x, const Shape& kernel,
+                       kernels::Involution2dParams& out) {
+  const char* op = c::kOpName;
+  const auto& [x_name, k_name] = c::kInputNames;
+  std::string error = CheckRank(op, x_name, x, 4, "(N, C, H, W)");
+  if (error.empty()) error = CheckRank(op, k_name, kernel, 4, "(N, group * kH * kW, H_out, W_out)");
+  if (error.empty()) {
+    error = MakeWindow(op, attrs.window, x, attrs.kernel_shape[0], attrs.kernel_shape[1], out.window);
+  }
+  if (!error.empty()) return error;
+  const kernels::Window2d& g = out.window;
+  const Shape expected{g.batch, g.groups * g.kernel_h * g.kernel_w, g.out_h, g.out_w};
+  if (kernel != expected) {
+    return Message(op, k_name, " must have shape ", Join(expected), " (N, group * kH * kW, H_out, W_out); got ",
+                   Join(kernel));
+  }
+  return CheckOutputSize(op, OutputShape(out));
 }
 
-Ort::Status Involution2dNode::InferShape(const OrtApi& api, OrtShapeInferContext* context) noexcept {
-  return Guarded(contract::involution2d::kOpName, [&]() -> Ort::Status {
-    Involution2dAttributes attributes;
-    std::string error = ReadAttributes(ShapeInferAttributes(api, context), attributes);
-    if (!error.empty()) return InvalidArgument(error);
-    const std::optional<InferredShape> x = InferredInput(api, context, 0);
-    const std::optional<InferredShape> kernel = InferredInput(api, context, 1);
-    if (!x || !kernel) return Ort::Status{nullptr};
-    Shape x_values, k_values;
-    if (!KnownValues(*x, x_values) || !KnownValues(*kernel, k_values)) {
-      // The batch may be symbolic: validate and infer the rest with batch 1, then copy it.
-      InferredShape x_rest = *x, k_rest = *kernel;
-      if (x_rest.empty() || k_rest.empty() || x_rest[0].symbol.empty() || x_rest[0].symbol != k_rest[0].symbol) {
-        return Ort::Status{nullptr};
-      }
-      x_rest[0] = {1, {}};
-      k_rest[0] = {1, {}};
-      if (!KnownValues(x_rest, x_values) || !KnownValues(k_rest, k_values)) return Ort::Status{nullptr};
+Shape OutputShape(const kernels::Involution2dParams& p) {
+  return {p.window.batch, p.window.channels, p.window.out_h, p.window.out_w};
+}
+
+namespace {
+
+using FloatTensor = Ort::Custom::Tensor<float>;
+
+Ort::Status InferOutputShape(const OrtApi& api, OrtShapeInferContext* context) {
+  Attributes attributes;
+  std::string error = ReadAttributes(ShapeInferAttributes(api, context), attributes);
+  if (!error.empty()) return InvalidArgument(error);
+  const std::optional<InferredShape> x = InferredInput(api, context, 0);
+  const std::optional<InferredShape> kernel = InferredInput(api, context, 1);
+  if (!x || !kernel) return Ort::Status{nullptr};
+  Shape x_values, k_values;
+  if (!KnownValues(*x, x_values) || !KnownValues(*kernel, k_values)) {
+    // The batch may be symbolic: validate and infer the rest with batch 1, then copy it.
+    InferredShape x_rest = *x, k_rest = *kernel;
+    if (x_rest.empty() || k_rest.empty() || x_rest[0].symbol.empty() || x_rest[0].symbol != k_rest[0].symbol) {
+      return Ort::Status{nullptr};
     }
-    kernels::Involution2dParams params;
-    error = MakeParams(attributes, x_values, k_values, params);
-    if (!error.empty()) return InvalidArgument(error);
-    const Shape out = OutputShape(params);
-    return DeclareOutput(api, context, 0, {(*x)[0], {out[1], {}}, {out[2], {}}, {out[3], {}}});
-  });
+    x_rest[0] = {1, {}};
+    k_rest[0] = {1, {}};
+    if (!KnownValues(x_rest, x_values) || !KnownValues(k_rest, k_values)) return Ort::Status{nullptr};
+  }
+  kernels::Involution2dParams params;
+  error = MakeParams(attributes, x_values, k_values, params);
+  if (!error.empty()) return InvalidArgument(error);
+  const Shape out = OutputShape(params);
+  return DeclareOutput(api, context, 0, {(*x)[0], {out[1], {}}, {out[2], {}}, {out[3], {}}});
 }
 
-}  // namespace holocron::ops
+// What differs between devices: the provider and how the validated call reaches the kernel.
+struct Cpu {
+  static constexpr const char* kProvider = kCpuProvider;
+  static Ort::Status Launch(OrtKernelContext* context, const kernels::Involution2dParams& p, const float* x,
+                            const float* kernel, float* y) {
+    const Ort::KernelContext ctx(context);
+    kernels::Involution2dCpu(p, x, kernel, y, IntraOpPool(ctx));
+    return Ort::Status{nullptr};
+  }
+};
+
+#if HOLOCRON_WITH_CUDA
+struct Cuda {
+  static constexpr const char* kProvider = kCudaProvider;
+  static Ort::Status Launch(OrtKernelContext* context, const kernels::Involution2dParams& p, const float* x,
+                            const float* kernel, float* y) {
+    return CudaStatus(c::kOpName, kernels::cuda::Involution2dCuda(p, x, kernel, y, ComputeStream(context)));
+  }
+};
+#endif
+
+template <typename Device>
+struct Kernel {
+  static constexpr const char* kOpName = c::kOpName;
+
+  Kernel(const OrtApi* api, const OrtKernelInfo* info) : attributes(api, info) {}
+
+  static Ort::Status InferShape(const OrtApi& api, OrtShapeInferContext* context) {
+    return InferOutputShape(api, context);
+  }
+
+  // Fetches the call's inputs for Compute.
+  static Ort::Status Call(Kernel& kernel, OrtKernelContext* context) {
+    Ort::Status status = RequireInputs(context, kOpName, c::kInputNames, c::kInputOptional);
+    if (!status.IsOK()) return status;
+    FloatTensor x(context, 0, true), k(context, 1, true), y(context, 0, false);
+    return kernel.Compute(context, x, k, y);
+  }
+
+  Ort::Status Compute(OrtKernelContext* context, const FloatTensor& x, const FloatTensor& k, FloatTensor& y) {
+    if (!attributes.error.empty()) return InvalidArgument(attributes.error);
+    kernels::Involution2dParams params;
+    const std::string error = MakeParams(attributes.value, x.Shape(), k.Shape(), params);
+    if (!error.empty()) return InvalidArgument(error);
+    float* out = y.Allocate(OutputShape(params));
+    return Device::Launch(context, params, x.Data(), k.Data(), out);
+  }
+
+  NodeAttributes<Attributes> attributes;
+};
+
+}  // namespace
+
+void AppendOps(OpList& ops) {
+  ops.push_back(MakeLiteOp<Kernel<Cpu>>(Cpu::kProvider));
+#if HOLOCRON_WITH_CUDA
+  ops.push_back(MakeLiteOp<Kernel<Cuda>>(Cuda::kProvider));
+#endif
+}
+
+}  // namespace holocron::ops::involution2d

@@ -1,40 +1,31 @@
-// The device-independent half of the Involution2d glue: attributes read once per node, input validation into
-// kernels::Involution2dParams, shape inference.
+// The Involution2d op (contract: holocron/ops/contract.py, constants: holocron_contract.h): its attributes, the
+// validation of one call into kernels::Involution2dParams, and the registration of its kernels (CPU, and CUDA when
+// built).
 #pragma once
+#include <array>
+#include <cstdint>
 #include <string>
 
-#include "holocron_contract.h"
 #include "kernels/params.h"
+#include "ops/attributes.h"
 #include "ops/glue.h"
-#include "ops/lite_op.h"
-#include "ops/ort_api.h"
 #include "ops/validation.h"
 
-namespace holocron::ops {
+namespace holocron::ops::involution2d {
 
-class Involution2dNode {
- public:
-  Involution2dNode(const OrtApi* api, const OrtKernelInfo* info);
-
-  Ort::Status Prepare(const Shape& x, const Shape& kernel, kernels::Involution2dParams& params) const;
-
-  static Ort::Status InferShape(const OrtApi& api, OrtShapeInferContext* context) noexcept;
-
- private:
-  Involution2dAttributes attributes_;
-  std::string attribute_error_;  // reported by every call: kernel creation has no error channel
+struct Attributes {
+  std::array<int64_t, 2> kernel_shape{};
+  WindowAttributes window;
 };
 
-// Fetches one call's inputs and runs kernel.Compute(context, X, K, Y).
-template <typename Kernel>
-Ort::Status CallInvolution2d(Kernel& kernel, OrtKernelContext* context) noexcept {
-  using FloatTensor = Ort::Custom::Tensor<float>;
-  return Guarded(contract::involution2d::kOpName, [&]() -> Ort::Status {
-    Ort::Status status = RequireInputs(context, contract::involution2d::kOpName, {"X", "K"});
-    if (!status.IsOK()) return status;
-    FloatTensor x(context, 0, true), k(context, 1, true), y(context, 0, false);
-    return kernel.Compute(context, x, k, y);
-  });
-}
+std::string ReadAttributes(const AttributeSource& source, Attributes& out);
 
-}  // namespace holocron::ops
+std::string MakeParams(const Attributes& attrs, const Shape& x, const Shape& kernel,
+                       kernels::Involution2dParams& out);
+
+Shape OutputShape(const kernels::Involution2dParams& p);
+
+// Appends the op once per device of this build.
+void AppendOps(OpList& ops);
+
+}  // namespace holocron::ops::involution2d

@@ -1,42 +1,28 @@
-// The device-independent half of the Lambda glue: attributes read once per node, input validation into
-// kernels::LambdaParams, shape inference.
+// The Lambda op (contract: holocron/ops/contract.py, constants: holocron_contract.h): its attributes, the
+// validation of one call into kernels::LambdaParams, and the registration of its kernels (CPU, and CUDA when built).
 #pragma once
+#include <cstdint>
 #include <string>
 
-#include "holocron_contract.h"
 #include "kernels/params.h"
+#include "ops/attributes.h"
 #include "ops/glue.h"
-#include "ops/lite_op.h"
-#include "ops/ort_api.h"
 #include "ops/validation.h"
 
-namespace holocron::ops {
+namespace holocron::ops::lambda_layer {
 
-class LambdaNode {
- public:
-  LambdaNode(const OrtApi* api, const OrtKernelInfo* info);
-
-  Ort::Status Prepare(const Shape& q, const Shape& keys, const Shape& values, const Shape& position,
-                      kernels::LambdaParams& params) const;
-
-  static Ort::Status InferShape(const OrtApi& api, OrtShapeInferContext* context) noexcept;
-
- private:
-  LambdaAttributes attributes_;
-  std::string attribute_error_;  // reported by every call: kernel creation has no error channel
+struct Attributes {
+  int64_t num_heads = 0;
 };
 
-// Fetches one call's inputs and runs kernel.Compute(context, Q, Kx, V, P, Y).
-template <typename Kernel>
-Ort::Status CallLambda(Kernel& kernel, OrtKernelContext* context) noexcept {
-  using FloatTensor = Ort::Custom::Tensor<float>;
-  return Guarded(contract::lambda_layer::kOpName, [&]() -> Ort::Status {
-    Ort::Status status = RequireInputs(context, contract::lambda_layer::kOpName, {"Q", "Kx", "V", "P"});
-    if (!status.IsOK()) return status;
-    FloatTensor q(context, 0, true), k(context, 1, true), v(context, 2, true), p(context, 3, true);
-    FloatTensor y(context, 0, false);
-    return kernel.Compute(context, q, k, v, p, y);
-  });
-}
+std::string ReadAttributes(const AttributeSource& source, Attributes& out);
 
-}  // namespace holocron::ops
+std::string MakeParams(const Attributes& attrs, const Shape& q, const Shape& keys, const Shape& values,
+                       const Shape& position, kernels::LambdaParams& out);
+
+Shape OutputShape(const kernels::LambdaParams& p);
+
+// Appends the op once per device of this build.
+void AppendOps(OpList& ops);
+
+}  // namespace holocron::ops::lambda_layer

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "ops/ort_api.h"
+#include "ops/glue.h"
 
 namespace holocron::ops {
 

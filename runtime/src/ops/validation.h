@@ -1,19 +1,56 @@
-// Everything a holocron node is checked against before a kernel runs, shared by the CPU and CUDA glue and by shape
-// inference: attribute types, lengths and ranges (defaults from the generated contract header), then the input
-// shapes, turned into the kernels' params. Each check returns an empty string on success, otherwise a message that
+// The checks every op's validation is built from: attributes read against their contract (type, value count,
+// range, default: the descriptors of holocron_contract.h), the sliding-window attributes and geometry two ops share,
+// input ranks and the output size limit. Each check returns an empty string on success, otherwise a message that
 // names the op, the input or attribute, what was expected and what was given.
 #pragma once
 #include <array>
 #include <cstdint>
+#include <limits>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "holocron_contract.h"
 #include "kernels/params.h"
 #include "ops/attributes.h"
 
 namespace holocron::ops {
 
 using Shape = std::vector<int64_t>;
+
+// Largest element count of a tensor the kernels will produce.
+inline constexpr __int128 kMaxElements = std::numeric_limits<int64_t>::max() / 8;
+
+std::string Join(const std::vector<int64_t>& values);
+
+// "<op>: " followed by the parts, streamed.
+template <typename... Parts>
+std::string Message(const char* op, const Parts&... parts) {
+  std::ostringstream out;
+  out << op << ": ";
+  (out << ... << parts);
+  return out.str();
+}
+
+std::string ReadInt(const char* op, const AttributeSource& source, const contract::IntAttribute& attr, int64_t& out);
+std::string ReadFloat(const char* op, const AttributeSource& source, const contract::FloatAttribute& attr, float& out);
+// An ints attribute of `count` values, each in [minimum, maximum]; `out` stays empty when it is absent.
+std::string ReadInts(const char* op, const AttributeSource& source, const char* name, bool required, size_t count,
+                     int64_t minimum, int64_t maximum, std::vector<int64_t>& out);
+
+template <size_t N>
+std::string ReadInts(const char* op, const AttributeSource& source, const contract::IntsAttribute<N>& attr,
+                     std::array<int64_t, N>& out) {
+  std::vector<int64_t> values;
+  const std::string error = ReadInts(op, source, attr.name, attr.required, N, attr.minimum, attr.maximum, values);
+  if (!error.empty()) return error;
+  if (values.size() != N) {  // absent: the default
+    out = attr.fallback;
+  } else {
+    for (size_t i = 0; i < N; ++i) out[i] = values[i];
+  }
+  return {};
+}
 
 struct WindowAttributes {
   std::array<int64_t, 2> strides{};
@@ -22,40 +59,19 @@ struct WindowAttributes {
   int64_t group = 1;
 };
 
-struct Add2dAttributes {
-  WindowAttributes window;
-  bool normalize_slices = false;
-  float eps = 0.0f;
-};
+// Reads strides, pads, dilations and group with the descriptors of one op's contract.
+std::string ReadWindow(const char* op, const AttributeSource& source, const contract::IntsAttribute<2>& strides,
+                       const contract::IntsAttribute<4>& pads, const contract::IntsAttribute<2>& dilations,
+                       const contract::IntAttribute& group, WindowAttributes& out);
 
-struct Involution2dAttributes {
-  std::array<int64_t, 2> kernel_shape{};
-  WindowAttributes window;
-};
+// Fills the window geometry of an NCHW input x; checks group against the channels and that the window fits.
+std::string MakeWindow(const char* op, const WindowAttributes& attrs, const Shape& x, int64_t kernel_h,
+                       int64_t kernel_w, kernels::Window2d& w);
 
-struct LambdaAttributes {
-  int64_t num_heads = 0;
-};
+// Checks `shape` has rank `rank` (described by `layout`) and no empty dim.
+std::string CheckRank(const char* op, const char* input, const Shape& shape, size_t rank, const char* layout);
 
-std::string ReadAttributes(const AttributeSource& source, Add2dAttributes& out);
-std::string ReadAttributes(const AttributeSource& source, Involution2dAttributes& out);
-std::string ReadAttributes(const AttributeSource& source, LambdaAttributes& out);
-
-// bias is null when the optional input B is absent.
-std::string MakeParams(const Add2dAttributes& attrs, const Shape& x, const Shape& w, const Shape* bias,
-                       kernels::Add2dParams& out);
-std::string MakeParams(const Involution2dAttributes& attrs, const Shape& x, const Shape& kernel,
-                       kernels::Involution2dParams& out);
-std::string MakeParams(const LambdaAttributes& attrs, const Shape& q, const Shape& keys, const Shape& values,
-                       const Shape& position, kernels::LambdaParams& out);
-
-// Output shapes of valid params.
-Shape OutputShape(const kernels::Add2dParams& p);
-Shape OutputShape(const kernels::Involution2dParams& p);
-Shape OutputShape(const kernels::LambdaParams& p);
-
-// Output extent of a sliding window along one axis (convolution formula); <= 0 when the window does not fit.
-int64_t WindowOutput(int64_t size, int64_t pad_begin, int64_t pad_end, int64_t kernel, int64_t stride,
-                     int64_t dilation);
+// Refuses an output of more than kMaxElements elements.
+std::string CheckOutputSize(const char* op, const Shape& output);
 
 }  // namespace holocron::ops

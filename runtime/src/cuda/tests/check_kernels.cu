@@ -126,8 +126,8 @@ hk::Window2d make_window(int64_t n, int64_t c, int64_t h, int64_t w, int64_t kh,
   win.dilation_h = dh;
   win.dilation_w = dw;
   win.groups = groups;
-  win.out_h = (h + pads[0] + pads[2] - dh * (kh - 1) - 1) / sh + 1;
-  win.out_w = (w + pads[1] + pads[3] - dw * (kw - 1) - 1) / sw + 1;
+  win.out_h = hk::ConvOutputSize(h, kh, sh, pads[0], pads[2], dh);
+  win.out_w = hk::ConvOutputSize(w, kw, sw, pads[1], pads[3], dw);
   return win;
 }
 
@@ -194,7 +194,7 @@ void check_add2d(const std::string& name, const hk::Add2dParams& p, std::mt19937
   const auto bias = random_vector(static_cast<size_t>(p.out_channels), rng);
   const size_t y_numel = static_cast<size_t>(w.batch * p.out_channels * w.out_h * w.out_w);
   DeviceBuffer dx(x, stream), dw(wt, stream), db(bias, stream), dy(poisoned_output(y_numel), stream);
-  check_cuda(hc::launch_add2d(p, dx.get(), dw.get(), p.has_bias ? db.get() : nullptr, dy.get(), stream),
+  check_cuda(hc::Add2dCuda(p, dx.get(), dw.get(), p.has_bias ? db.get() : nullptr, dy.get(), stream),
              name.c_str());
   report(name, download(dy, y_numel + kGuard, stream), add2d_reference(p, x, wt, p.has_bias ? &bias : nullptr));
 }
@@ -233,10 +233,10 @@ void run_add2d(std::mt19937& rng, cudaStream_t stream) {
   p.window = make_window(0, 4, 5, 5, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 1, 1);
   p.out_channels = 4;
   p.has_bias = false;
-  expect(hc::launch_add2d(p, nullptr, nullptr, nullptr, nullptr, stream) == cudaSuccess, "add2d empty batch");
+  expect(hc::Add2dCuda(p, nullptr, nullptr, nullptr, nullptr, stream) == cudaSuccess, "add2d empty batch");
   p.window = make_window(1, 4, 5, 5, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 1, 1);
   p.window.out_h += 1;
-  expect(hc::launch_add2d(p, nullptr, nullptr, nullptr, nullptr, stream) == cudaErrorInvalidValue,
+  expect(hc::Add2dCuda(p, nullptr, nullptr, nullptr, nullptr, stream) == cudaErrorInvalidValue,
          "add2d inconsistent out_h rejected");
 }
 
@@ -282,7 +282,7 @@ void check_involution(const std::string& name, const hk::Window2d& w, std::mt199
   DeviceBuffer dx(x, stream), dk(k, stream), dy(poisoned_output(y_numel), stream);
   hk::Involution2dParams p;
   p.window = w;
-  check_cuda(hc::launch_involution2d(p, dx.get(), dk.get(), dy.get(), stream), name.c_str());
+  check_cuda(hc::Involution2dCuda(p, dx.get(), dk.get(), dy.get(), stream), name.c_str());
   report(name, download(dy, y_numel + kGuard, stream), involution_reference(w, x, k));
 }
 
@@ -297,7 +297,7 @@ void run_involution(std::mt19937& rng, cudaStream_t stream) {
                    make_window(2, 3, 6, 9, 3, 3, 1, 2, {0, 1, 2, 0}, 1, 1, 3), rng, stream);
   hk::Involution2dParams empty;
   empty.window = make_window(2, 0, 6, 9, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 1, 1);
-  expect(hc::launch_involution2d(empty, nullptr, nullptr, nullptr, stream) == cudaSuccess,
+  expect(hc::Involution2dCuda(empty, nullptr, nullptr, nullptr, stream) == cudaSuccess,
          "involution empty channels");
 }
 
@@ -396,10 +396,10 @@ void check_lambda(const std::string& name, const hk::LambdaParams& p, std::mt199
       static_cast<size_t>(p.local ? p.dim_k * p.dim_u * p.r * p.r : hw * hw * p.dim_k * p.dim_u);
   const auto pos = random_vector(pos_numel, rng);
   const size_t y_numel = static_cast<size_t>(p.batch * p.heads * p.dim_v * hw);
-  const size_t ws_bytes = hc::lambda_workspace_bytes(p);
+  const size_t ws_bytes = hc::LambdaCudaWorkspaceBytes(p);
   DeviceBuffer dq(q, stream), dk(k, stream), dv(v, stream), dpos(pos, stream), dy(poisoned_output(y_numel), stream);
   DeviceBuffer dws(ws_bytes / sizeof(float), stream);
-  check_cuda(hc::launch_lambda(p, dq.get(), dk.get(), dv.get(), dpos.get(), dy.get(), dws.get(), ws_bytes, stream),
+  check_cuda(hc::LambdaCuda(p, dq.get(), dk.get(), dv.get(), dpos.get(), dy.get(), dws.get(), ws_bytes, stream),
              name.c_str());
   const std::vector<double> ks = softmax_keys(p, k);
   Reference ref{lambda_formula(p, q, ks, v, pos, false), lambda_formula(p, q, ks, v, pos, true)};
@@ -419,19 +419,19 @@ void run_lambda(std::mt19937& rng, cudaStream_t stream) {
   const hk::LambdaParams no_keys = lambda_params(1, 2, 0, 1, 3, 2, 2, 3);
   const size_t y_numel = 2 * 3 * 4;
   DeviceBuffer dy(poisoned_output(y_numel), stream);
-  check_cuda(hc::launch_lambda(no_keys, nullptr, nullptr, nullptr, nullptr, dy.get(), nullptr, 0, stream), "dim_k 0");
+  check_cuda(hc::LambdaCuda(no_keys, nullptr, nullptr, nullptr, nullptr, dy.get(), nullptr, 0, stream), "dim_k 0");
   report("lambda dim_k=0 gives zeros", download(dy, y_numel + kGuard, stream),
          Reference{std::vector<double>(y_numel, 0.0), std::vector<double>(y_numel, 0.0)});
 
   const hk::LambdaParams small = lambda_params(1, 1, 2, 1, 2, 3, 3, 3);
   DeviceBuffer dummy(64, stream);
-  expect(hc::launch_lambda(small, dummy.get(), dummy.get(), dummy.get(), dummy.get(), dummy.get(), dummy.get(),
-                           hc::lambda_workspace_bytes(small) - 1, stream) == cudaErrorInvalidValue,
+  expect(hc::LambdaCuda(small, dummy.get(), dummy.get(), dummy.get(), dummy.get(), dummy.get(), dummy.get(),
+                        hc::LambdaCudaWorkspaceBytes(small) - 1, stream) == cudaErrorInvalidValue,
          "lambda short workspace rejected");
-  expect(hc::launch_lambda(lambda_params(0, 2, 4, 1, 3, 5, 5, 3), nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
-                           0, stream) == cudaSuccess,
+  expect(hc::LambdaCuda(lambda_params(0, 2, 4, 1, 3, 5, 5, 3), nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+                        0, stream) == cudaSuccess,
          "lambda empty batch");
-  expect(hc::lambda_workspace_bytes(lambda_params(1, 1, 2, 1, 2, 3, 3, 2)) == 0, "lambda even r invalid");
+  expect(hc::LambdaCudaWorkspaceBytes(lambda_params(1, 1, 2, 1, 2, 3, 3, 2)) == 0, "lambda even r invalid");
 }
 
 }  // namespace
