@@ -29,11 +29,19 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import onnx
 
-from .errors import OutputExistsError
+from .errors import OutputExistsError, VerificationFailedError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import torch
+    from torch import nn
+
+    from .onnx_export import Exporter
 
 __all__ = [
     "DEFAULT_SERVER_REPOSITORY",
@@ -42,6 +50,7 @@ __all__ = [
     "check_repository_slot",
     "config_pbtxt",
     "server_library_path",
+    "to_triton",
     "write_repository",
 ]
 
@@ -307,3 +316,76 @@ def _swap_into_place(staging: Path, slot: Path, version: int, *, overwrite: bool
         retired.unlink()
     else:
         shutil.rmtree(retired, ignore_errors=True)
+
+
+def to_triton(
+    model: nn.Module,
+    args: torch.Tensor | Sequence[torch.Tensor],
+    repository: str | os.PathLike[str],
+    *,
+    model_name: str,
+    model_version: int = 1,
+    max_batch_size: int = 0,
+    instance_kind: InstanceKind = "gpu",
+    instances: int = 1,
+    op_library_path: str | None = None,
+    opset: int | None = None,
+    exporter: Exporter = "dynamo",
+    custom_ops: bool = True,
+    verify: bool = True,
+    overwrite: bool = False,
+) -> Path:
+    """Export ``model`` to ONNX, verify it against eager PyTorch, and write it into a Triton model repository.
+
+    With ``max_batch_size`` > 0 the model is exported with a dynamic batch dimension and verified at batch 1 and at
+    ``max_batch_size``. The op library is copied next to the config when the model holds ``holocron`` nodes.
+
+    Args:
+        model: the module to export.
+        args: example input tensor(s) (batch 1 recommended).
+        repository: the model repository folder.
+        model_name: the model's folder and Triton name.
+        model_version: version folder, >= 1.
+        max_batch_size: largest batch Triton forms; 0 disables batching.
+        instance_kind: ``gpu`` or ``cpu`` instances.
+        instances: instances per device.
+        op_library_path: the library path as the server sees it; None uses ``/models/<model_name>/<library file>``.
+        opset: ONNX opset (None: the exporter's default).
+        exporter: ``dynamo`` or ``torchscript``.
+        custom_ops: keep ``holocron`` nodes (False writes standard ONNX only, and no library).
+        verify: compare with eager PyTorch before writing.
+        overwrite: replace an existing model of that name (other models are never touched).
+
+    Returns:
+        The model folder ``repository/model_name``.
+
+    Raises:
+        OutputExistsError: the model exists and ``overwrite`` is False (checked before any work).
+        VerificationFailedError: the export diverges from eager PyTorch; nothing is written.
+        ValueError: invalid options.
+    """
+    import torch
+
+    from . import verification
+    from .onnx_export import to_onnx_proto
+    from .onnx_graph import holocron_nodes
+
+    options = TritonOptions(model_name, model_version, max_batch_size, instance_kind, instances, op_library_path)
+    check_repository_slot(repository, model_name, overwrite=overwrite)
+    example = (args,) if isinstance(args, torch.Tensor) else tuple(args)
+    proto = to_onnx_proto(
+        model, example, opset=opset, dynamic_batch=max_batch_size > 0, custom_ops=custom_ops, exporter=exporter
+    )
+    if verify:
+        batches = sorted({1, max_batch_size}) if max_batch_size > 0 else [None]
+        for batch in batches:
+            shapes = [tuple(t.shape) if batch is None else (batch, *t.shape[1:]) for t in example]
+            report = verification.verify(model, proto, shapes)
+            if not report.passed:
+                raise VerificationFailedError(report.failure_summary(), report)
+    library = None
+    if holocron_nodes(proto):
+        from holocron.runtime import library_path
+
+        library = library_path()
+    return write_repository(proto, repository, options, library=library, overwrite=overwrite)

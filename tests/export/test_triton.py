@@ -164,3 +164,21 @@ def test_model_without_holocron_nodes_gets_no_library(tmp_path: Path) -> None:
 def test_invalid_options_name_the_argument(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         TritonOptions(**kwargs)
+
+
+def test_to_triton_exports_verifies_and_writes(tmp_path: Path) -> None:
+    from holocron.export.triton import to_triton
+
+    model = _model()
+    slot = to_triton(
+        model, torch.randn(1, 4, 8, 8), tmp_path, model_name="net", max_batch_size=MAX_BATCH, instance_kind="cpu"
+    )
+    config = _parse(slot / "config.pbtxt")
+    assert config.max_batch_size == MAX_BATCH
+    session = _server_session(tmp_path, config)
+    x = torch.randn(MAX_BATCH, 4, 8, 8)
+    (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    with torch.no_grad():
+        np.testing.assert_allclose(got, model(x).numpy(), rtol=1e-4, atol=1e-4)
+    with pytest.raises(OutputExistsError):
+        to_triton(model, torch.randn(1, 4, 8, 8), tmp_path, model_name="net")
