@@ -11,7 +11,7 @@ setup:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@inc=$$(scripts/fetch_ort_headers.sh $(ORT_HEADERS_DIR)) && \
 	  echo "onnxruntime headers: $$inc" && \
-	  ONNXRUNTIME_INCLUDE_DIR=$$inc $(BIN)/python -m pip install -q -e ".[test]"
+	  ONNXRUNTIME_INCLUDE_DIR=$$inc $(BIN)/python -m pip install -q -e ".[test,interop]"
 
 test: setup
 	HOLOCRON_REQUIRE_RUNTIME=1 $(BIN)/python -m pytest -q

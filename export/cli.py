@@ -146,6 +146,18 @@ def parse_seed(text: str) -> int:
     return value
 
 
+def parse_positive_int(text: str) -> int:
+    """Parse a count such as ``--instances``: ASCII digits, from 1 to 2**31 - 1.
+
+    Raises:
+        ValueError: anything else.
+    """
+    value = _ascii_int(text)
+    if value is None or not 1 <= value < 2**31:
+        raise ValueError(f"{text!r} must be an integer from 1 to {2**31 - 1}")
+    return value
+
+
 def _argparse_type(parse, name: str):  # type: ignore[no-untyped-def]
     def convert(text: str):  # type: ignore[no-untyped-def]
         try:
@@ -161,6 +173,7 @@ def _argparse_type(parse, name: str):  # type: ignore[no-untyped-def]
 input_shape_type = _argparse_type(parse_input_shape, "input_shape_type")
 tolerance_type = _argparse_type(parse_tolerance, "tolerance_type")
 seed_type = _argparse_type(parse_seed, "seed_type")
+positive_int_type = _argparse_type(parse_positive_int, "positive_int_type")
 
 
 def opset_type(text: str) -> int:
@@ -266,15 +279,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--format",
         dest="output_format",
-        choices=("onnx", "torchscript"),
+        choices=("onnx", "torchscript", "triton"),
         default="onnx",
-        help="output format (default: onnx)",
+        help="output format (default: onnx); triton writes the ONNX model into a Triton model repository",
     )
     parser.add_argument(
         "-o",
         "--output",
         type=Path,
-        help="output file (default: MODEL with .onnx or .pt); a new path or a regular file, never MODEL itself",
+        help="output file (default: MODEL with .onnx or .pt); a new path or a regular file, never MODEL itself; "
+        "with --format triton, the model repository folder (default: model_repository)",
     )
     parser.add_argument(
         "--input-shape",
@@ -305,6 +319,24 @@ def build_parser() -> argparse.ArgumentParser:
         dest="custom_ops",
         action="store_false",
         help="standard ONNX ops only: inline the holocron ops' fallback functions",
+    )
+    triton = parser.add_argument_group("Triton options (--format triton)")
+    triton.add_argument(
+        "--model-name", help="model name and folder in the repository (default: MODEL's file name, or holocron-demo)"
+    )
+    triton.add_argument("--model-version", type=positive_int_type, help="version folder of the model, >= 1 (default 1)")
+    triton.add_argument(
+        "--max-batch-size",
+        type=positive_int_type,
+        help="largest batch Triton forms (turns on dynamic batching; exports with a dynamic batch and verifies at "
+        "this batch size); default: no batching",
+    )
+    triton.add_argument("--instance-kind", choices=("gpu", "cpu"), help="where model instances run (default gpu)")
+    triton.add_argument("--instances", type=positive_int_type, help="model instances per device, >= 1 (default 1)")
+    triton.add_argument(
+        "--op-library-path",
+        help="holocron's op library as the server opens it (default /models/NAME/libholocron_ort.so: the "
+        "repository mounted at /models)",
     )
     check = parser.add_argument_group("verification")
     check.add_argument(
@@ -378,10 +410,42 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
             check_opset_for_exporter(args.opset, "torchscript")
         except UsageError as error:
             parser.error(str(error))
+    if args.output_format != "triton":
+        triton_only = [flag for flag, dest in _TRITON_FLAGS.items() if getattr(args, dest) is not None]
+        if triton_only:
+            parser.error(f"{', '.join(triton_only)} only apply to --format triton")
+    elif args.model_name is not None and not _valid_model_name(args.model_name):
+        parser.error(
+            f"--model-name must be letters, digits, '_', '.' or '-', not starting with '.' or '-'; got "
+            f"{args.model_name!r}"
+        )
+    elif args.op_library_path is not None and not args.op_library_path.strip():
+        parser.error("--op-library-path must not be empty")
     if args.report_path is not None and not args.verify:
         parser.error("--report needs verification; drop --no-verify")
     if args.localize and not args.verify:
         parser.error("--localize needs verification; drop --no-verify")
+
+
+_TRITON_FLAGS = {
+    "--model-name": "model_name",
+    "--model-version": "model_version",
+    "--max-batch-size": "max_batch_size",
+    "--instance-kind": "instance_kind",
+    "--instances": "instances",
+    "--op-library-path": "op_library_path",
+}
+
+
+def _valid_model_name(name: str) -> bool:
+    return re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*", name) is not None
+
+
+def _default_model_name(model: Path | None) -> str:
+    """MODEL's file name as a Triton model name (characters Triton and file systems dislike become ``_``)."""
+    if model is None:
+        return "holocron-demo"
+    return re.sub(r"[^A-Za-z0-9_.\-]", "_", model.stem).lstrip(".-") or "model"
 
 
 _KIND_NAMES = {"torchscript": "a TorchScript archive", "pickle": "a pickled module", "torch_export": "a .pt2 archive"}
@@ -404,7 +468,7 @@ def _validate_model_flags(args: argparse.Namespace) -> None:
             f"--input-shape is required: MODEL is {_KIND_NAMES[kind]}, which records no input shape "
             "(e.g. --input-shape 1,3,224,224)"
         )
-    if args.output_format != "onnx":
+    if args.output_format not in ("onnx", "triton"):
         return
     if kind == "torchscript":
         check_opset_for_exporter(args.opset, "torchscript", "a TorchScript MODEL always uses it")
@@ -412,11 +476,12 @@ def _validate_model_flags(args: argparse.Namespace) -> None:
         raise UsageError(
             "--exporter torchscript cannot export a .pt2 archive (its module's mode is fixed); use --exporter dynamo"
         )
-    if kind == "torch_export" and args.dynamic_batch:
+    if kind == "torch_export" and (args.dynamic_batch or args.max_batch_size is not None):
         fixed = static_batch_inputs(args.model)
+        flag = "--dynamic-batch" if args.dynamic_batch else "--max-batch-size"
         if fixed:
             raise UsageError(
-                f"--dynamic-batch: MODEL was exported with a fixed batch size (input(s) {', '.join(fixed)}); save it "
+                f"{flag}: MODEL was exported with a fixed batch size (input(s) {', '.join(fixed)}); save it "
                 "with a dynamic batch dimension: torch.export.save(torch.export.export(model, args, "
                 "dynamic_shapes=({0: torch.export.Dim('batch')},)), path), or drop --dynamic-batch"
             )
@@ -474,9 +539,14 @@ def _run(args: argparse.Namespace) -> tuple[int, BaseException | None, list[str]
             localize=args.localize,
             force=args.force,
             trust_pickle=args.trust_pickle,
+            triton=_triton_options(args),
         )
         output = args.output or default_output_path(request)
-        check_output_paths({"-o": output, "--report": args.report_path}, {"MODEL": args.model}, force=args.force)
+        if request.triton is None:
+            check_output_paths({"-o": output, "--report": args.report_path}, {"MODEL": args.model}, force=args.force)
+        else:
+            check_output_paths({"--report": args.report_path}, {"MODEL": args.model}, force=args.force)
+            _check_repository(output, request.triton.model_name, force=args.force)
         _validate_model_flags(args)
     except UsageError as error:
         return EXIT_USAGE, error, [f"{_PROG}: error: {_one_line(error)} (see --help)"]
@@ -496,6 +566,32 @@ def _run(args: argparse.Namespace) -> tuple[int, BaseException | None, list[str]
         print(result.report.format_table())
     print(f"wrote {result.output}" + (f" and report {request.report_path}" if request.report_path else ""), flush=True)
     return EXIT_OK, None, [f"{_PROG}: note: {note}" for note in result.notes]
+
+
+def _triton_options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The repository model's settings from the Triton flags (None unless --format triton)."""
+    if args.output_format != "triton":
+        return None
+    from .triton import TritonOptions
+
+    return TritonOptions(
+        model_name=args.model_name or _default_model_name(args.model),
+        model_version=args.model_version or 1,
+        max_batch_size=args.max_batch_size or 0,
+        instance_kind=args.instance_kind or "gpu",
+        instances=args.instances or 1,
+        op_library_path=args.op_library_path,
+    )
+
+
+def _check_repository(repository: Path, model_name: str, *, force: bool) -> None:
+    """-o names a folder (or a new path) and the model may be written there (existing: only with --force)."""
+    from .triton import check_repository_slot
+
+    try:
+        check_repository_slot(repository, model_name, overwrite=force)
+    except ValueError as error:
+        raise UsageError(f"-o: {error}") from error
 
 
 def _one_line(error: BaseException) -> str:

@@ -28,13 +28,17 @@ from .errors import ModelLoadError, VerificationFailedError
 from .files import check_outputs, write_bytes_atomically
 from .model_loading import check_inputs, eval_mode, load_model, make_inputs
 from .onnx_export import Exporter, to_onnx_proto
+from .onnx_graph import holocron_nodes
 from .torchscript_export import TracingFallbackWarning, to_script_module
+from .triton import TritonOptions, check_repository_slot, write_repository
 from .verification import VerificationReport, verify, verify_torchscript
 
 __all__ = ["ExportRequest", "ExportResult", "OutputFormat", "default_output_path", "run_export"]
 
-OutputFormat = Literal["onnx", "torchscript"]
-_SUFFIXES: dict[OutputFormat, str] = {"onnx": ".onnx", "torchscript": ".pt"}
+OutputFormat = Literal["onnx", "torchscript", "triton"]
+_SUFFIXES: dict[OutputFormat, str] = {"onnx": ".onnx", "torchscript": ".pt", "triton": ""}
+#: Default folder of a Triton model repository (``--format triton`` without ``-o``).
+DEFAULT_TRITON_REPOSITORY = Path("model_repository")
 _DEMO_STEM = "holocron-demo"
 #: Batch size of the verification inputs of a dynamic-batch export (the export itself uses the given shapes).
 _DYNAMIC_BATCH_CHECK = 3
@@ -47,7 +51,7 @@ class ExportRequest:
     Args:
         model_path: model file; None with ``demo``.
         demo: export the built-in demo model instead of a file.
-        output_format: ``onnx`` or ``torchscript``.
+        output_format: ``onnx``, ``torchscript`` or ``triton`` (an ONNX model in a Triton model repository).
         output: destination; None derives it from ``model_path`` (or the demo name) and the format's suffix.
         input_shapes: one shape per model input; empty uses the shapes recorded in the model when there are some.
         opset: ONNX opset (ONNX only; None = default).
@@ -62,8 +66,9 @@ class ExportRequest:
         seed: seed of the random inputs.
         report_path: where to write the JSON verification report, if anywhere.
         localize: also compare every module's output with the matching ONNX value (ONNX only).
-        force: replace existing output/report files.
+        force: replace existing output/report files (with ``triton``: an existing model of that name).
         trust_pickle: allow loading a pickled model (runs arbitrary code from the file).
+        triton: name, version, batching and instances of the repository model (``triton`` only; required there).
     """
 
     model_path: Path | None = None
@@ -83,6 +88,7 @@ class ExportRequest:
     localize: bool = False
     force: bool = False
     trust_pickle: bool = False
+    triton: TritonOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,12 @@ class ExportResult:
 
 
 def default_output_path(request: ExportRequest) -> Path:
-    """The model path with the format's suffix (``model.pt2`` -> ``model.onnx``), or ``holocron-demo.<suffix>``."""
+    """The model path with the format's suffix (``model.pt2`` -> ``model.onnx``), or ``holocron-demo.<suffix>``.
+
+    A Triton model repository defaults to ``model_repository`` in the working directory.
+    """
+    if request.output_format == "triton":
+        return DEFAULT_TRITON_REPOSITORY
     suffix = _SUFFIXES[request.output_format]
     if request.model_path is None:
         return Path(_DEMO_STEM + suffix)
@@ -127,6 +138,9 @@ def _load(request: ExportRequest) -> tuple[nn.Module, tuple[tuple[int, ...], ...
 
 
 def _verification_inputs(request: ExportRequest, shapes: tuple[tuple[int, ...], ...]) -> list[tuple[int, ...]]:
+    if request.triton is not None and request.triton.max_batch_size > 0:
+        # The largest batch the server will form; also proves the batch dimension is dynamic.
+        return [(request.triton.max_batch_size, *shape[1:]) if shape else shape for shape in shapes]
     if request.output_format == "onnx" and request.dynamic_batch:
         # Verify at another batch size than the export's, so a batch dimension that is not dynamic shows up.
         return [(_DYNAMIC_BATCH_CHECK, *shape[1:]) if shape else shape for shape in shapes]
@@ -143,7 +157,7 @@ def _export_onnx(
         model,
         inputs,
         opset=request.opset,
-        dynamic_batch=request.dynamic_batch,
+        dynamic_batch=request.dynamic_batch or (request.triton is not None and request.triton.max_batch_size > 0),
         custom_ops=request.custom_ops,
         exporter=request.exporter or ("torchscript" if scripted else "dynamo"),
     )
@@ -191,16 +205,23 @@ def run_export(request: ExportRequest) -> ExportResult:
             report); the report is attached as ``error.report``.
     """
     if request.output_format not in _SUFFIXES:
-        raise ValueError(f"output format must be onnx or torchscript, got {request.output_format!r}")
+        raise ValueError(f"output format must be onnx, torchscript or triton, got {request.output_format!r}")
+    if (request.output_format == "triton") != (request.triton is not None):
+        raise ValueError("`triton` options go with output_format='triton', and only with it")
     output = request.output or default_output_path(request)
-    check_outputs(output, report=request.report_path, model=request.model_path, overwrite=request.force)
+    if request.triton is not None:
+        check_repository_slot(output, request.triton.model_name, overwrite=request.force)
+        if request.report_path is not None:
+            check_outputs(request.report_path, model=request.model_path, overwrite=request.force)
+    else:
+        check_outputs(output, report=request.report_path, model=request.model_path, overwrite=request.force)
 
     model, shapes = _load(request)
     inputs = make_inputs(shapes, seed=request.seed)
     check_inputs(model, inputs)
     notes: list[str] = []
     exported: onnx.ModelProto | bytes
-    if request.output_format == "onnx":
+    if request.output_format in ("onnx", "triton"):
         exported = _export_onnx(request, model, inputs, notes)
         data = exported.SerializeToString()
     else:
@@ -211,5 +232,19 @@ def run_export(request: ExportRequest) -> ExportResult:
         write_bytes_atomically(request.report_path, (report.to_json() + "\n").encode(), overwrite=request.force)
     if report is not None and not report.passed:
         raise VerificationFailedError(f"{report.failure_summary()}; output not written", report)
-    write_bytes_atomically(output, data, overwrite=request.force)
+    if request.triton is not None and isinstance(exported, onnx.ModelProto):
+        output = write_repository(
+            exported, output, request.triton, library=_op_library(exported), overwrite=request.force
+        )
+    else:
+        write_bytes_atomically(output, data, overwrite=request.force)
     return ExportResult(output=output, report=report, notes=tuple(notes))
+
+
+def _op_library(model: onnx.ModelProto) -> str | None:
+    """holocron's op library when ``model`` has holocron nodes (the server needs it), else None."""
+    if not holocron_nodes(model):
+        return None
+    from holocron.runtime import library_path
+
+    return library_path()

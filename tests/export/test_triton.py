@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -182,3 +184,67 @@ def test_to_triton_exports_verifies_and_writes(tmp_path: Path) -> None:
         np.testing.assert_allclose(got, model(x).numpy(), rtol=1e-4, atol=1e-4)
     with pytest.raises(OutputExistsError):
         to_triton(model, torch.randn(1, 4, 8, 8), tmp_path, model_name="net")
+
+
+def _cli(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
+    script = Path(sys.executable).parent / "holocron-export"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "holocron.export.cli"]
+    return subprocess.run(
+        [*command, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def torchscript_file(tmp_path_factory) -> tuple[torch.nn.Module, Path]:
+    model = _model()
+    path = tmp_path_factory.mktemp("triton-cli") / "adder net.pt"
+    torch.jit.save(torch.jit.script(model), str(path))
+    return model, path
+
+
+def test_cli_writes_a_repository_that_the_emulated_backend_serves(tmp_path: Path, torchscript_file) -> None:
+    model, path = torchscript_file
+    repo = tmp_path / "repo"
+    args = (path, "--format", "triton", "-o", repo, "--input-shape", "1,4,8,8", "--max-batch-size", MAX_BATCH)
+    result = _cli(*args, "--instance-kind", "cpu", "--instances", 3, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    slot = repo / "adder_net"  # the file name, with the character Triton dislikes replaced
+    config = _parse(slot / "config.pbtxt")
+    assert (config.name, config.max_batch_size) == ("adder_net", MAX_BATCH)
+    assert [(g.count, g.kind) for g in config.instance_group] == [(3, model_config_pb2.ModelInstanceGroup.KIND_CPU)]
+    session = _server_session(repo, config)
+    for batch in (1, MAX_BATCH):
+        x = torch.randn(batch, 4, 8, 8)
+        (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+        with torch.no_grad():
+            np.testing.assert_allclose(got, model(x).numpy(), rtol=1e-4, atol=1e-4)
+
+    # A second model joins the repository and leaves the first as it was; the first again needs --force.
+    before = {p: p.read_bytes() for p in slot.rglob("*") if p.is_file()}
+    second = _cli(path, "--format", "triton", "-o", repo, "--input-shape", "1,4,8,8", "--model-name", "b", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert {p: p.read_bytes() for p in slot.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in repo.iterdir()) == ["adder_net", "b"]
+    again = _cli(*args, cwd=tmp_path)
+    assert again.returncode == 1
+    assert "--force" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "flag"),
+    [
+        (("--format", "onnx", "--instances", "2"), "--instances"),
+        (("--format", "triton", "--instances", "0"), "--instances"),
+        (("--format", "triton", "--model-version", "1e3"), "--model-version"),
+        (("--format", "triton", "--model-name", "../up"), "--model-name"),
+        (("--format", "triton", "--max-batch-size", "-4"), "--max-batch-size"),
+    ],
+)
+def test_cli_triton_usage_errors_exit_2_naming_the_flag(tmp_path: Path, torchscript_file, flags, flag: str) -> None:
+    _, path = torchscript_file
+    result = _cli(path, "--input-shape", "1,4,8,8", "-o", tmp_path / "out", *flags, cwd=tmp_path)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert flag in result.stderr
+    assert not (tmp_path / "out").exists()
