@@ -6,11 +6,15 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import onnx
+import torch
 from onnx import TensorProto, helper
 
 from holocron.ops.contract import DOMAIN, DOMAIN_VERSION
@@ -81,3 +85,42 @@ def executed_op_types(session: onnxruntime.InferenceSession) -> set[str]:
         for event in events
         if event.get("cat") == "Node" and "op_name" in event.get("args", {})
     }
+
+
+def cli_command(name: str = "holocron-export") -> list[str]:
+    """The installed console script ``name`` (declared in pyproject), else its module run by this interpreter."""
+    script = Path(sys.executable).parent / name
+    if script.exists():
+        return [str(script)]
+    found = shutil.which(name)
+    module = {"holocron-export": "holocron.export.cli", "holocron-verify": "holocron.export.verify_cli"}[name]
+    return [found] if found else [sys.executable, "-m", module]
+
+
+def run_cli(
+    *args: object, cwd: Path, env: dict[str, str] | None = None, name: str = "holocron-export"
+) -> subprocess.CompletedProcess[str]:
+    """Run a console script with ``args`` in ``cwd``, capturing its text output (5 minutes at most)."""
+    command = [*cli_command(name), *map(str, args)]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300, check=False, env=env)
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], name: str = "holocron-export") -> str:
+    """The one line a failed run printed on stderr (asserting there is exactly one, in the CLI's format)."""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected a one-line reason on stderr, got:\n{result.stderr}"
+    assert lines[0].startswith(f"{name}: error: ")
+    return lines[0]
+
+
+def calibrated(model: torch.nn.Module, shape: Sequence[int], batches: int = 4) -> torch.nn.Module:
+    """``model`` in eval mode after its BatchNorms (built with ``momentum=None``) saw ``batches`` random batches.
+
+    Calibrated statistics keep activations at the scale a trained network has: Add2d outputs are sums of absolute
+    differences (tens in magnitude), and a chain of custom ops would otherwise grow values past float32's resolution.
+    """
+    model.train()
+    with torch.no_grad():
+        for _ in range(batches):
+            model(torch.randn(4, *shape[1:]))
+    return model.eval()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,32 +11,13 @@ import onnx
 import onnxruntime
 import pytest
 import torch
+from helpers import calibrated, one_line_error, run_cli
 from torch import nn
 
 import holocron.nn as hnn
 from holocron.export.onnx_graph import holocron_nodes
 
 SHAPE = (1, 16, 16, 16)
-
-
-def _cli() -> list[str]:
-    """The installed console script (declared in pyproject), else the module."""
-    script = Path(sys.executable).parent / "holocron-export"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("holocron-export")
-    return [found] if found else [sys.executable, "-m", "holocron.export.cli"]
-
-
-def run_cli(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*_cli(), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300, check=False)
-
-
-def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, f"expected a one-line reason on stderr, got:\n{result.stderr}"
-    assert lines[0].startswith("holocron-export: error: ")
-    return lines[0]
 
 
 def _build_model() -> nn.Module:
@@ -54,11 +33,7 @@ def _build_model() -> nn.Module:
             hnn.LambdaLayer(8, 8, dim_k=4, r=3, num_heads=2),
             hnn.GlobalAvgPool2d(flatten=True),
         )
-        model.train()
-        with torch.no_grad():
-            for _ in range(4):
-                model(torch.randn(4, *SHAPE[1:]))
-    return model.eval()
+        return calibrated(model, SHAPE)
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +110,7 @@ def test_trusted_pickle_to_torchscript(model, model_files, tmp_path) -> None:
 def test_pickle_refused_without_flag(model_files, tmp_path) -> None:
     result = run_cli(model_files["pickle"], "--input-shape", "1,16,16,16", "-o", "out.onnx", cwd=tmp_path)
     assert result.returncode == 1
-    assert "loading a pickle runs arbitrary code" in _one_line_error(result)
+    assert "loading a pickle runs arbitrary code" in one_line_error(result)
     assert not list(tmp_path.iterdir())
 
 
@@ -146,7 +121,7 @@ def test_default_output_path_and_existing_output_kept_without_force(model_files,
     existing.write_text("keep me")
     result = run_cli(source, "--input-shape", "1,16,16,16", "--exporter", "torchscript", cwd=tmp_path)
     assert result.returncode == 1
-    assert "already exists" in _one_line_error(result)
+    assert "already exists" in one_line_error(result)
     assert existing.read_text() == "keep me"
 
     result = run_cli(source, "--input-shape", "1,16,16,16", "--exporter", "torchscript", "--force", cwd=tmp_path)
@@ -176,7 +151,7 @@ def test_failures_are_one_line_and_leave_no_output(model_files, tmp_path, make_m
     before = sorted(p.name for p in tmp_path.iterdir())
     result = run_cli(*args, "-o", "out.onnx", cwd=tmp_path)
     assert result.returncode == status
-    assert message in _one_line_error(result)
+    assert message in one_line_error(result)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
@@ -187,7 +162,7 @@ def test_failed_verification_exits_3_writes_report_not_model(model_files, tmp_pa
         "--rtol", "0", "-o", "out.onnx", "--report", "report.json", cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 3
-    assert "verification failed" in _one_line_error(result)
+    assert "verification failed" in one_line_error(result)
     assert "FAIL" in result.stdout
     assert json.loads((tmp_path / "report.json").read_text())["passed"] is False
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import one_line_error, run_cli
 from torch import nn
 
 from holocron.export import ModelLoadError, load_model
@@ -25,27 +26,6 @@ from holocron.export.errors import UnsafePickleError
 from holocron.export.pickle_safety import check_archive_pickles
 
 SHAPE = (2, 3, 4, 4)
-
-
-def _cli() -> list[str]:
-    script = Path(sys.executable).parent / "holocron-export"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("holocron-export")
-    return [found] if found else [sys.executable, "-m", "holocron.export.cli"]
-
-
-def run_cli(*args: object, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*_cli(), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300, check=False, env=env
-    )
-
-
-def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, f"expected a one-line reason on stderr, got:\n{result.stderr}"
-    assert lines[0].startswith("holocron-export: error: ")
-    return lines[0]
 
 
 class _CreatesFile:

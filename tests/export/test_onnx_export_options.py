@@ -5,6 +5,7 @@ from __future__ import annotations
 import onnx
 import pytest
 import torch
+from helpers import calibrated
 from torch import nn
 
 import holocron.nn as hnn
@@ -15,11 +16,7 @@ SHAPE = (1, 8, 8, 8)
 
 
 def _custom_block() -> nn.Module:
-    """A small model through all three custom ops, with BatchNorm (mode-sensitive).
-
-    The BatchNorm statistics are calibrated on random batches, as training would: Add2d outputs are sums of
-    absolute differences (tens in magnitude) and the chain would otherwise grow values past float32's resolution.
-    """
+    """A small model through all three custom ops, with BatchNorm (mode-sensitive) calibrated on random batches."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = nn.Sequential(
@@ -29,11 +26,7 @@ def _custom_block() -> nn.Module:
             nn.BatchNorm2d(8, momentum=None),
             hnn.LambdaLayer(8, 8, dim_k=4, r=3, num_heads=2),
         )
-        model.train()
-        with torch.no_grad():
-            for _ in range(4):
-                model(torch.randn(4, *SHAPE[1:]))
-    return model.eval()
+        return calibrated(model, SHAPE)
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +9,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from helpers import run_cli
 
 from holocron import nn as hnn
 from holocron.export import to_onnx_proto
@@ -186,14 +185,6 @@ def test_to_triton_exports_verifies_and_writes(tmp_path: Path) -> None:
         to_triton(model, torch.randn(1, 4, 8, 8), tmp_path, model_name="net")
 
 
-def _cli(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
-    script = Path(sys.executable).parent / "holocron-export"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "holocron.export.cli"]
-    return subprocess.run(
-        [*command, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
-    )
-
-
 @pytest.fixture(scope="module")
 def torchscript_file(tmp_path_factory) -> tuple[torch.nn.Module, Path]:
     model = _model()
@@ -206,7 +197,7 @@ def test_cli_writes_a_repository_that_the_emulated_backend_serves(tmp_path: Path
     model, path = torchscript_file
     repo = tmp_path / "repo"
     args = (path, "--format", "triton", "-o", repo, "--input-shape", "1,4,8,8", "--max-batch-size", MAX_BATCH)
-    result = _cli(*args, "--instance-kind", "cpu", "--instances", 3, cwd=tmp_path)
+    result = run_cli(*args, "--instance-kind", "cpu", "--instances", 3, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     slot = repo / "adder_net"  # the file name, with the character Triton dislikes replaced
@@ -222,11 +213,13 @@ def test_cli_writes_a_repository_that_the_emulated_backend_serves(tmp_path: Path
 
     # A second model joins the repository and leaves the first as it was; the first again needs --force.
     before = {p: p.read_bytes() for p in slot.rglob("*") if p.is_file()}
-    second = _cli(path, "--format", "triton", "-o", repo, "--input-shape", "1,4,8,8", "--model-name", "b", cwd=tmp_path)
+    second = run_cli(
+        path, "--format", "triton", "-o", repo, "--input-shape", "1,4,8,8", "--model-name", "b", cwd=tmp_path
+    )
     assert second.returncode == 0, second.stderr
     assert {p: p.read_bytes() for p in slot.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in repo.iterdir()) == ["adder_net", "b"]
-    again = _cli(*args, cwd=tmp_path)
+    again = run_cli(*args, cwd=tmp_path)
     assert again.returncode == 1
     assert "--force" in again.stderr
 
@@ -243,7 +236,7 @@ def test_cli_writes_a_repository_that_the_emulated_backend_serves(tmp_path: Path
 )
 def test_cli_triton_usage_errors_exit_2_naming_the_flag(tmp_path: Path, torchscript_file, flags, flag: str) -> None:
     _, path = torchscript_file
-    result = _cli(path, "--input-shape", "1,4,8,8", "-o", tmp_path / "out", *flags, cwd=tmp_path)
+    result = run_cli(path, "--input-shape", "1,4,8,8", "-o", tmp_path / "out", *flags, cwd=tmp_path)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert flag in result.stderr
