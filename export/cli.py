@@ -290,15 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="output file (default: MODEL with .onnx or .pt); a new path or a regular file, never MODEL itself; "
         "with --format triton, the model repository folder (default: model_repository)",
     )
-    parser.add_argument(
-        "--input-shape",
-        dest="input_shapes",
-        type=input_shape_type,
-        action="append",
-        default=[],
-        metavar="N,C,H,W",
-        help="shape of one model input, e.g. 1,3,224,224; repeat for several inputs "
-        "(default: the demo's, or the shapes recorded in a .pt2 archive; required for other MODEL kinds)",
+    add_input_shape_argument(
+        parser,
+        "the demo's, or the shapes recorded in a .pt2 archive; required for other MODEL kinds",
     )
     onnx_group = parser.add_argument_group("ONNX options")
     onnx_group.add_argument(
@@ -369,6 +363,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--traceback", action="store_true", help="on failure, also print the Python traceback and the libraries' logs"
     )
     return parser
+
+
+def add_input_shape_argument(parser: argparse.ArgumentParser, default_text: str) -> None:
+    """``--input-shape N,C,H,W`` (repeatable, one per model input), shared with ``holocron-verify``.
+
+    Args:
+        parser: the parser to extend.
+        default_text: what is used when the flag is absent, for the help text.
+    """
+    parser.add_argument(
+        "--input-shape",
+        dest="input_shapes",
+        type=input_shape_type,
+        action="append",
+        default=[],
+        metavar="N,C,H,W",
+        help=f"shape of one model input, e.g. 1,3,224,224; repeat for several inputs (default: {default_text})",
+    )
 
 
 def add_criterion_arguments(group: argparse._ArgumentGroup) -> None:
@@ -521,25 +533,9 @@ def _run(args: argparse.Namespace) -> tuple[int, BaseException | None, list[str]
         from .errors import ExportError, OutputExistsError, VerificationFailedError
         from .pipeline import ExportRequest, default_output_path, run_export
 
+        same_names = {name: getattr(args, name) for name in _REQUEST_FIELDS}
         request = ExportRequest(
-            model_path=args.model,
-            demo=args.demo,
-            output_format=args.output_format,
-            output=args.output,
-            input_shapes=tuple(args.input_shapes),
-            opset=args.opset,
-            dynamic_batch=args.dynamic_batch,
-            exporter=args.exporter,
-            custom_ops=args.custom_ops,
-            verify=args.verify,
-            atol=args.atol,
-            rtol=args.rtol,
-            seed=args.seed,
-            report_path=args.report_path,
-            localize=args.localize,
-            force=args.force,
-            trust_pickle=args.trust_pickle,
-            triton=_triton_options(args),
+            model_path=args.model, input_shapes=tuple(args.input_shapes), triton=_triton_options(args), **same_names
         )
         output = args.output or default_output_path(request)
         if request.triton is None:
@@ -566,6 +562,13 @@ def _run(args: argparse.Namespace) -> tuple[int, BaseException | None, list[str]
         print(result.report.format_table())
     print(f"wrote {result.output}" + (f" and report {request.report_path}" if request.report_path else ""), flush=True)
     return EXIT_OK, None, [f"{_PROG}: note: {note}" for note in result.notes]
+
+
+#: ExportRequest fields whose flag has the same ``dest`` name.
+_REQUEST_FIELDS = (
+    "demo", "output_format", "output", "opset", "dynamic_batch", "exporter", "custom_ops", "verify", "atol", "rtol",
+    "seed", "report_path", "localize", "force", "trust_pickle",
+)  # fmt: skip
 
 
 def _triton_options(args: argparse.Namespace):  # type: ignore[no-untyped-def]

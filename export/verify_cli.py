@@ -33,9 +33,9 @@ from .cli import (
     _OneLineParser,
     _quiet_libraries,
     add_criterion_arguments,
+    add_input_shape_argument,
     captured_stderr,
     check_output_paths,
-    input_shape_type,
     seed_type,
 )
 
@@ -60,16 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="eager model: TorchScript archive, torch.export archive (.pt2) or pickled module (needs --trust-pickle)",
     )
     parser.add_argument("artifact", type=Path, metavar="ARTIFACT", help="ONNX model or TorchScript archive to check")
-    parser.add_argument(
-        "--input-shape",
-        dest="input_shapes",
-        type=input_shape_type,
-        action="append",
-        default=[],
-        metavar="N,C,H,W",
-        help="shape of one model input; repeat for several inputs (default: the ONNX model's fixed input shapes, "
-        "or those recorded in a .pt2 MODEL)",
-    )
+    add_input_shape_argument(parser, "the ONNX model's fixed input shapes, or those recorded in a .pt2 MODEL")
     parser.add_argument("--seed", type=seed_type, default=0, help="seed of the random inputs (default 0)")
     add_criterion_arguments(parser.add_argument_group("criterion"))
     parser.add_argument(
