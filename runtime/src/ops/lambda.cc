@@ -83,8 +83,6 @@ Shape OutputShape(const kernels::LambdaParams& p) { return {p.batch, p.heads * p
 
 namespace {
 
-using FloatTensor = Ort::Custom::Tensor<float>;
-
 Ort::Status InferOutputShape(const OrtApi& api, OrtShapeInferContext* context) {
   Attributes attributes;
   std::string error = ReadAttributes(ShapeInferAttributes(api, context), attributes);
@@ -113,6 +111,13 @@ struct Cpu {
                             const float* keys, const float* values, const float* position, float* y) {
     const Ort::KernelContext ctx(context);
     kernels::LambdaCpu(p, q, keys, values, position, y, IntraOpPool(ctx));
+    return Ort::Status{nullptr};
+  }
+  static Ort::Status Launch(OrtKernelContext* context, const kernels::LambdaParams& p, const Half* q,
+                            const Half* keys, const Half* values, const Half* position, Half* y) {
+    const Ort::KernelContext ctx(context);
+    kernels::LambdaCpuHalf(p, HalfBits(q), HalfBits(keys), HalfBits(values), HalfBits(position), HalfBits(y),
+                           IntraOpPool(ctx));
     return Ort::Status{nullptr};
   }
 };
@@ -147,8 +152,9 @@ struct Cuda {
 };
 #endif
 
-template <typename Device>
+template <typename Device, typename T>
 struct Kernel {
+  using Tensor = Ort::Custom::Tensor<T>;
   static constexpr const char* kOpName = c::kOpName;
 
   Kernel(const OrtApi* api, const OrtKernelInfo* info) : attributes(api, info) {}
@@ -161,19 +167,19 @@ struct Kernel {
   static Ort::Status Call(Kernel& kernel, OrtKernelContext* context) {
     Ort::Status status = RequireInputs(context, kOpName, c::kInputNames, c::kInputOptional);
     if (!status.IsOK()) return status;
-    FloatTensor q(context, 0, true), k(context, 1, true), v(context, 2, true), p(context, 3, true);
-    FloatTensor y(context, 0, false);
+    Tensor q(context, 0, true), k(context, 1, true), v(context, 2, true), p(context, 3, true);
+    Tensor y(context, 0, false);
     return kernel.Compute(context, q, k, v, p, y);
   }
 
-  Ort::Status Compute(OrtKernelContext* context, const FloatTensor& q, const FloatTensor& keys,
-                      const FloatTensor& values, const FloatTensor& position, FloatTensor& y) {
+  Ort::Status Compute(OrtKernelContext* context, const Tensor& q, const Tensor& keys,
+                      const Tensor& values, const Tensor& position, Tensor& y) {
     if (!attributes.error.empty()) return InvalidArgument(attributes.error);
     kernels::LambdaParams params;
     const std::string error =
         MakeParams(attributes.value, q.Shape(), keys.Shape(), values.Shape(), position.Shape(), params);
     if (!error.empty()) return InvalidArgument(error);
-    float* out = y.Allocate(OutputShape(params));
+    T* out = y.Allocate(OutputShape(params));
     return Device::Launch(context, params, q.Data(), keys.Data(), values.Data(), position.Data(), out);
   }
 
@@ -183,9 +189,10 @@ struct Kernel {
 }  // namespace
 
 void AppendOps(OpList& ops) {
-  ops.push_back(MakeLiteOp<Kernel<Cpu>>(Cpu::kProvider));
+  ops.push_back(MakeLiteOp<Kernel<Cpu, float>>(Cpu::kProvider));
+  ops.push_back(MakeLiteOp<Kernel<Cpu, Half>>(Cpu::kProvider));
 #if HOLOCRON_WITH_CUDA
-  ops.push_back(MakeLiteOp<Kernel<Cuda>>(Cuda::kProvider));
+  ops.push_back(MakeLiteOp<Kernel<Cuda, float>>(Cuda::kProvider));
 #endif
 }
 
