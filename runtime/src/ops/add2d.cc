@@ -103,6 +103,12 @@ struct Cuda {
                             const float* bias, float* y) {
     return CudaStatus(c::kOpName, kernels::cuda::Add2dCuda(p, x, w, bias, y, ComputeStream(context)));
   }
+  static Ort::Status Launch(OrtKernelContext* context, const kernels::Add2dParams& p, const Half* x, const Half* w,
+                            const Half* bias, Half* y) {
+    return CudaStatus(c::kOpName, kernels::cuda::Add2dCudaHalf(p, CudaHalf(x), CudaHalf(w),
+                                                               bias ? CudaHalf(bias) : nullptr, CudaHalf(y),
+                                                               ComputeStream(context)));
+  }
 };
 #endif
 
@@ -148,6 +154,7 @@ void AppendOps(OpList& ops) {
   ops.push_back(MakeLiteOp<Kernel<Cpu, Half>>(Cpu::kProvider));
 #if HOLOCRON_WITH_CUDA
   ops.push_back(MakeLiteOp<Kernel<Cuda, float>>(Cuda::kProvider));
+  ops.push_back(MakeLiteOp<Kernel<Cuda, Half>>(Cuda::kProvider));
 #endif
 }
 

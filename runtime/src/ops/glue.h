@@ -10,6 +10,7 @@
 #undef ORT_API_MANUAL_INIT
 
 #if HOLOCRON_WITH_CUDA
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #endif
 
@@ -140,6 +141,10 @@ inline kernels::ParallelFor IntraOpPool(const Ort::KernelContext& context) {
 inline cudaStream_t ComputeStream(OrtKernelContext* context) {
   return static_cast<cudaStream_t>(Ort::KernelContext(context).GetGPUComputeStream());
 }
+
+// float16 data as the CUDA kernels take it (the same binary16 layout).
+inline const __half* CudaHalf(const Half* data) { return reinterpret_cast<const __half*>(data); }
+inline __half* CudaHalf(Half* data) { return reinterpret_cast<__half*>(data); }
 
 inline Ort::Status CudaStatus(const char* op, cudaError_t error) {
   if (error == cudaSuccess) return Ort::Status{nullptr};

@@ -95,6 +95,11 @@ struct Cuda {
                             const float* kernel, float* y) {
     return CudaStatus(c::kOpName, kernels::cuda::Involution2dCuda(p, x, kernel, y, ComputeStream(context)));
   }
+  static Ort::Status Launch(OrtKernelContext* context, const kernels::Involution2dParams& p, const Half* x,
+                            const Half* kernel, Half* y) {
+    return CudaStatus(c::kOpName, kernels::cuda::Involution2dCudaHalf(p, CudaHalf(x), CudaHalf(kernel), CudaHalf(y),
+                                                                      ComputeStream(context)));
+  }
 };
 #endif
 
@@ -136,6 +141,7 @@ void AppendOps(OpList& ops) {
   ops.push_back(MakeLiteOp<Kernel<Cpu, Half>>(Cpu::kProvider));
 #if HOLOCRON_WITH_CUDA
   ops.push_back(MakeLiteOp<Kernel<Cuda, float>>(Cuda::kProvider));
+  ops.push_back(MakeLiteOp<Kernel<Cuda, Half>>(Cuda::kProvider));
 #endif
 }
 

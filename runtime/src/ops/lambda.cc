@@ -2,6 +2,7 @@
 
 #include <array>
 #include <optional>
+#include <type_traits>
 
 #include "holocron_contract.h"
 #include "kernels/cpu.h"
@@ -127,11 +128,13 @@ struct Cuda {
   static constexpr const char* kProvider = kCudaProvider;
   // The kernel's device workspace is stream-ordered: allocated and freed on the node's stream (cudaMallocAsync), so
   // nothing waits; where the device has no memory pools, a plain allocation freed after the stream drained.
-  static Ort::Status Launch(OrtKernelContext* context, const kernels::LambdaParams& p, const float* q,
-                            const float* keys, const float* values, const float* position, float* y) {
+  template <typename T>
+  static Ort::Status Launch(OrtKernelContext* context, const kernels::LambdaParams& p, const T* q, const T* keys,
+                            const T* values, const T* position, T* y) {
+    constexpr bool kHalf = std::is_same_v<T, Half>;
     const char* op = c::kOpName;
     const cudaStream_t stream = ComputeStream(context);
-    const size_t bytes = kernels::cuda::LambdaCudaWorkspaceBytes(p);
+    const size_t bytes = kernels::cuda::LambdaCudaWorkspaceBytes(p, kHalf);
     void* workspace = nullptr;
     cudaError_t error = cudaMallocAsync(&workspace, bytes, stream);
     const bool stream_ordered = error == cudaSuccess;
@@ -140,7 +143,12 @@ struct Cuda {
       error = cudaMalloc(&workspace, bytes);
       if (error != cudaSuccess) return CudaStatus(op, error);
     }
-    error = kernels::cuda::LambdaCuda(p, q, keys, values, position, y, workspace, bytes, stream);
+    if constexpr (kHalf) {
+      error = kernels::cuda::LambdaCudaHalf(p, CudaHalf(q), CudaHalf(keys), CudaHalf(values), CudaHalf(position),
+                                            CudaHalf(y), workspace, bytes, stream);
+    } else {
+      error = kernels::cuda::LambdaCuda(p, q, keys, values, position, y, workspace, bytes, stream);
+    }
     if (stream_ordered) {
       const cudaError_t freed = cudaFreeAsync(workspace, stream);
       return CudaStatus(op, error != cudaSuccess ? error : freed);
@@ -193,6 +201,7 @@ void AppendOps(OpList& ops) {
   ops.push_back(MakeLiteOp<Kernel<Cpu, Half>>(Cpu::kProvider));
 #if HOLOCRON_WITH_CUDA
   ops.push_back(MakeLiteOp<Kernel<Cuda, float>>(Cuda::kProvider));
+  ops.push_back(MakeLiteOp<Kernel<Cuda, Half>>(Cuda::kProvider));
 #endif
 }
 
