@@ -20,12 +20,12 @@ struct Add2dGeometry : detail::WindowGeometry<Index> {
 // Mean and 1 / sqrt(biased variance + eps) of one zero-padded slice, two passes in double: a constant slice then
 // centres to exactly 0 (a float32 mean would leave ulp-sized residues that 1 / sqrt(eps) amplifies), and a slice
 // with var + eps == 0 gets inv_std = 0 (it normalises to 0), as on the CPU.
-template <typename Index>
-__device__ void slice_stats(const Add2dGeometry<Index>& g, const float* __restrict__ xg, Index iy0, Index ix0,
+template <typename Index, typename T>
+__device__ void slice_stats(const Add2dGeometry<Index>& g, const T* __restrict__ xg, Index iy0, Index ix0,
                             double& mean, double& inv_std) {
   double sum = 0.0;
   for (Index c = 0; c < g.group_in; ++c) {
-    const float* plane = xg + c * g.plane;
+    const T* plane = xg + c * g.plane;
     for (Index i = 0; i < g.kernel_h; ++i) {
       for (Index j = 0; j < g.kernel_w; ++j) {
         sum += detail::padded_load(plane, iy0 + i * g.dilation_h, ix0 + j * g.dilation_w, g.height, g.width);
@@ -35,7 +35,7 @@ __device__ void slice_stats(const Add2dGeometry<Index>& g, const float* __restri
   mean = sum / static_cast<double>(g.slice);
   double squares = 0.0;
   for (Index c = 0; c < g.group_in; ++c) {
-    const float* plane = xg + c * g.plane;
+    const T* plane = xg + c * g.plane;
     for (Index i = 0; i < g.kernel_h; ++i) {
       for (Index j = 0; j < g.kernel_w; ++j) {
         const double d =
@@ -50,10 +50,10 @@ __device__ void slice_stats(const Add2dGeometry<Index>& g, const float* __restri
 
 // Block (kBlock pixels) x (one group, TO output channels of it). Loops cover grids capped by hardware limits; the
 // loop bounds only depend on blockIdx so every thread reaches each __syncthreads.
-template <typename Index, int TO, bool Normalize>
+template <typename Index, int TO, bool Normalize, typename T>
 __global__ void __launch_bounds__(kBlock)
-    add2d_kernel(const Add2dGeometry<Index> g, const float* __restrict__ x, const float* __restrict__ w,
-                 const float* __restrict__ bias, float* __restrict__ y) {
+    add2d_kernel(const Add2dGeometry<Index> g, const T* __restrict__ x, const T* __restrict__ w,
+                 const T* __restrict__ bias, T* __restrict__ y) {
   __shared__ __align__(16) float filters[kTapTile][TO];  // [tap][output channel of the tile]
 
   for (Index tile = blockIdx.y; tile < g.group_tiles; tile += gridDim.y) {
@@ -74,7 +74,7 @@ __global__ void __launch_bounds__(kBlock)
       }
       const Index iy0 = oy * g.stride_h - g.pad_top;
       const Index ix0 = ox * g.stride_w - g.pad_left;
-      const float* xg = x + (n * g.channels + group * g.group_in) * g.plane;
+      const T* xg = x + (n * g.channels + group * g.group_in) * g.plane;
 
       double mean = 0.0, inv_std = 1.0;
       if (Normalize && active) slice_stats(g, xg, iy0, ix0, mean, inv_std);
@@ -84,7 +84,7 @@ __global__ void __launch_bounds__(kBlock)
       for (int t = 0; t < TO; ++t) acc[t] = 0.0f;
 
       // Slice position (c, i, j) walked in C order across tiles: plane of c, input row/column of (i, j).
-      const float* plane = xg;
+      const T* plane = xg;
       Index i = 0, j = 0, iy = iy0, ix = ix0;
       for (Index l0 = 0; l0 < g.slice; l0 += kTapTile) {
         const Index l_left = g.slice - l0;
@@ -93,7 +93,7 @@ __global__ void __launch_bounds__(kBlock)
         for (int e = static_cast<int>(threadIdx.x); e < kTapTile * TO; e += kBlock) {
           const int t = e / kTapTile;
           const int k = e - t * kTapTile;
-          filters[k][t] = (t < o_count && k < count) ? __ldg(w + (o_first + t) * g.slice + l0 + k) : 0.0f;
+          filters[k][t] = (t < o_count && k < count) ? detail::load(w + (o_first + t) * g.slice + l0 + k) : 0.0f;
         }
         __syncthreads();
         if (!active) continue;
@@ -117,12 +117,12 @@ __global__ void __launch_bounds__(kBlock)
       }
 
       if (!active) continue;
-      float* out = y + (n * g.out_channels + o_first) * g.out_plane + out_pos;
+      T* out = y + (n * g.out_channels + o_first) * g.out_plane + out_pos;
 #pragma unroll
       for (int t = 0; t < TO; ++t) {
         if (t < o_count) {
-          const float b = bias != nullptr ? __ldg(bias + o_first + t) : 0.0f;
-          out[t * g.out_plane] = b - acc[t];
+          const float b = bias != nullptr ? detail::load(bias + o_first + t) : 0.0f;
+          detail::store(out + t * g.out_plane, b - acc[t]);
         }
       }
     }
@@ -149,9 +149,8 @@ Add2dGeometry<Index> make_geometry(const Add2dParams& p, int64_t tile) {
   return g;
 }
 
-template <typename Index, int TO>
-cudaError_t launch_tiled(const Add2dParams& p, const float* x, const float* w, const float* bias, float* y,
-                      cudaStream_t stream) {
+template <typename Index, int TO, typename T>
+cudaError_t launch_tiled(const Add2dParams& p, const T* x, const T* w, const T* bias, T* y, cudaStream_t stream) {
   const Add2dGeometry<Index> g = make_geometry<Index>(p, TO);
   const dim3 grid(detail::grid_extent(static_cast<int64_t>(g.pixel_blocks), detail::kMaxGridX),
                   detail::grid_extent(static_cast<int64_t>(g.group_tiles), detail::kMaxGridY));
@@ -164,9 +163,8 @@ cudaError_t launch_tiled(const Add2dParams& p, const float* x, const float* w, c
 }
 
 // Widest channel tile that the group fills: fewer wasted accumulators for small groups (depthwise-like).
-template <typename Index>
-cudaError_t launch_for_group(const Add2dParams& p, const float* x, const float* w, const float* bias, float* y,
-                             cudaStream_t stream) {
+template <typename Index, typename T>
+cudaError_t launch_for_group(const Add2dParams& p, const T* x, const T* w, const T* bias, T* y, cudaStream_t stream) {
   const int64_t group_out = p.out_channels / p.window.groups;
   if (group_out >= 16) return launch_tiled<Index, 16>(p, x, w, bias, y, stream);
   if (group_out >= 8) return launch_tiled<Index, 8>(p, x, w, bias, y, stream);
@@ -175,10 +173,8 @@ cudaError_t launch_for_group(const Add2dParams& p, const float* x, const float* 
   return launch_tiled<Index, 1>(p, x, w, bias, y, stream);
 }
 
-}  // namespace
-
-cudaError_t Add2dCuda(const Add2dParams& p, const float* x, const float* w, const float* bias_or_null, float* y,
-                      cudaStream_t stream) {
+template <typename T>
+cudaError_t Add2dAny(const Add2dParams& p, const T* x, const T* w, const T* bias_or_null, T* y, cudaStream_t stream) {
   const Window2d& win = p.window;
   if (!detail::valid_window(win) || p.out_channels < 0 || p.out_channels % win.groups != 0 || !(p.eps >= 0.0f)) {
     return cudaErrorInvalidValue;
@@ -193,6 +189,18 @@ cudaError_t Add2dCuda(const Add2dParams& p, const float* x, const float* w, cons
     return launch_for_group<int32_t>(p, x, w, bias_or_null, y, stream);
   }
   return launch_for_group<int64_t>(p, x, w, bias_or_null, y, stream);
+}
+
+}  // namespace
+
+cudaError_t Add2dCuda(const Add2dParams& p, const float* x, const float* w, const float* bias_or_null, float* y,
+                      cudaStream_t stream) {
+  return Add2dAny(p, x, w, bias_or_null, y, stream);
+}
+
+cudaError_t Add2dCudaHalf(const Add2dParams& p, const __half* x, const __half* w, const __half* bias_or_null,
+                          __half* y, cudaStream_t stream) {
+  return Add2dAny(p, x, w, bias_or_null, y, stream);
 }
 
 }  // namespace holocron::kernels::cuda

@@ -1,5 +1,6 @@
 // Helpers shared by the holocron CUDA kernels (internal to runtime/src/cuda).
 #pragma once
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -85,11 +86,18 @@ __device__ __forceinline__ bool in_range(Index i, Index n) {
   return static_cast<Unsigned>(i) < static_cast<Unsigned>(n);
 }
 
+// Element access for both tensor types (float32, float16): loads widen to float, the kernels' arithmetic type, and
+// stores round to nearest even.
+__device__ __forceinline__ float load(const float* p) { return __ldg(p); }
+__device__ __forceinline__ float load(const __half* p) { return __half2float(__ldg(p)); }
+__device__ __forceinline__ void store(float* p, float value) { *p = value; }
+__device__ __forceinline__ void store(__half* p, float value) { *p = __float2half_rn(value); }
+
 // plane[iy * width + ix], or 0 outside the (height, width) plane: the zero padding of the contract.
-template <typename Index>
-__device__ __forceinline__ float padded_load(const float* __restrict__ plane, Index iy, Index ix, Index height,
+template <typename Index, typename T>
+__device__ __forceinline__ float padded_load(const T* __restrict__ plane, Index iy, Index ix, Index height,
                                              Index width) {
-  return (in_range(iy, height) && in_range(ix, width)) ? __ldg(plane + iy * width + ix) : 0.0f;
+  return (in_range(iy, height) && in_range(ix, width)) ? load(plane + iy * width + ix) : 0.0f;
 }
 
 }  // namespace holocron::kernels::cuda::detail

@@ -15,10 +15,10 @@ struct InvolutionGeometry : detail::WindowGeometry<Index> {
   Index items, item_blocks;  // items = N * groups * chunks * H_out * W_out, pixel fastest
 };
 
-template <typename Index>
+template <typename Index, typename T>
 __global__ void __launch_bounds__(kBlock)
-    involution2d_kernel(const InvolutionGeometry<Index> g, const float* __restrict__ x,
-                        const float* __restrict__ kernel, float* __restrict__ y) {
+    involution2d_kernel(const InvolutionGeometry<Index> g, const T* __restrict__ x, const T* __restrict__ kernel,
+                        T* __restrict__ y) {
   for (Index block = blockIdx.x; block < g.item_blocks; block += gridDim.x) {
     const Index item = block * kBlock + static_cast<Index>(threadIdx.x);
     if (item >= g.items) return;
@@ -35,8 +35,8 @@ __global__ void __launch_bounds__(kBlock)
     const int c_count = c_left < kChannelsPerThread ? static_cast<int>(c_left) : kChannelsPerThread;
 
     const Index taps = g.kernel_h * g.kernel_w;
-    const float* tap_kernel = kernel + (n * g.groups + group) * taps * g.out_plane + out_pos;
-    const float* xc = x + (n * g.channels + c_first) * g.plane;
+    const T* tap_kernel = kernel + (n * g.groups + group) * taps * g.out_plane + out_pos;
+    const T* xc = x + (n * g.channels + c_first) * g.plane;
     const Index iy0 = oy * g.stride_h - g.pad_top;
     const Index ix0 = ox * g.stride_w - g.pad_left;
 
@@ -50,25 +50,25 @@ __global__ void __launch_bounds__(kBlock)
       for (Index j = 0; j < g.kernel_w; ++j, tap_kernel += g.out_plane) {
         const Index ix = ix0 + j * g.dilation_w;
         if (!detail::in_range(ix, g.width)) continue;
-        const float k = __ldg(tap_kernel);
-        const float* src = xc + iy * g.width + ix;
+        const float k = detail::load(tap_kernel);
+        const T* src = xc + iy * g.width + ix;
 #pragma unroll
         for (int c = 0; c < kChannelsPerThread; ++c) {
-          if (c < c_count) acc[c] += k * __ldg(src + c * g.plane);
+          if (c < c_count) acc[c] += k * detail::load(src + c * g.plane);
         }
       }
     }
 
-    float* out = y + (n * g.channels + c_first) * g.out_plane + out_pos;
+    T* out = y + (n * g.channels + c_first) * g.out_plane + out_pos;
 #pragma unroll
     for (int c = 0; c < kChannelsPerThread; ++c) {
-      if (c < c_count) out[c * g.out_plane] = acc[c];
+      if (c < c_count) detail::store(out + c * g.out_plane, acc[c]);
     }
   }
 }
 
-template <typename Index>
-cudaError_t launch_indexed(const Window2d& w, const float* x, const float* kernel, float* y, cudaStream_t stream) {
+template <typename Index, typename T>
+cudaError_t launch_indexed(const Window2d& w, const T* x, const T* kernel, T* y, cudaStream_t stream) {
   const int64_t group_channels = w.channels / w.groups;
   const int64_t chunks = detail::ceil_div(group_channels, kChannelsPerThread);
   const int64_t items = w.batch * w.groups * chunks * w.out_h * w.out_w;
@@ -84,10 +84,8 @@ cudaError_t launch_indexed(const Window2d& w, const float* x, const float* kerne
   return cudaGetLastError();
 }
 
-}  // namespace
-
-cudaError_t Involution2dCuda(const Involution2dParams& p, const float* x, const float* kernel, float* y,
-                             cudaStream_t stream) {
+template <typename T>
+cudaError_t Involution2dAny(const Involution2dParams& p, const T* x, const T* kernel, T* y, cudaStream_t stream) {
   const Window2d& w = p.window;
   if (!detail::valid_window(w)) return cudaErrorInvalidValue;
   const int64_t out_plane = w.out_h * w.out_w;
@@ -100,6 +98,18 @@ cudaError_t Involution2dCuda(const Involution2dParams& p, const float* x, const 
     return launch_indexed<int32_t>(w, x, kernel, y, stream);
   }
   return launch_indexed<int64_t>(w, x, kernel, y, stream);
+}
+
+}  // namespace
+
+cudaError_t Involution2dCuda(const Involution2dParams& p, const float* x, const float* kernel, float* y,
+                             cudaStream_t stream) {
+  return Involution2dAny(p, x, kernel, y, stream);
+}
+
+cudaError_t Involution2dCudaHalf(const Involution2dParams& p, const __half* x, const __half* kernel, __half* y,
+                                 cudaStream_t stream) {
+  return Involution2dAny(p, x, kernel, y, stream);
 }
 
 }  // namespace holocron::kernels::cuda

@@ -56,8 +56,6 @@ Shape OutputShape(const kernels::Add2dParams& p) {
 
 namespace {
 
-using FloatTensor = Ort::Custom::Tensor<float>;
-
 Ort::Status InferOutputShape(const OrtApi& api, OrtShapeInferContext* context) {
   Attributes attributes;
   std::string error = ReadAttributes(ShapeInferAttributes(api, context), attributes);
@@ -89,6 +87,13 @@ struct Cpu {
     kernels::Add2dCpu(p, x, w, bias, y, IntraOpPool(ctx));
     return Ort::Status{nullptr};
   }
+  static Ort::Status Launch(OrtKernelContext* context, const kernels::Add2dParams& p, const Half* x, const Half* w,
+                            const Half* bias, Half* y) {
+    const Ort::KernelContext ctx(context);
+    kernels::Add2dCpuHalf(p, HalfBits(x), HalfBits(w), bias ? HalfBits(bias) : nullptr, HalfBits(y),
+                          IntraOpPool(ctx));
+    return Ort::Status{nullptr};
+  }
 };
 
 #if HOLOCRON_WITH_CUDA
@@ -98,11 +103,18 @@ struct Cuda {
                             const float* bias, float* y) {
     return CudaStatus(c::kOpName, kernels::cuda::Add2dCuda(p, x, w, bias, y, ComputeStream(context)));
   }
+  static Ort::Status Launch(OrtKernelContext* context, const kernels::Add2dParams& p, const Half* x, const Half* w,
+                            const Half* bias, Half* y) {
+    return CudaStatus(c::kOpName, kernels::cuda::Add2dCudaHalf(p, CudaHalf(x), CudaHalf(w),
+                                                               bias ? CudaHalf(bias) : nullptr, CudaHalf(y),
+                                                               ComputeStream(context)));
+  }
 };
 #endif
 
-template <typename Device>
+template <typename Device, typename T>
 struct Kernel {
+  using Tensor = Ort::Custom::Tensor<T>;
   static constexpr const char* kOpName = c::kOpName;
 
   Kernel(const OrtApi* api, const OrtKernelInfo* info) : attributes(api, info) {}
@@ -115,20 +127,20 @@ struct Kernel {
   static Ort::Status Call(Kernel& kernel, OrtKernelContext* context) {
     Ort::Status status = RequireInputs(context, kOpName, c::kInputNames, c::kInputOptional);
     if (!status.IsOK()) return status;
-    FloatTensor x(context, 0, true), w(context, 1, true), y(context, 0, false);
-    std::optional<FloatTensor> bias;
+    Tensor x(context, 0, true), w(context, 1, true), y(context, 0, false);
+    std::optional<Tensor> bias;
     if (HasInput(context, 2)) bias.emplace(context, 2, true);
-    return kernel.Compute(context, x, w, bias ? std::optional<const FloatTensor*>(&*bias) : std::nullopt, y);
+    return kernel.Compute(context, x, w, bias ? std::optional<const Tensor*>(&*bias) : std::nullopt, y);
   }
 
-  Ort::Status Compute(OrtKernelContext* context, const FloatTensor& x, const FloatTensor& w,
-                      std::optional<const FloatTensor*> bias, FloatTensor& y) {
+  Ort::Status Compute(OrtKernelContext* context, const Tensor& x, const Tensor& w,
+                      std::optional<const Tensor*> bias, Tensor& y) {
     if (!attributes.error.empty()) return InvalidArgument(attributes.error);
-    const FloatTensor* b = bias.value_or(nullptr);
+    const Tensor* b = bias.value_or(nullptr);
     kernels::Add2dParams params;
     const std::string error = MakeParams(attributes.value, x.Shape(), w.Shape(), b ? &b->Shape() : nullptr, params);
     if (!error.empty()) return InvalidArgument(error);
-    float* out = y.Allocate(OutputShape(params));
+    T* out = y.Allocate(OutputShape(params));
     return Device::Launch(context, params, x.Data(), w.Data(), b ? b->Data() : nullptr, out);
   }
 
@@ -138,9 +150,11 @@ struct Kernel {
 }  // namespace
 
 void AppendOps(OpList& ops) {
-  ops.push_back(MakeLiteOp<Kernel<Cpu>>(Cpu::kProvider));
+  ops.push_back(MakeLiteOp<Kernel<Cpu, float>>(Cpu::kProvider));
+  ops.push_back(MakeLiteOp<Kernel<Cpu, Half>>(Cpu::kProvider));
 #if HOLOCRON_WITH_CUDA
-  ops.push_back(MakeLiteOp<Kernel<Cuda>>(Cuda::kProvider));
+  ops.push_back(MakeLiteOp<Kernel<Cuda, float>>(Cuda::kProvider));
+  ops.push_back(MakeLiteOp<Kernel<Cuda, Half>>(Cuda::kProvider));
 #endif
 }
 

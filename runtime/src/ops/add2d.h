@@ -24,7 +24,7 @@ std::string MakeParams(const Attributes& attrs, const Shape& x, const Shape& w, 
 
 Shape OutputShape(const kernels::Add2dParams& p);
 
-// Appends the op once per device of this build.
+// Appends the op once per device of this build and element type (float, float16).
 void AppendOps(OpList& ops);
 
 }  // namespace holocron::ops::add2d

@@ -10,6 +10,7 @@
 #undef ORT_API_MANUAL_INIT
 
 #if HOLOCRON_WITH_CUDA
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #endif
 
@@ -35,7 +36,16 @@ inline constexpr uint32_t kOrtApiVersion = ORT_API_VERSION < 21 ? ORT_API_VERSIO
 inline constexpr const char* kCpuProvider = "CPUExecutionProvider";
 inline constexpr const char* kCudaProvider = "CUDAExecutionProvider";
 
-// The custom ops of this build, each op once per device.
+// The element types of the ops' tensors (contract: tensor(float), tensor(float16)); each op is registered once per
+// element type and device, all inputs and the output of one node sharing the type.
+using Half = Ort::Float16_t;
+static_assert(sizeof(Half) == sizeof(uint16_t), "Ort::Float16_t must be a bare binary16 pattern");
+
+// The raw binary16 patterns of float16 data, as the kernels take them.
+inline const uint16_t* HalfBits(const Half* data) { return reinterpret_cast<const uint16_t*>(data); }
+inline uint16_t* HalfBits(Half* data) { return reinterpret_cast<uint16_t*>(data); }
+
+// The custom ops of this build, each op once per device and element type.
 using OpList = std::vector<std::shared_ptr<OrtCustomOp>>;
 
 inline Ort::Status InvalidArgument(const std::string& message) {
@@ -131,6 +141,10 @@ inline kernels::ParallelFor IntraOpPool(const Ort::KernelContext& context) {
 inline cudaStream_t ComputeStream(OrtKernelContext* context) {
   return static_cast<cudaStream_t>(Ort::KernelContext(context).GetGPUComputeStream());
 }
+
+// float16 data as the CUDA kernels take it (the same binary16 layout).
+inline const __half* CudaHalf(const Half* data) { return reinterpret_cast<const __half*>(data); }
+inline __half* CudaHalf(Half* data) { return reinterpret_cast<__half*>(data); }
 
 inline Ort::Status CudaStatus(const char* op, cudaError_t error) {
   if (error == cudaSuccess) return Ort::Status{nullptr};

@@ -46,8 +46,6 @@ Shape OutputShape(const kernels::Involution2dParams& p) {
 
 namespace {
 
-using FloatTensor = Ort::Custom::Tensor<float>;
-
 Ort::Status InferOutputShape(const OrtApi& api, OrtShapeInferContext* context) {
   Attributes attributes;
   std::string error = ReadAttributes(ShapeInferAttributes(api, context), attributes);
@@ -82,6 +80,12 @@ struct Cpu {
     kernels::Involution2dCpu(p, x, kernel, y, IntraOpPool(ctx));
     return Ort::Status{nullptr};
   }
+  static Ort::Status Launch(OrtKernelContext* context, const kernels::Involution2dParams& p, const Half* x,
+                            const Half* kernel, Half* y) {
+    const Ort::KernelContext ctx(context);
+    kernels::Involution2dCpuHalf(p, HalfBits(x), HalfBits(kernel), HalfBits(y), IntraOpPool(ctx));
+    return Ort::Status{nullptr};
+  }
 };
 
 #if HOLOCRON_WITH_CUDA
@@ -91,11 +95,17 @@ struct Cuda {
                             const float* kernel, float* y) {
     return CudaStatus(c::kOpName, kernels::cuda::Involution2dCuda(p, x, kernel, y, ComputeStream(context)));
   }
+  static Ort::Status Launch(OrtKernelContext* context, const kernels::Involution2dParams& p, const Half* x,
+                            const Half* kernel, Half* y) {
+    return CudaStatus(c::kOpName, kernels::cuda::Involution2dCudaHalf(p, CudaHalf(x), CudaHalf(kernel), CudaHalf(y),
+                                                                      ComputeStream(context)));
+  }
 };
 #endif
 
-template <typename Device>
+template <typename Device, typename T>
 struct Kernel {
+  using Tensor = Ort::Custom::Tensor<T>;
   static constexpr const char* kOpName = c::kOpName;
 
   Kernel(const OrtApi* api, const OrtKernelInfo* info) : attributes(api, info) {}
@@ -108,16 +118,16 @@ struct Kernel {
   static Ort::Status Call(Kernel& kernel, OrtKernelContext* context) {
     Ort::Status status = RequireInputs(context, kOpName, c::kInputNames, c::kInputOptional);
     if (!status.IsOK()) return status;
-    FloatTensor x(context, 0, true), k(context, 1, true), y(context, 0, false);
+    Tensor x(context, 0, true), k(context, 1, true), y(context, 0, false);
     return kernel.Compute(context, x, k, y);
   }
 
-  Ort::Status Compute(OrtKernelContext* context, const FloatTensor& x, const FloatTensor& k, FloatTensor& y) {
+  Ort::Status Compute(OrtKernelContext* context, const Tensor& x, const Tensor& k, Tensor& y) {
     if (!attributes.error.empty()) return InvalidArgument(attributes.error);
     kernels::Involution2dParams params;
     const std::string error = MakeParams(attributes.value, x.Shape(), k.Shape(), params);
     if (!error.empty()) return InvalidArgument(error);
-    float* out = y.Allocate(OutputShape(params));
+    T* out = y.Allocate(OutputShape(params));
     return Device::Launch(context, params, x.Data(), k.Data(), out);
   }
 
@@ -127,9 +137,11 @@ struct Kernel {
 }  // namespace
 
 void AppendOps(OpList& ops) {
-  ops.push_back(MakeLiteOp<Kernel<Cpu>>(Cpu::kProvider));
+  ops.push_back(MakeLiteOp<Kernel<Cpu, float>>(Cpu::kProvider));
+  ops.push_back(MakeLiteOp<Kernel<Cpu, Half>>(Cpu::kProvider));
 #if HOLOCRON_WITH_CUDA
-  ops.push_back(MakeLiteOp<Kernel<Cuda>>(Cuda::kProvider));
+  ops.push_back(MakeLiteOp<Kernel<Cuda, float>>(Cuda::kProvider));
+  ops.push_back(MakeLiteOp<Kernel<Cuda, Half>>(Cuda::kProvider));
 #endif
 }
 

@@ -25,7 +25,7 @@ std::string MakeParams(const Attributes& attrs, const Shape& x, const Shape& ker
 
 Shape OutputShape(const kernels::Involution2dParams& p);
 
-// Appends the op once per device of this build.
+// Appends the op once per device of this build and element type (float, float16).
 void AppendOps(OpList& ops);
 
 }  // namespace holocron::ops::involution2d

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <optional>
+#include <type_traits>
 
 #include "holocron_contract.h"
 #include "kernels/cpu.h"
@@ -83,8 +84,6 @@ Shape OutputShape(const kernels::LambdaParams& p) { return {p.batch, p.heads * p
 
 namespace {
 
-using FloatTensor = Ort::Custom::Tensor<float>;
-
 Ort::Status InferOutputShape(const OrtApi& api, OrtShapeInferContext* context) {
   Attributes attributes;
   std::string error = ReadAttributes(ShapeInferAttributes(api, context), attributes);
@@ -115,6 +114,13 @@ struct Cpu {
     kernels::LambdaCpu(p, q, keys, values, position, y, IntraOpPool(ctx));
     return Ort::Status{nullptr};
   }
+  static Ort::Status Launch(OrtKernelContext* context, const kernels::LambdaParams& p, const Half* q,
+                            const Half* keys, const Half* values, const Half* position, Half* y) {
+    const Ort::KernelContext ctx(context);
+    kernels::LambdaCpuHalf(p, HalfBits(q), HalfBits(keys), HalfBits(values), HalfBits(position), HalfBits(y),
+                           IntraOpPool(ctx));
+    return Ort::Status{nullptr};
+  }
 };
 
 #if HOLOCRON_WITH_CUDA
@@ -122,11 +128,13 @@ struct Cuda {
   static constexpr const char* kProvider = kCudaProvider;
   // The kernel's device workspace is stream-ordered: allocated and freed on the node's stream (cudaMallocAsync), so
   // nothing waits; where the device has no memory pools, a plain allocation freed after the stream drained.
-  static Ort::Status Launch(OrtKernelContext* context, const kernels::LambdaParams& p, const float* q,
-                            const float* keys, const float* values, const float* position, float* y) {
+  template <typename T>
+  static Ort::Status Launch(OrtKernelContext* context, const kernels::LambdaParams& p, const T* q, const T* keys,
+                            const T* values, const T* position, T* y) {
+    constexpr bool kHalf = std::is_same_v<T, Half>;
     const char* op = c::kOpName;
     const cudaStream_t stream = ComputeStream(context);
-    const size_t bytes = kernels::cuda::LambdaCudaWorkspaceBytes(p);
+    const size_t bytes = kernels::cuda::LambdaCudaWorkspaceBytes(p, kHalf);
     void* workspace = nullptr;
     cudaError_t error = cudaMallocAsync(&workspace, bytes, stream);
     const bool stream_ordered = error == cudaSuccess;
@@ -135,7 +143,12 @@ struct Cuda {
       error = cudaMalloc(&workspace, bytes);
       if (error != cudaSuccess) return CudaStatus(op, error);
     }
-    error = kernels::cuda::LambdaCuda(p, q, keys, values, position, y, workspace, bytes, stream);
+    if constexpr (kHalf) {
+      error = kernels::cuda::LambdaCudaHalf(p, CudaHalf(q), CudaHalf(keys), CudaHalf(values), CudaHalf(position),
+                                            CudaHalf(y), workspace, bytes, stream);
+    } else {
+      error = kernels::cuda::LambdaCuda(p, q, keys, values, position, y, workspace, bytes, stream);
+    }
     if (stream_ordered) {
       const cudaError_t freed = cudaFreeAsync(workspace, stream);
       return CudaStatus(op, error != cudaSuccess ? error : freed);
@@ -147,8 +160,9 @@ struct Cuda {
 };
 #endif
 
-template <typename Device>
+template <typename Device, typename T>
 struct Kernel {
+  using Tensor = Ort::Custom::Tensor<T>;
   static constexpr const char* kOpName = c::kOpName;
 
   Kernel(const OrtApi* api, const OrtKernelInfo* info) : attributes(api, info) {}
@@ -161,19 +175,19 @@ struct Kernel {
   static Ort::Status Call(Kernel& kernel, OrtKernelContext* context) {
     Ort::Status status = RequireInputs(context, kOpName, c::kInputNames, c::kInputOptional);
     if (!status.IsOK()) return status;
-    FloatTensor q(context, 0, true), k(context, 1, true), v(context, 2, true), p(context, 3, true);
-    FloatTensor y(context, 0, false);
+    Tensor q(context, 0, true), k(context, 1, true), v(context, 2, true), p(context, 3, true);
+    Tensor y(context, 0, false);
     return kernel.Compute(context, q, k, v, p, y);
   }
 
-  Ort::Status Compute(OrtKernelContext* context, const FloatTensor& q, const FloatTensor& keys,
-                      const FloatTensor& values, const FloatTensor& position, FloatTensor& y) {
+  Ort::Status Compute(OrtKernelContext* context, const Tensor& q, const Tensor& keys,
+                      const Tensor& values, const Tensor& position, Tensor& y) {
     if (!attributes.error.empty()) return InvalidArgument(attributes.error);
     kernels::LambdaParams params;
     const std::string error =
         MakeParams(attributes.value, q.Shape(), keys.Shape(), values.Shape(), position.Shape(), params);
     if (!error.empty()) return InvalidArgument(error);
-    float* out = y.Allocate(OutputShape(params));
+    T* out = y.Allocate(OutputShape(params));
     return Device::Launch(context, params, q.Data(), keys.Data(), values.Data(), position.Data(), out);
   }
 
@@ -183,9 +197,11 @@ struct Kernel {
 }  // namespace
 
 void AppendOps(OpList& ops) {
-  ops.push_back(MakeLiteOp<Kernel<Cpu>>(Cpu::kProvider));
+  ops.push_back(MakeLiteOp<Kernel<Cpu, float>>(Cpu::kProvider));
+  ops.push_back(MakeLiteOp<Kernel<Cpu, Half>>(Cpu::kProvider));
 #if HOLOCRON_WITH_CUDA
-  ops.push_back(MakeLiteOp<Kernel<Cuda>>(Cuda::kProvider));
+  ops.push_back(MakeLiteOp<Kernel<Cuda, float>>(Cuda::kProvider));
+  ops.push_back(MakeLiteOp<Kernel<Cuda, Half>>(Cuda::kProvider));
 #endif
 }
 

@@ -22,7 +22,7 @@ std::string MakeParams(const Attributes& attrs, const Shape& q, const Shape& key
 
 Shape OutputShape(const kernels::LambdaParams& p);
 
-// Appends the op once per device of this build.
+// Appends the op once per device of this build and element type (float, float16).
 void AppendOps(OpList& ops);
 
 }  // namespace holocron::ops::lambda_layer

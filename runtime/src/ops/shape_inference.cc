@@ -60,9 +60,18 @@ Ort::Status DeclareOutput(const OrtApi& api, OrtShapeInferContext* context, size
     values.push_back(dim.known() ? dim.value : -1);
     symbols.push_back(dim.known() ? "" : dim.symbol.c_str());
   }
+  // The output's element type is the node's (float or float16): that of its first input.
+  ONNXTensorElementDataType element_type = ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+  OrtTensorTypeAndShapeInfo* first_input = nullptr;
+  if (OrtStatus* status = api.ShapeInferContext_GetInputTypeShape(context, 0, &first_input)) {
+    return Ort::Status(status);
+  }
+  if (first_input != nullptr) {
+    if (OrtStatus* status = api.GetTensorElementType(first_input, &element_type)) return Ort::Status(status);
+  }
   OrtTensorTypeAndShapeInfo* info = nullptr;
   if (OrtStatus* status = api.CreateTensorTypeAndShapeInfo(&info)) return Ort::Status(status);
-  OrtStatus* status = api.SetTensorElementType(info, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
+  OrtStatus* status = api.SetTensorElementType(info, element_type);
   if (status == nullptr) status = api.SetDimensions(info, values.data(), values.size());
   if (status == nullptr) status = api.SetSymbolicDimensions(info, symbols.data(), symbols.size());
   if (status == nullptr) status = api.ShapeInferContext_SetOutputTypeShape(context, index, info);

@@ -25,7 +25,8 @@ std::optional<InferredShape> InferredInput(const OrtApi& api, OrtShapeInferConte
 // Whether every dim is a known value; fills values.
 bool KnownValues(const InferredShape& shape, std::vector<int64_t>& values);
 
-// Declares output `index` as float32 of `shape`; does nothing when a dim is neither known nor symbolic.
+// Declares output `index` of `shape`, with the element type of input 0; does nothing when a dim is neither known
+// nor symbolic.
 Ort::Status DeclareOutput(const OrtApi& api, OrtShapeInferContext* context, size_t index, const InferredShape& shape);
 
 }  // namespace holocron::ops

@@ -1,6 +1,7 @@
 // Standalone check of the holocron CUDA launchers against plain CPU references (double precision) written from
 // holocron/ops/contract.py. Needs a CUDA GPU; build and run with run_check.sh. Prints one PASS/FAIL line per case
 // with the largest error relative to the magnitude of the summed terms, and exits non-zero on any failure.
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -76,19 +77,21 @@ struct Reference {
 };
 
 // Compares the device output (with its guard tail) with the reference and records PASS/FAIL.
-void report(const std::string& name, const std::vector<float>& got, const Reference& ref) {
+// value_rel: extra tolerance relative to each value (float16 outputs: their final rounding, 2^-11).
+void report(const std::string& name, const std::vector<float>& got, const Reference& ref, double value_rel = 0.0) {
   const size_t n = ref.value.size();
   double worst = 0.0;
   size_t bad = 0;
   for (size_t i = 0; i < n; ++i) {
     const double err = std::fabs(static_cast<double>(got[i]) - ref.value[i]);
-    const double tol = kAbsTol + kRelTol * ref.magnitude[i];
+    const double tol = kAbsTol + kRelTol * ref.magnitude[i] + value_rel * std::fabs(ref.value[i]);
     if (!(err <= tol)) ++bad;  // NaN counts as bad
     const double scaled = err / (kAbsTol + ref.magnitude[i]);
     if (!(scaled <= worst)) worst = scaled;
   }
   size_t overrun = 0;
-  for (size_t i = n; i < got.size(); ++i) overrun += got[i] != kGuardValue;
+  const float guard = value_rel > 0.0 ? __half2float(__float2half_rn(kGuardValue)) : kGuardValue;
+  for (size_t i = n; i < got.size(); ++i) overrun += got[i] != guard;
   const bool ok = bad == 0 && overrun == 0;
   if (!ok) ++g_failures;
   std::printf("%s %-48s outputs=%zu max_err/magnitude=%.3g bad=%zu guard_overwrites=%zu\n", ok ? "PASS" : "FAIL",
@@ -454,6 +457,105 @@ void run_lambda(std::mt19937& rng, cudaStream_t stream) {
   expect(hc::LambdaCudaWorkspaceBytes(lambda_params(1, 1, 2, 1, 2, 3, 3, 2)) == 0, "lambda even r invalid");
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// float16: the same launchers on __half tensors. Inputs are rounded to float16 first (the reference sees the rounded
+// values); outputs may differ by their own float16 rounding on top of the float32 tolerance.
+
+constexpr double kHalfRel = 1.0 / 2048.0;
+
+// Rounds host floats to float16 in place and returns their device copy (as __half).
+class HalfBuffer {
+ public:
+  HalfBuffer(std::vector<float>& host, cudaStream_t stream) : n_(host.size()) {
+    std::vector<__half> halves(n_);
+    for (size_t i = 0; i < n_; ++i) {
+      halves[i] = __float2half_rn(host[i]);
+      host[i] = __half2float(halves[i]);
+    }
+    if (n_ > 0) {
+      check_cuda(cudaMalloc(&ptr_, n_ * sizeof(__half)), "cudaMalloc");
+      check_cuda(cudaMemcpyAsync(ptr_, halves.data(), n_ * sizeof(__half), cudaMemcpyHostToDevice, stream), "upload");
+      check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+    }
+  }
+  HalfBuffer(const HalfBuffer&) = delete;
+  HalfBuffer& operator=(const HalfBuffer&) = delete;
+  ~HalfBuffer() { cudaFree(ptr_); }
+  __half* get() const { return ptr_; }
+  std::vector<float> download(cudaStream_t stream) const {
+    std::vector<__half> halves(n_);
+    check_cuda(cudaMemcpyAsync(halves.data(), ptr_, n_ * sizeof(__half), cudaMemcpyDeviceToHost, stream), "download");
+    check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+    std::vector<float> out(n_);
+    for (size_t i = 0; i < n_; ++i) out[i] = __half2float(halves[i]);
+    return out;
+  }
+
+ private:
+  size_t n_;
+  __half* ptr_ = nullptr;
+};
+
+void check_add2d_half(const std::string& name, const hk::Add2dParams& p, std::mt19937& rng, cudaStream_t stream) {
+  const hk::Window2d& w = p.window;
+  auto x = random_vector(static_cast<size_t>(w.batch * w.channels * w.height * w.width), rng);
+  auto wt = random_vector(static_cast<size_t>(p.out_channels * (w.channels / w.groups) * w.kernel_h * w.kernel_w), rng);
+  auto bias = random_vector(static_cast<size_t>(p.out_channels), rng);
+  const size_t y_numel = static_cast<size_t>(w.batch * p.out_channels * w.out_h * w.out_w);
+  auto y = poisoned_output(y_numel);
+  HalfBuffer dx(x, stream), dw(wt, stream), db(bias, stream), dy(y, stream);
+  check_cuda(hc::Add2dCudaHalf(p, dx.get(), dw.get(), p.has_bias ? db.get() : nullptr, dy.get(), stream),
+             name.c_str());
+  report(name, dy.download(stream), add2d_reference(p, x, wt, p.has_bias ? &bias : nullptr), kHalfRel);
+}
+
+void check_involution_half(const std::string& name, const hk::Window2d& w, std::mt19937& rng, cudaStream_t stream) {
+  auto x = random_vector(static_cast<size_t>(w.batch * w.channels * w.height * w.width), rng);
+  auto k = random_vector(static_cast<size_t>(w.batch * w.groups * w.kernel_h * w.kernel_w * w.out_h * w.out_w), rng);
+  auto y = poisoned_output(static_cast<size_t>(w.batch * w.channels * w.out_h * w.out_w));
+  HalfBuffer dx(x, stream), dk(k, stream), dy(y, stream);
+  hk::Involution2dParams p;
+  p.window = w;
+  check_cuda(hc::Involution2dCudaHalf(p, dx.get(), dk.get(), dy.get(), stream), name.c_str());
+  report(name, dy.download(stream), involution_reference(w, x, k), kHalfRel);
+}
+
+void check_lambda_half(const std::string& name, const hk::LambdaParams& p, std::mt19937& rng, cudaStream_t stream) {
+  const int64_t hw = p.height * p.width;
+  auto q = random_vector(static_cast<size_t>(p.batch * p.heads * p.dim_k * hw), rng);
+  auto k = random_vector(static_cast<size_t>(p.batch * p.dim_k * p.dim_u * hw), rng, -4.0f, 4.0f);
+  auto v = random_vector(static_cast<size_t>(p.batch * p.dim_v * p.dim_u * hw), rng);
+  auto pos = random_vector(static_cast<size_t>(p.local ? p.dim_k * p.dim_u * p.r * p.r : hw * hw * p.dim_k * p.dim_u),
+                           rng);
+  auto y = poisoned_output(static_cast<size_t>(p.batch * p.heads * p.dim_v * hw));
+  const size_t ws_bytes = hc::LambdaCudaWorkspaceBytes(p, true);
+  HalfBuffer dq(q, stream), dk(k, stream), dv(v, stream), dpos(pos, stream), dy(y, stream);
+  DeviceBuffer dws(ws_bytes / sizeof(float), stream);
+  expect(hc::LambdaCudaHalf(p, dq.get(), dk.get(), dv.get(), dpos.get(), dy.get(), dws.get(),
+                            hc::LambdaCudaWorkspaceBytes(p), stream) == cudaErrorInvalidValue,
+         name + " float-sized workspace rejected");
+  check_cuda(hc::LambdaCudaHalf(p, dq.get(), dk.get(), dv.get(), dpos.get(), dy.get(), dws.get(), ws_bytes, stream),
+             name.c_str());
+  const std::vector<double> ks = softmax_keys(p, k);
+  Reference ref{lambda_formula(p, q, ks, v, pos, false), lambda_formula(p, q, ks, v, pos, true)};
+  report(name, dy.download(stream), ref, kHalfRel);
+}
+
+void run_half(std::mt19937& rng, cudaStream_t stream) {
+  hk::Add2dParams p;
+  p.window = make_window(2, 8, 9, 11, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 1, 2);
+  p.out_channels = 6;
+  p.has_bias = true;
+  check_add2d_half("half add2d 3x3 pad1 groups2 bias", p, rng, stream);
+  p.normalize_slices = true;
+  p.eps = 1e-5f;
+  check_add2d_half("half add2d normalize_slices", p, rng, stream);
+  check_involution_half("half involution 3x5 stride2 dil2 groups3",
+                        make_window(2, 12, 11, 13, 3, 5, 2, 2, {1, 0, 2, 3}, 2, 2, 3), rng, stream);
+  check_lambda_half("half lambda local r5 K16 (two key chunks)", lambda_params(2, 4, 16, 1, 4, 7, 6, 5), rng, stream);
+  check_lambda_half("half lambda global K300 (key chunks)", lambda_params(1, 2, 300, 2, 2, 2, 2, 0), rng, stream);
+}
+
 }  // namespace
 
 int main() {
@@ -468,6 +570,7 @@ int main() {
   run_add2d(rng, stream);
   run_involution(rng, stream);
   run_lambda(rng, stream);
+  run_half(rng, stream);
   check_cuda(cudaStreamSynchronize(stream), "final synchronize");
   check_cuda(cudaStreamDestroy(stream), "cudaStreamDestroy");
   std::printf("%s: %d failure(s)\n", g_failures == 0 ? "ALL PASS" : "FAILED", g_failures);
