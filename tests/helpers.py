@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import onnx
+import pytest
+from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
 from holocron.ops.contract import DOMAIN, DOMAIN_VERSION
@@ -81,3 +83,43 @@ def executed_op_types(session: onnxruntime.InferenceSession) -> set[str]:
         for event in events
         if event.get("cat") == "Node" and "op_name" in event.get("args", {})
     }
+
+
+def draw_window(draw: Callable[[Any], Any], max_kernel: int, max_extra: tuple[int, int]) -> dict[str, Any]:
+    """Draw the geometry of a sliding window for a hypothesis ``st.composite`` strategy of a windowed op's configs.
+
+    Args:
+        draw: the ``draw`` of the composite strategy.
+        max_kernel: largest kernel extent (each of ``kH``, ``kW`` in ``[1, max_kernel]``).
+        max_extra: most pixels added to the smallest input ``(H, W)`` whose padded extent holds the dilated kernel.
+
+    Returns:
+        ``kernel`` ``(kH, kW)``, ``dilations`` ``[dH, dW]`` in ``[1, 3]``, ``pads`` (ONNX order, each in ``[0, 3]``),
+        ``size`` ``(H, W)`` and ``group`` in ``[1, 3]``.
+    """
+    kh, kw = draw(st.integers(1, max_kernel)), draw(st.integers(1, max_kernel))
+    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    pads = [draw(st.integers(0, 3)) for _ in range(4)]
+    h = max(1, dh * (kh - 1) + 1 - pads[0] - pads[2]) + draw(st.integers(0, max_extra[0]))
+    w = max(1, dw * (kw - 1) + 1 - pads[1] - pads[3]) + draw(st.integers(0, max_extra[1]))
+    return {"kernel": (kh, kw), "dilations": [dh, dw], "pads": pads, "size": (h, w), "group": draw(st.integers(1, 3))}
+
+
+def bad_arguments_test(op: Callable[..., Any], valid: dict[str, Any], bad: dict[str, tuple]) -> Callable[..., None]:
+    """A pytest test function calling ``op`` with the keyword arguments ``valid`` but for one bad override per case.
+
+    Args:
+        op: the function under test.
+        valid: keyword arguments that ``op`` accepts.
+        bad: case id -> (overrides of ``valid``, the exception type expected, a pattern its message must match).
+
+    Returns:
+        the test, parametrized over ``bad``; bind it to a ``test_*`` name of the test module.
+    """
+
+    @pytest.mark.parametrize(("override", "error", "message"), bad.values(), ids=bad.keys())
+    def test(override: dict[str, Any], error: type[Exception], message: str) -> None:
+        with pytest.raises(error, match=message):
+            op(**{**valid, **override})
+
+    return test

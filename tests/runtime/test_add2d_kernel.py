@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from helpers import single_node_model
+from helpers import draw_window, single_node_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -58,20 +58,15 @@ def add2d_reference(
 
 @st.composite
 def add2d_configs(draw: st.DrawFn) -> dict:
-    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    pads = [draw(st.integers(0, 3)) for _ in range(4)]
-    # Smallest input whose padded extent holds the dilated kernel, plus a few odd extra pixels.
-    h = max(1, dh * (kh - 1) + 1 - pads[0] - pads[2]) + draw(st.integers(0, 9))
-    w = max(1, dw * (kw - 1) + 1 - pads[1] - pads[3]) + draw(st.integers(0, 9))
-    group = draw(st.integers(1, 3))
+    window = draw_window(draw, max_kernel=4, max_extra=(9, 9))
+    group = window["group"]
     return {
-        "shape": (draw(st.integers(1, 4)), group * draw(st.integers(1, 4)), h, w),
+        "shape": (draw(st.integers(1, 4)), group * draw(st.integers(1, 4)), *window["size"]),
         "out_channels": group * draw(st.integers(1, 7)),
-        "kernel": (kh, kw),
+        "kernel": window["kernel"],
         "strides": [draw(st.integers(1, 3)), draw(st.integers(1, 3))],
-        "pads": pads,
-        "dilations": [dh, dw],
+        "pads": window["pads"],
+        "dilations": window["dilations"],
         "group": group,
         "bias": draw(st.booleans()),
         "normalize_slices": draw(st.booleans()),

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from helpers import draw_window
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -41,18 +42,14 @@ def involution2d_reference(
 
 @st.composite
 def involution_configs(draw: st.DrawFn) -> dict:
-    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
-    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    pads = [draw(st.integers(0, 3)) for _ in range(4)]
-    h = max(1, dh * (kh - 1) + 1 - pads[0] - pads[2]) + draw(st.integers(0, 11))
-    w = max(1, dw * (kw - 1) + 1 - pads[1] - pads[3]) + draw(st.integers(0, 21))
-    group = draw(st.integers(1, 3))
+    window = draw_window(draw, max_kernel=5, max_extra=(11, 21))
+    group = window["group"]
     return {
-        "shape": (draw(st.integers(1, 4)), group * draw(st.integers(1, 11)), h, w),
-        "kernel_shape": [kh, kw],
+        "shape": (draw(st.integers(1, 4)), group * draw(st.integers(1, 11)), *window["size"]),
+        "kernel_shape": list(window["kernel"]),
         "strides": [draw(st.integers(1, 3)), draw(st.integers(1, 3))],
-        "pads": pads,
-        "dilations": [dh, dw],
+        "pads": window["pads"],
+        "dilations": window["dilations"],
         "group": group,
         "threads": draw(st.sampled_from([1, 2])),
         "seed": draw(st.integers(0, 2**16)),
