@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import onnx
 import pytest
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
@@ -123,3 +126,50 @@ def bad_arguments_test(op: Callable[..., Any], valid: dict[str, Any], bad: dict[
             op(**{**valid, **override})
 
     return test
+
+
+def reference_test(configs: st.SearchStrategy[dict], run_config: Callable, rtol: float, atol: float) -> Callable:
+    """A hypothesis test of a kernel against its reference over generated configurations.
+
+    Args:
+        configs: strategy of the configurations.
+        run_config: ``(run_kernel, config) -> (out, expected)``, the kernel's output and the reference's.
+        rtol: relative tolerance of the comparison.
+        atol: absolute tolerance of the comparison.
+
+    Returns:
+        the test (taking the ``run_kernel`` fixture), 60 examples; bind it to a ``test_*`` name of the test module.
+    """
+
+    @settings(max_examples=60, deadline=None)
+    @given(config=configs)
+    def test(run_kernel: Callable, config: dict) -> None:
+        out, expected = run_config(run_kernel, config)
+        assert out.shape == expected.shape
+        np.testing.assert_allclose(out, expected, rtol=rtol, atol=atol)
+
+    return test
+
+
+@dataclass(frozen=True)
+class WindowCase:
+    """Geometry of a sliding-window op's test case, in the torch op's terms (symmetric ``padding``)."""
+
+    batch: int = 2
+    size: tuple[int, int] = (5, 6)
+    kernel: tuple[int, int] = (3, 3)
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+    def out_size(self) -> tuple[int, int]:
+        """Output ``(H_out, W_out)`` of the window over ``size``."""
+        return tuple(  # type: ignore[return-value]
+            (n + 2 * p - d * (k - 1) - 1) // s + 1
+            for n, k, s, p, d in zip(self.size, self.kernel, self.stride, self.padding, self.dilation, strict=True)
+        )
+
+    def window(self) -> tuple[list[int], list[int], list[int]]:
+        """The op arguments ``stride, padding, dilation``."""
+        return [*self.stride], [*self.padding], [*self.dilation]

@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from helpers import draw_window, single_node_model
-from hypothesis import given, settings
+from helpers import draw_window, reference_test, single_node_model
 from hypothesis import strategies as st
 
 import holocron.ops
@@ -108,12 +107,7 @@ def run_config(run_kernel, config: dict) -> tuple[np.ndarray, np.ndarray]:
     return out, expected
 
 
-@settings(max_examples=60, deadline=None)
-@given(config=add2d_configs())
-def test_add2d_kernel_matches_reference(run_kernel, config: dict) -> None:
-    out, expected = run_config(run_kernel, config)
-    assert out.shape == expected.shape
-    np.testing.assert_allclose(out, expected, rtol=RTOL, atol=ATOL)
+test_add2d_kernel_matches_reference = reference_test(add2d_configs(), run_config, RTOL, ATOL)
 
 
 @pytest.mark.parametrize(

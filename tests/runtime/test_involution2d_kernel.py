@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from helpers import draw_window
-from hypothesis import given, settings
+from helpers import draw_window, reference_test
 from hypothesis import strategies as st
 
 import holocron.ops
@@ -69,12 +68,7 @@ def run_config(run_kernel, config: dict) -> tuple[np.ndarray, np.ndarray]:
     return out, expected
 
 
-@settings(max_examples=60, deadline=None)
-@given(config=involution_configs())
-def test_involution2d_kernel_matches_reference(run_kernel, config: dict) -> None:
-    out, expected = run_config(run_kernel, config)
-    assert out.shape == expected.shape
-    np.testing.assert_allclose(out, expected, rtol=RTOL, atol=ATOL)
+test_involution2d_kernel_matches_reference = reference_test(involution_configs(), run_config, RTOL, ATOL)
 
 
 @pytest.mark.parametrize(
