@@ -88,24 +88,36 @@ def executed_op_types(session: onnxruntime.InferenceSession) -> set[str]:
     }
 
 
-def draw_window(draw: Callable[[Any], Any], max_kernel: int, max_extra: tuple[int, int]) -> dict[str, Any]:
-    """Draw the geometry of a sliding window for a hypothesis ``st.composite`` strategy of a windowed op's configs.
+def draw_window(
+    draw: Callable[[Any], Any], max_kernel: int, max_extra: tuple[int, int], max_group_channels: int
+) -> dict[str, Any]:
+    """Draw the input shape and window attributes of a windowed op for a hypothesis ``st.composite`` strategy.
 
     Args:
         draw: the ``draw`` of the composite strategy.
         max_kernel: largest kernel extent (each of ``kH``, ``kW`` in ``[1, max_kernel]``).
         max_extra: most pixels added to the smallest input ``(H, W)`` whose padded extent holds the dilated kernel.
+        max_group_channels: most input channels per group.
 
     Returns:
-        ``kernel`` ``(kH, kW)``, ``dilations`` ``[dH, dW]`` in ``[1, 3]``, ``pads`` (ONNX order, each in ``[0, 3]``),
-        ``size`` ``(H, W)`` and ``group`` in ``[1, 3]``.
+        ``shape`` ``(N, C, H, W)`` with ``N`` in ``[1, 4]``, ``kernel`` ``(kH, kW)``, and the ONNX attributes
+        ``strides`` and ``dilations`` (each in ``[1, 3]``), ``pads`` (each in ``[0, 3]``) and ``group`` (in ``[1, 3]``).
     """
     kh, kw = draw(st.integers(1, max_kernel)), draw(st.integers(1, max_kernel))
     dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     pads = [draw(st.integers(0, 3)) for _ in range(4)]
+    # Smallest input whose padded extent holds the dilated kernel, plus a few extra pixels.
     h = max(1, dh * (kh - 1) + 1 - pads[0] - pads[2]) + draw(st.integers(0, max_extra[0]))
     w = max(1, dw * (kw - 1) + 1 - pads[1] - pads[3]) + draw(st.integers(0, max_extra[1]))
-    return {"kernel": (kh, kw), "dilations": [dh, dw], "pads": pads, "size": (h, w), "group": draw(st.integers(1, 3))}
+    group = draw(st.integers(1, 3))
+    return {
+        "shape": (draw(st.integers(1, 4)), group * draw(st.integers(1, max_group_channels)), h, w),
+        "kernel": (kh, kw),
+        "strides": [draw(st.integers(1, 3)), draw(st.integers(1, 3))],
+        "pads": pads,
+        "dilations": [dh, dw],
+        "group": group,
+    }
 
 
 def bad_arguments_test(op: Callable[..., Any], valid: dict[str, Any], bad: dict[str, tuple]) -> Callable[..., None]:

@@ -41,15 +41,10 @@ def involution2d_reference(
 
 @st.composite
 def involution_configs(draw: st.DrawFn) -> dict:
-    window = draw_window(draw, max_kernel=5, max_extra=(11, 21))
-    group = window["group"]
-    return {
-        "shape": (draw(st.integers(1, 4)), group * draw(st.integers(1, 11)), *window["size"]),
-        "kernel_shape": list(window["kernel"]),
-        "strides": [draw(st.integers(1, 3)), draw(st.integers(1, 3))],
-        "pads": window["pads"],
-        "dilations": window["dilations"],
-        "group": group,
+    window = draw_window(draw, max_kernel=5, max_extra=(11, 21), max_group_channels=11)
+    kernel_shape = list(window.pop("kernel"))
+    return window | {
+        "kernel_shape": kernel_shape,
         "threads": draw(st.sampled_from([1, 2])),
         "seed": draw(st.integers(0, 2**16)),
     }
