@@ -9,12 +9,17 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import onnx
+import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
 from holocron.ops.contract import DOMAIN, DOMAIN_VERSION
@@ -124,3 +129,102 @@ def calibrated(model: torch.nn.Module, shape: Sequence[int], batches: int = 4) -
         for _ in range(batches):
             model(torch.randn(4, *shape[1:]))
     return model.eval()
+
+
+def draw_window(
+    draw: Callable[[Any], Any], max_kernel: int, max_extra: tuple[int, int], max_group_channels: int
+) -> dict[str, Any]:
+    """Draw the input shape and window attributes of a windowed op for a hypothesis ``st.composite`` strategy.
+
+    Args:
+        draw: the ``draw`` of the composite strategy.
+        max_kernel: largest kernel extent (each of ``kH``, ``kW`` in ``[1, max_kernel]``).
+        max_extra: most pixels added to the smallest input ``(H, W)`` whose padded extent holds the dilated kernel.
+        max_group_channels: most input channels per group.
+
+    Returns:
+        ``shape`` ``(N, C, H, W)`` with ``N`` in ``[1, 4]``, ``kernel`` ``(kH, kW)``, and the ONNX attributes
+        ``strides`` and ``dilations`` (each in ``[1, 3]``), ``pads`` (each in ``[0, 3]``) and ``group`` (in ``[1, 3]``).
+    """
+    kh, kw = draw(st.integers(1, max_kernel)), draw(st.integers(1, max_kernel))
+    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    pads = [draw(st.integers(0, 3)) for _ in range(4)]
+    # Smallest input whose padded extent holds the dilated kernel, plus a few extra pixels.
+    h = max(1, dh * (kh - 1) + 1 - pads[0] - pads[2]) + draw(st.integers(0, max_extra[0]))
+    w = max(1, dw * (kw - 1) + 1 - pads[1] - pads[3]) + draw(st.integers(0, max_extra[1]))
+    group = draw(st.integers(1, 3))
+    return {
+        "shape": (draw(st.integers(1, 4)), group * draw(st.integers(1, max_group_channels)), h, w),
+        "kernel": (kh, kw),
+        "strides": [draw(st.integers(1, 3)), draw(st.integers(1, 3))],
+        "pads": pads,
+        "dilations": [dh, dw],
+        "group": group,
+    }
+
+
+def bad_arguments_test(op: Callable[..., Any], valid: dict[str, Any], bad: dict[str, tuple]) -> Callable[..., None]:
+    """A pytest test function calling ``op`` with the keyword arguments ``valid`` but for one bad override per case.
+
+    Args:
+        op: the function under test.
+        valid: keyword arguments that ``op`` accepts.
+        bad: case id -> (overrides of ``valid``, the exception type expected, a pattern its message must match).
+
+    Returns:
+        the test, parametrized over ``bad``; bind it to a ``test_*`` name of the test module.
+    """
+
+    @pytest.mark.parametrize(("override", "error", "message"), bad.values(), ids=bad.keys())
+    def test(override: dict[str, Any], error: type[Exception], message: str) -> None:
+        with pytest.raises(error, match=message):
+            op(**{**valid, **override})
+
+    return test
+
+
+def reference_test(configs: st.SearchStrategy[dict], run_config: Callable, rtol: float, atol: float) -> Callable:
+    """A hypothesis test of a kernel against its reference over generated configurations.
+
+    Args:
+        configs: strategy of the configurations.
+        run_config: ``(run_kernel, config) -> (out, expected)``, the kernel's output and the reference's.
+        rtol: relative tolerance of the comparison.
+        atol: absolute tolerance of the comparison.
+
+    Returns:
+        the test (taking the ``run_kernel`` fixture), 60 examples; bind it to a ``test_*`` name of the test module.
+    """
+
+    @settings(max_examples=60, deadline=None)
+    @given(config=configs)
+    def test(run_kernel: Callable, config: dict) -> None:
+        out, expected = run_config(run_kernel, config)
+        assert out.shape == expected.shape
+        np.testing.assert_allclose(out, expected, rtol=rtol, atol=atol)
+
+    return test
+
+
+@dataclass(frozen=True)
+class WindowCase:
+    """Geometry of a sliding-window op's test case, in the torch op's terms (symmetric ``padding``)."""
+
+    batch: int = 2
+    size: tuple[int, int] = (5, 6)
+    kernel: tuple[int, int] = (3, 3)
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+    def out_size(self) -> tuple[int, int]:
+        """Output ``(H_out, W_out)`` of the window over ``size``."""
+        return tuple(  # type: ignore[return-value]
+            (n + 2 * p - d * (k - 1) - 1) // s + 1
+            for n, k, s, p, d in zip(self.size, self.kernel, self.stride, self.padding, self.dilation, strict=True)
+        )
+
+    def window(self) -> tuple[list[int], list[int], list[int]]:
+        """The op arguments ``stride, padding, dilation``."""
+        return [*self.stride], [*self.padding], [*self.dilation]

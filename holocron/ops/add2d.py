@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from holocron.ops._doc import with_contract
+from holocron.ops._library import define_op
 from holocron.ops._window import check_floating, check_rank, check_window, window_output_size
-from holocron.ops.contract import ADD2D, DOMAIN
+from holocron.ops.contract import ADD2D
 
 __all__ = ["add2d"]
 
@@ -22,17 +22,8 @@ _OP = ADD2D.torch_name
 _BACKWARD_CHUNK_ELEMENTS = 1 << 24
 
 
-def _check_args(
-    input: Tensor,
-    weight: Tensor,
-    bias: Tensor | None,
-    stride: list[int],
-    padding: list[int],
-    dilation: list[int],
-    groups: int,
-    eps: float,
-) -> tuple[int, int]:
-    """Validate the arguments of ``add2d`` and return the output size ``(H_out, W_out)``."""
+def _output_shape(input, weight, bias, stride, padding, dilation, groups, normalize_slices, eps) -> tuple[int, ...]:
+    """Validate the arguments of :func:`add2d` (same order); return the output shape ``(N, C_out, H_out, W_out)``."""
     check_rank(_OP, "input", input, 4, "(N, C_in, H, W)")
     check_rank(_OP, "weight", weight, 4, "(C_out, C_in / groups, kH, kW)")
     tensors = {"input": input, "weight": weight}
@@ -56,27 +47,20 @@ def _check_args(
     out_h, out_w = window_output_size(
         ADD2D, [input.shape[2], input.shape[3]], [weight.shape[2], weight.shape[3]], stride, padding, dilation
     )
-    return out_h, out_w
+    return input.shape[0], out_channels, out_h, out_w
 
 
-def _slices(
-    input: Tensor,
-    kernel_size: list[int],
-    stride: list[int],
-    padding: list[int],
-    dilation: list[int],
-    groups: int,
-    normalize_slices: bool,
-    eps: float,
-) -> tuple[Tensor, Tensor | None]:
+def _slices(input, weight, stride, padding, dilation, groups, normalize_slices, eps) -> tuple[Tensor, Tensor | None]:
     """Windows of ``input`` as ``(N, groups, L, C_in / groups * kH * kW)``, (c, i, j) order, optionally normalized.
 
-    Returns the slices and, when normalized, the inverse standard deviations ``1 / sqrt(var + eps)``
-    ``(N, groups, L, 1)``, 0 where ``var + eps == 0`` (such a slice normalizes to 0). Mean and variance are taken in
-    float64: a float32 mean of a constant window is off by ulps, which ``1 / sqrt(eps)`` (1e7 at the default eps)
-    would amplify into order-one errors.
+    The arguments are those of :func:`add2d` but ``bias``; the window size is that of ``weight``. Returns the slices
+    and, when normalized, the inverse standard deviations ``1 / sqrt(var + eps)`` ``(N, groups, L, 1)``, 0 where
+    ``var + eps == 0`` (such a slice normalizes to 0). Mean and variance are taken in float64: a float32 mean of a
+    constant window is off by ulps, which ``1 / sqrt(eps)`` (1e7 at the default eps) would amplify into order-one
+    errors.
     """
     batch, channels = input.shape[0], input.shape[1]
+    kernel_size = [weight.shape[2], weight.shape[3]]
     cols = F.unfold(input, kernel_size, dilation=dilation, padding=padding, stride=stride)
     slices = cols.view(batch, groups, channels // groups * kernel_size[0] * kernel_size[1], -1).transpose(2, 3)
     if not normalize_slices:
@@ -88,62 +72,27 @@ def _slices(
     return (centered * inv_std).to(slices.dtype), inv_std.to(slices.dtype)
 
 
-@torch.library.custom_op(f"{DOMAIN}::{ADD2D.torch_name}", mutates_args=())
-def _add2d_op(
-    input: Tensor,
-    weight: Tensor,
-    bias: Tensor | None,
-    stride: list[int],
-    padding: list[int],
-    dilation: list[int],
-    groups: int,
-    normalize_slices: bool,
-    eps: float,
-) -> Tensor:
-    out_h, out_w = _check_args(input, weight, bias, stride, padding, dilation, groups, eps)
-    kernel_size = [weight.shape[2], weight.shape[3]]
-    slices, _ = _slices(input, kernel_size, stride, padding, dilation, groups, normalize_slices, eps)
-    batch, per_group = input.shape[0], weight.shape[0] // groups
+def _forward(input, weight, bias, stride, padding, dilation, groups, normalize_slices, eps) -> Tensor:
+    """Eager kernel of ``holocron::add2d``, arguments as :func:`add2d`."""
+    batch, out_channels, out_h, out_w = _output_shape(
+        input, weight, bias, stride, padding, dilation, groups, normalize_slices, eps
+    )
+    slices, _ = _slices(input, weight, stride, padding, dilation, groups, normalize_slices, eps)
+    per_group = out_channels // groups
     # Batch folded into the rows, (groups, N * L, D): cdist would otherwise copy the filters once per sample.
     rows = slices.transpose(0, 1).reshape(groups, -1, slices.shape[-1])
     filters = weight.reshape(groups, per_group, -1)
     distances = torch.cdist(filters, rows, p=1.0).view(groups, per_group, batch, out_h, out_w)
-    out = distances.permute(2, 0, 1, 3, 4).reshape(batch, weight.shape[0], out_h, out_w).neg_()
+    out = distances.permute(2, 0, 1, 3, 4).reshape(batch, out_channels, out_h, out_w).neg_()
     if bias is not None:
         out += bias.view(1, -1, 1, 1)
     return out
 
 
-@_add2d_op.register_fake
-def _add2d_fake(
-    input: Tensor,
-    weight: Tensor,
-    bias: Tensor | None,
-    stride: list[int],
-    padding: list[int],
-    dilation: list[int],
-    groups: int,
-    normalize_slices: bool,
-    eps: float,
-) -> Tensor:
-    out_h, out_w = _check_args(input, weight, bias, stride, padding, dilation, groups, eps)
-    return input.new_empty((input.shape[0], weight.shape[0], out_h, out_w))
-
-
-# The backward is an op of its own so that tracers (torch.compile, AOT autograd) see one opaque call.
-@torch.library.custom_op(f"{DOMAIN}::_{ADD2D.torch_name}_backward", mutates_args=())
-def _add2d_backward_op(
-    grad_output: Tensor,
-    input: Tensor,
-    weight: Tensor,
-    stride: list[int],
-    padding: list[int],
-    dilation: list[int],
-    groups: int,
-    normalize_slices: bool,
-    eps: float,
+def _backward(
+    grad_output, input, weight, stride, padding, dilation, groups, normalize_slices, eps
 ) -> tuple[Tensor, Tensor]:
-    """Gradients of ``add2d`` w.r.t. ``input`` and ``weight``.
+    """Eager kernel of ``holocron::_add2d_backward``: the gradients w.r.t. ``input`` and ``weight``.
 
     ``dY/dW = sign(S - W)`` and ``dY/dS = -sign(S - W)``, built one chunk of output channels at a time; through the
     normalization ``dS = (dSn - mean(dSn) - Sn * mean(dSn * Sn)) / std`` (0 for a slice with ``var + eps == 0``);
@@ -152,7 +101,7 @@ def _add2d_backward_op(
     batch, out_channels = grad_output.shape[0], grad_output.shape[1]
     per_group = out_channels // groups
     kernel_size = [weight.shape[2], weight.shape[3]]
-    slices, inv_std = _slices(input, kernel_size, stride, padding, dilation, groups, normalize_slices, eps)
+    slices, inv_std = _slices(input, weight, stride, padding, dilation, groups, normalize_slices, eps)
     filters = weight.reshape(groups, per_group, -1)
     grad_y = grad_output.reshape(batch, groups, per_group, -1).transpose(2, 3)  # (N, groups, L, C_out / groups)
     grad_slices = torch.zeros_like(slices)
@@ -173,39 +122,6 @@ def _add2d_backward_op(
         grad_cols, [input.shape[2], input.shape[3]], kernel_size, dilation=dilation, padding=padding, stride=stride
     )
     return grad_input.contiguous(), grad_filters.reshape(weight.shape).contiguous()
-
-
-@_add2d_backward_op.register_fake
-def _add2d_backward_fake(
-    grad_output: Tensor,
-    input: Tensor,
-    weight: Tensor,
-    stride: list[int],
-    padding: list[int],
-    dilation: list[int],
-    groups: int,
-    normalize_slices: bool,
-    eps: float,
-) -> tuple[Tensor, Tensor]:
-    contiguous = torch.contiguous_format
-    return torch.empty_like(input, memory_format=contiguous), torch.empty_like(weight, memory_format=contiguous)
-
-
-def _setup_context(ctx, inputs: tuple, output: Tensor) -> None:
-    input, weight, bias, stride, padding, dilation, groups, normalize_slices, eps = inputs
-    ctx.save_for_backward(input, weight)
-    ctx.has_bias = bias is not None
-    ctx.attrs = (stride, padding, dilation, groups, normalize_slices, eps)
-
-
-def _backward(ctx, grad_output: Tensor) -> tuple[Tensor | None, ...]:
-    input, weight = ctx.saved_tensors
-    grad_input, grad_weight = torch.ops.holocron._add2d_backward(grad_output, input, weight, *ctx.attrs)
-    grad_bias = grad_output.sum(dim=(0, 2, 3)) if ctx.has_bias else None
-    return grad_input, grad_weight, grad_bias, None, None, None, None, None, None
-
-
-_add2d_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 def add2d(
@@ -254,4 +170,4 @@ def add2d(
     return torch.ops.holocron.add2d(input, weight, bias, stride, padding, dilation, groups, normalize_slices, eps)
 
 
-add2d.__doc__ = with_contract(add2d.__doc__, ADD2D)
+define_op(ADD2D, add2d, _forward, _output_shape, _backward, optional_grad=lambda grad: grad.sum(dim=(0, 2, 3)))

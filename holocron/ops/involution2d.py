@@ -9,25 +9,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from holocron.ops._doc import with_contract
+from holocron.ops._library import define_op
 from holocron.ops._window import check_floating, check_rank, check_window, window_output_size
-from holocron.ops.contract import DOMAIN, INVOLUTION2D
+from holocron.ops.contract import INVOLUTION2D
 
 __all__ = ["involution2d"]
 
 _OP = INVOLUTION2D.torch_name
 
 
-def _check_args(
-    input: Tensor,
-    kernel: Tensor,
-    kernel_size: list[int],
-    stride: list[int],
-    padding: list[int],
-    dilation: list[int],
-    groups: int,
-) -> tuple[int, int]:
-    """Validate the arguments of ``involution2d`` and return the output size ``(H_out, W_out)``."""
+def _output_shape(input, kernel, kernel_size, stride, padding, dilation, groups) -> tuple[int, ...]:
+    """Validate the arguments of :func:`involution2d` (same order); return the output shape ``(N, C, H_out, W_out)``."""
     check_rank(_OP, "input", input, 4, "(N, C, H, W)")
     check_rank(_OP, "kernel", kernel, 4, "(N, groups * kH * kW, H_out, W_out)")
     check_floating(_OP, "input", {"input": input, "kernel": kernel})
@@ -45,7 +37,7 @@ def _check_args(
             f"{_OP}: `kernel` must have shape (N, groups * kH * kW, H_out, W_out) = {expected}; "
             f"got {tuple(kernel.shape)}"
         )
-    return out_h, out_w
+    return input.shape[0], input.shape[1], out_h, out_w
 
 
 def _tap(padded: Tensor, i: int, j: int, stride: list[int], dilation: list[int], out_h: int, out_w: int) -> Tensor:
@@ -56,17 +48,9 @@ def _tap(padded: Tensor, i: int, j: int, stride: list[int], dilation: list[int],
     ]
 
 
-@torch.library.custom_op(f"{DOMAIN}::{INVOLUTION2D.torch_name}", mutates_args=())
-def _involution2d_op(
-    input: Tensor,
-    kernel: Tensor,
-    kernel_size: list[int],
-    stride: list[int],
-    padding: list[int],
-    dilation: list[int],
-    groups: int,
-) -> Tensor:
-    out_h, out_w = _check_args(input, kernel, kernel_size, stride, padding, dilation, groups)
+def _forward(input, kernel, kernel_size, stride, padding, dilation, groups) -> Tensor:
+    """Eager kernel of ``holocron::involution2d``, arguments as :func:`involution2d`."""
+    _, _, out_h, out_w = _output_shape(input, kernel, kernel_size, stride, padding, dilation, groups)
     batch, channels = input.shape[0], input.shape[1]
     padded = F.pad(input, (padding[1], padding[1], padding[0], padding[0]))
     taps = kernel.view(batch, groups, 1, kernel_size[0] * kernel_size[1], out_h, out_w)
@@ -78,33 +62,8 @@ def _involution2d_op(
     return out.view(batch, channels, out_h, out_w)
 
 
-@_involution2d_op.register_fake
-def _involution2d_fake(
-    input: Tensor,
-    kernel: Tensor,
-    kernel_size: list[int],
-    stride: list[int],
-    padding: list[int],
-    dilation: list[int],
-    groups: int,
-) -> Tensor:
-    out_h, out_w = _check_args(input, kernel, kernel_size, stride, padding, dilation, groups)
-    return input.new_empty((input.shape[0], input.shape[1], out_h, out_w))
-
-
-# The backward is an op of its own so that tracers (torch.compile, AOT autograd) see one opaque call.
-@torch.library.custom_op(f"{DOMAIN}::_{INVOLUTION2D.torch_name}_backward", mutates_args=())
-def _involution2d_backward_op(
-    grad_output: Tensor,
-    input: Tensor,
-    kernel: Tensor,
-    kernel_size: list[int],
-    stride: list[int],
-    padding: list[int],
-    dilation: list[int],
-    groups: int,
-) -> tuple[Tensor, Tensor]:
-    """Gradients of ``involution2d`` w.r.t. ``input`` and ``kernel``, tap by tap.
+def _backward(grad_output, input, kernel, kernel_size, stride, padding, dilation, groups) -> tuple[Tensor, Tensor]:
+    """Eager kernel of ``holocron::_involution2d_backward``: the gradients w.r.t. ``input`` and ``kernel``, tap by tap.
 
     ``dK[g * kH * kW + t] = sum_{c in g} dY * X_t`` and ``dX_pad[window t] += dY * K_t``.
     """
@@ -124,36 +83,6 @@ def _involution2d_backward_op(
     height, width = input.shape[2], input.shape[3]
     grad_input = grad_padded[:, :, padding[0] : padding[0] + height, padding[1] : padding[1] + width].contiguous()
     return grad_input, grad_taps.reshape(kernel.shape).contiguous()
-
-
-@_involution2d_backward_op.register_fake
-def _involution2d_backward_fake(
-    grad_output: Tensor,
-    input: Tensor,
-    kernel: Tensor,
-    kernel_size: list[int],
-    stride: list[int],
-    padding: list[int],
-    dilation: list[int],
-    groups: int,
-) -> tuple[Tensor, Tensor]:
-    contiguous = torch.contiguous_format
-    return torch.empty_like(input, memory_format=contiguous), torch.empty_like(kernel, memory_format=contiguous)
-
-
-def _setup_context(ctx, inputs: tuple, output: Tensor) -> None:
-    input, kernel, kernel_size, stride, padding, dilation, groups = inputs
-    ctx.save_for_backward(input, kernel)
-    ctx.attrs = (kernel_size, stride, padding, dilation, groups)
-
-
-def _backward(ctx, grad_output: Tensor) -> tuple[Tensor | None, ...]:
-    input, kernel = ctx.saved_tensors
-    grad_input, grad_kernel = torch.ops.holocron._involution2d_backward(grad_output, input, kernel, *ctx.attrs)
-    return grad_input, grad_kernel, None, None, None, None, None
-
-
-_involution2d_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 def involution2d(
@@ -195,4 +124,4 @@ def involution2d(
     return torch.ops.holocron.involution2d(input, kernel, kernel_size, stride, padding, dilation, groups)
 
 
-involution2d.__doc__ = with_contract(involution2d.__doc__, INVOLUTION2D)
+define_op(INVOLUTION2D, involution2d, _forward, _output_shape, _backward)

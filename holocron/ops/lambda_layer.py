@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from holocron.ops._doc import with_contract
+from holocron.ops._library import define_op
 from holocron.ops._window import check_floating, check_rank
-from holocron.ops.contract import DOMAIN, LAMBDA
+from holocron.ops.contract import LAMBDA
 
 __all__ = ["lambda_layer"]
 
@@ -87,26 +87,24 @@ def _lambdas(keys: Tensor, values: Tensor, pos: Tensor, height: int, width: int)
     return content.unsqueeze(-1) + position
 
 
-@torch.library.custom_op(f"{DOMAIN}::{LAMBDA.torch_name}", mutates_args=())
-def _lambda_layer_op(q: Tensor, k: Tensor, v: Tensor, pos: Tensor, num_heads: int) -> Tensor:
+def _output_shape(q: Tensor, k: Tensor, v: Tensor, pos: Tensor, num_heads: int) -> tuple[int, ...]:
+    """Validate the arguments of :func:`lambda_layer` and return the output shape ``(N, num_heads * dim_v, H, W)``."""
+    _, _, dim_v = _dims(q, k, v, pos, num_heads)
+    return q.shape[0], num_heads * dim_v, q.shape[2], q.shape[3]
+
+
+def _forward(q: Tensor, k: Tensor, v: Tensor, pos: Tensor, num_heads: int) -> Tensor:
+    """Eager kernel of ``holocron::lambda_layer``."""
     queries, keys, values = _operands(q, k, v, pos, num_heads)
     lambdas = _lambdas(keys, values, pos, q.shape[2], q.shape[3])
     out = torch.einsum("nhkp,nkvp->nhvp", queries, lambdas)  # may come back as a permuted view
     return out.contiguous().view(q.shape[0], -1, q.shape[2], q.shape[3])
 
 
-@_lambda_layer_op.register_fake
-def _lambda_layer_fake(q: Tensor, k: Tensor, v: Tensor, pos: Tensor, num_heads: int) -> Tensor:
-    _, _, dim_v = _dims(q, k, v, pos, num_heads)
-    return q.new_empty((q.shape[0], num_heads * dim_v, q.shape[2], q.shape[3]))
-
-
-# The backward is an op of its own so that tracers (torch.compile, AOT autograd) see one opaque call.
-@torch.library.custom_op(f"{DOMAIN}::_{LAMBDA.torch_name}_backward", mutates_args=())
-def _lambda_layer_backward_op(
+def _backward(
     grad_output: Tensor, q: Tensor, k: Tensor, v: Tensor, pos: Tensor, num_heads: int
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Gradients of ``lambda_layer`` w.r.t. ``q, k, v, pos``.
+    """Eager kernel of ``holocron::_lambda_layer_backward``: the gradients w.r.t. ``q, k, v, pos``.
 
     The chain rule through ``Y = Q . (Lc + Lp)``, the content lambda, the key softmax and the (local or global)
     position lambda.
@@ -132,27 +130,6 @@ def _lambda_layer_backward_op(
         grad_values = grad_values + torch.einsum("pmku,nkvp->nvum", pos, grad_lambdas)
         grad_pos = torch.einsum("nkvp,nvum->pmku", grad_lambdas, values)
     return grad_q.contiguous(), grad_k.contiguous(), grad_values.reshape(v.shape).contiguous(), grad_pos.contiguous()
-
-
-@_lambda_layer_backward_op.register_fake
-def _lambda_layer_backward_fake(
-    grad_output: Tensor, q: Tensor, k: Tensor, v: Tensor, pos: Tensor, num_heads: int
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    return tuple(torch.empty_like(t, memory_format=torch.contiguous_format) for t in (q, k, v, pos))  # type: ignore[return-value]
-
-
-def _setup_context(ctx, inputs: tuple, output: Tensor) -> None:
-    q, k, v, pos, num_heads = inputs
-    ctx.save_for_backward(q, k, v, pos)
-    ctx.num_heads = num_heads
-
-
-def _backward(ctx, grad_output: Tensor) -> tuple[Tensor | None, ...]:
-    grads = torch.ops.holocron._lambda_layer_backward(grad_output, *ctx.saved_tensors, ctx.num_heads)
-    return (*grads, None)
-
-
-_lambda_layer_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 def lambda_layer(q: Tensor, k: Tensor, v: Tensor, pos: Tensor, num_heads: int) -> Tensor:
@@ -186,4 +163,4 @@ def lambda_layer(q: Tensor, k: Tensor, v: Tensor, pos: Tensor, num_heads: int) -
     return torch.ops.holocron.lambda_layer(q, k, v, pos, num_heads)
 
 
-lambda_layer.__doc__ = with_contract(lambda_layer.__doc__, LAMBDA)
+define_op(LAMBDA, lambda_layer, _forward, _output_shape, _backward)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import WindowCase, bad_arguments_test
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from holocron.export.ops import OP_EXPORTS
@@ -18,16 +19,9 @@ EXPORT = next(op for op in OP_EXPORTS if op.contract is ADD2D)
 
 
 @dataclass(frozen=True)
-class Case:
-    batch: int = 2
+class Case(WindowCase):
     in_channels: int = 4
-    size: tuple[int, int] = (5, 6)
     out_channels: int = 6
-    kernel: tuple[int, int] = (3, 3)
-    stride: tuple[int, int] = (1, 1)
-    padding: tuple[int, int] = (0, 0)
-    dilation: tuple[int, int] = (1, 1)
-    groups: int = 1
     normalize: bool = False
     bias: bool = True
     eps: float = 1e-14
@@ -42,7 +36,7 @@ class Case:
 
     def attributes(self) -> tuple:
         """Non-tensor arguments of the op, in order."""
-        return [*self.stride], [*self.padding], [*self.dilation], self.groups, self.normalize, self.eps
+        return *self.window(), self.groups, self.normalize, self.eps
 
 
 CASES = {
@@ -174,10 +168,7 @@ BAD = {
 }
 
 
-@pytest.mark.parametrize(("override", "error", "message"), BAD.values(), ids=BAD.keys())
-def test_rejects_bad_arguments(override: dict, error: type[Exception], message: str) -> None:
-    with pytest.raises(error, match=message):
-        add2d(**{**VALID, **override})
+test_rejects_bad_arguments = bad_arguments_test(add2d, VALID, BAD)
 
 
 @pytest.mark.parametrize("opset", [18, 23])

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import WindowCase, bad_arguments_test
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from holocron.export.ops import OP_EXPORTS
@@ -17,21 +18,9 @@ EXPORT = next(op for op in OP_EXPORTS if op.contract is INVOLUTION2D)
 
 
 @dataclass(frozen=True)
-class Case:
-    batch: int = 2
+class Case(WindowCase):
     channels: int = 4
-    size: tuple[int, int] = (5, 6)
-    kernel: tuple[int, int] = (3, 3)
-    stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (1, 1)
-    dilation: tuple[int, int] = (1, 1)
-    groups: int = 1
-
-    def out_size(self) -> tuple[int, int]:
-        return tuple(  # type: ignore[return-value]
-            (n + 2 * p - d * (k - 1) - 1) // s + 1
-            for n, k, s, p, d in zip(self.size, self.kernel, self.stride, self.padding, self.dilation, strict=True)
-        )
 
     def tensors(self, dtype: torch.dtype, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         gen = torch.Generator().manual_seed(seed)
@@ -42,7 +31,7 @@ class Case:
 
     def attributes(self) -> tuple:
         """Non-tensor arguments of the op, in order."""
-        return [*self.kernel], [*self.stride], [*self.padding], [*self.dilation], self.groups
+        return [*self.kernel], *self.window(), self.groups
 
 
 CASES = {
@@ -133,10 +122,7 @@ BAD = {
 }
 
 
-@pytest.mark.parametrize(("override", "error", "message"), BAD.values(), ids=BAD.keys())
-def test_rejects_bad_arguments(override: dict, error: type[Exception], message: str) -> None:
-    with pytest.raises(error, match=message):
-        involution2d(**{**VALID, **override})
+test_rejects_bad_arguments = bad_arguments_test(involution2d, VALID, BAD)
 
 
 @pytest.mark.parametrize("opset", [18, 23])

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import bad_arguments_test
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from holocron.export.ops import OP_EXPORTS
@@ -133,10 +134,7 @@ BAD = {
 }
 
 
-@pytest.mark.parametrize(("override", "error", "message"), BAD.values(), ids=BAD.keys())
-def test_rejects_bad_arguments(override: dict, error: type[Exception], message: str) -> None:
-    with pytest.raises(error, match=message):
-        lambda_layer(**{**VALID, **override})
+test_rejects_bad_arguments = bad_arguments_test(lambda_layer, VALID, BAD)
 
 
 @pytest.mark.parametrize("opset", [18, 23])

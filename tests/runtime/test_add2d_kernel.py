@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from helpers import single_node_model
-from hypothesis import given, settings
+from helpers import draw_window, reference_test, single_node_model
 from hypothesis import strategies as st
 
 import holocron.ops
@@ -58,21 +57,9 @@ def add2d_reference(
 
 @st.composite
 def add2d_configs(draw: st.DrawFn) -> dict:
-    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    pads = [draw(st.integers(0, 3)) for _ in range(4)]
-    # Smallest input whose padded extent holds the dilated kernel, plus a few odd extra pixels.
-    h = max(1, dh * (kh - 1) + 1 - pads[0] - pads[2]) + draw(st.integers(0, 9))
-    w = max(1, dw * (kw - 1) + 1 - pads[1] - pads[3]) + draw(st.integers(0, 9))
-    group = draw(st.integers(1, 3))
-    return {
-        "shape": (draw(st.integers(1, 4)), group * draw(st.integers(1, 4)), h, w),
-        "out_channels": group * draw(st.integers(1, 7)),
-        "kernel": (kh, kw),
-        "strides": [draw(st.integers(1, 3)), draw(st.integers(1, 3))],
-        "pads": pads,
-        "dilations": [dh, dw],
-        "group": group,
+    window = draw_window(draw, max_kernel=4, max_extra=(9, 9), max_group_channels=4)
+    return window | {
+        "out_channels": window["group"] * draw(st.integers(1, 7)),
         "bias": draw(st.booleans()),
         "normalize_slices": draw(st.booleans()),
         "eps": draw(st.sampled_from([1e-14, 1e-5, 0.5])),
@@ -113,12 +100,7 @@ def run_config(run_kernel, config: dict) -> tuple[np.ndarray, np.ndarray]:
     return out, expected
 
 
-@settings(max_examples=60, deadline=None)
-@given(config=add2d_configs())
-def test_add2d_kernel_matches_reference(run_kernel, config: dict) -> None:
-    out, expected = run_config(run_kernel, config)
-    assert out.shape == expected.shape
-    np.testing.assert_allclose(out, expected, rtol=RTOL, atol=ATOL)
+test_add2d_kernel_matches_reference = reference_test(add2d_configs(), run_config, RTOL, ATOL)
 
 
 @pytest.mark.parametrize(

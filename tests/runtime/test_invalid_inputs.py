@@ -22,6 +22,19 @@ INV_X, INV_K = (1, 4, 6, 6), (1, 2 * 9, 6, 6)
 INV_ATTRS = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "group": 2}
 LAMBDA_SHAPES = {"Q": (1, 8, 4, 5), "Kx": (1, 4, 4, 5), "V": (1, 6, 4, 5), "P": (4, 1, 1, 3, 3)}
 
+
+def involution(pattern: str, attributes: dict | None = None, **shapes: tuple[int, ...]) -> tuple:
+    """An Involution2d case: the valid inputs with ``shapes`` replaced, ``INV_ATTRS`` unless ``attributes``."""
+    inputs = arrays(**{"X": INV_X, "K": INV_K} | shapes)
+    return "Involution2d", inputs, INV_ATTRS if attributes is None else attributes, None, pattern
+
+
+def lambda_case(pattern: str, attributes: dict | None = None, **shapes: tuple[int, ...]) -> tuple:
+    """A Lambda case: the valid inputs with ``shapes`` replaced, ``num_heads = 2`` unless ``attributes``."""
+    inputs = arrays(**LAMBDA_SHAPES | shapes)
+    return "Lambda", inputs, {"num_heads": 2} if attributes is None else attributes, None, pattern
+
+
 # (op, inputs, attributes, node inputs or None, pattern the error message must contain)
 CASES = {
     "add2d_x_rank_3": ("Add2d", arrays(X=(4, 6, 6), W=ADD2D_W), {}, None, "X must have rank 4"),
@@ -44,93 +57,27 @@ CASES = {
     "add2d_bias_rank_2": ("Add2d", arrays(X=ADD2D_X, W=ADD2D_W, B=(6, 1)), {}, None, "B must have shape"),
     "add2d_kernel_too_large": ("Add2d", arrays(X=(1, 4, 2, 2), W=ADD2D_W), {}, None, "does not fit"),
     "add2d_missing_x": ("Add2d", arrays(W=ADD2D_W), {}, ["", "W"], "X is required"),
-    "involution_x_rank_5": ("Involution2d", arrays(X=(1, *INV_X), K=INV_K), INV_ATTRS, None, "X must have rank 4"),
-    "involution_k_channels": ("Involution2d", arrays(X=INV_X, K=(1, 9, 6, 6)), INV_ATTRS, None, "K must have shape"),
-    "involution_k_size": ("Involution2d", arrays(X=INV_X, K=(1, 18, 5, 6)), INV_ATTRS, None, "K must have shape"),
-    "involution_k_batch": ("Involution2d", arrays(X=INV_X, K=(2, 18, 6, 6)), INV_ATTRS, None, "K must have shape"),
-    "involution_kernel_shape_missing": (
-        "Involution2d",
-        arrays(X=INV_X, K=INV_K),
-        {"group": 2},
-        None,
-        "'kernel_shape' is required",
-    ),
-    "involution_kernel_shape_zero": (
-        "Involution2d",
-        arrays(X=INV_X, K=INV_K),
-        INV_ATTRS | {"kernel_shape": [0, 3]},
-        None,
-        "'kernel_shape'",
-    ),
-    "involution_group_not_dividing": (
-        "Involution2d",
-        arrays(X=INV_X, K=(1, 27, 6, 6)),
-        INV_ATTRS | {"group": 3},
-        None,
-        "'group'",
-    ),
-    "involution_stride_zero": (
-        "Involution2d",
-        arrays(X=INV_X, K=INV_K),
-        INV_ATTRS | {"strides": [0, 0]},
-        None,
-        "'strides'",
-    ),
-    "involution_empty_batch": ("Involution2d", arrays(X=(0, 4, 6, 6), K=(0, 18, 6, 6)), INV_ATTRS, None, "empty"),
-    "lambda_q_rank_3": (
-        "Lambda",
-        arrays(**LAMBDA_SHAPES | {"Q": (8, 4, 5)}),
-        {"num_heads": 2},
-        None,
-        "Q must have rank 4",
-    ),
-    "lambda_heads_missing": ("Lambda", arrays(**LAMBDA_SHAPES), {}, None, "'num_heads' is required"),
-    "lambda_heads_zero": ("Lambda", arrays(**LAMBDA_SHAPES), {"num_heads": 0}, None, "'num_heads'"),
-    "lambda_heads_not_dividing": ("Lambda", arrays(**LAMBDA_SHAPES), {"num_heads": 3}, None, "'num_heads'"),
-    "lambda_keys_channels": ("Lambda", arrays(**LAMBDA_SHAPES | {"Kx": (1, 6, 4, 5)}), {"num_heads": 2}, None, "Kx"),
-    "lambda_values_channels": (
-        "Lambda",
-        arrays(**LAMBDA_SHAPES | {"Kx": (1, 8, 4, 5), "V": (1, 5, 4, 5)}),
-        {"num_heads": 2},
-        None,
-        "V must",
-    ),
-    "lambda_spatial_mismatch": (
-        "Lambda",
-        arrays(**LAMBDA_SHAPES | {"V": (1, 6, 5, 4)}),
-        {"num_heads": 2},
-        None,
-        "share N, H and W",
-    ),
-    "lambda_p_rank_3": ("Lambda", arrays(**LAMBDA_SHAPES | {"P": (4, 3, 3)}), {"num_heads": 2}, None, "P must"),
-    "lambda_local_even_r": (
-        "Lambda",
-        arrays(**LAMBDA_SHAPES | {"P": (4, 1, 1, 2, 2)}),
-        {"num_heads": 2},
-        None,
-        "r odd",
-    ),
-    "lambda_local_wrong_keys": (
-        "Lambda",
-        arrays(**LAMBDA_SHAPES | {"P": (3, 1, 1, 3, 3)}),
-        {"num_heads": 2},
-        None,
-        "local P",
-    ),
-    "lambda_global_wrong_positions": (
-        "Lambda",
-        arrays(**LAMBDA_SHAPES | {"P": (20, 19, 4, 1)}),
-        {"num_heads": 2},
-        None,
-        "global P",
-    ),
-    "lambda_empty_batch": (
-        "Lambda",
-        arrays(**LAMBDA_SHAPES | {"Q": (0, 8, 4, 5), "Kx": (0, 4, 4, 5), "V": (0, 6, 4, 5)}),
-        {"num_heads": 2},
-        None,
-        "must not be empty",
-    ),
+    "involution_x_rank_5": involution("X must have rank 4", X=(1, *INV_X)),
+    "involution_k_channels": involution("K must have shape", K=(1, 9, 6, 6)),
+    "involution_k_size": involution("K must have shape", K=(1, 18, 5, 6)),
+    "involution_k_batch": involution("K must have shape", K=(2, 18, 6, 6)),
+    "involution_kernel_shape_missing": involution("'kernel_shape' is required", {"group": 2}),
+    "involution_kernel_shape_zero": involution("'kernel_shape'", INV_ATTRS | {"kernel_shape": [0, 3]}),
+    "involution_group_not_dividing": involution("'group'", INV_ATTRS | {"group": 3}, K=(1, 27, 6, 6)),
+    "involution_stride_zero": involution("'strides'", INV_ATTRS | {"strides": [0, 0]}),
+    "involution_empty_batch": involution("empty", X=(0, 4, 6, 6), K=(0, 18, 6, 6)),
+    "lambda_q_rank_3": lambda_case("Q must have rank 4", Q=(8, 4, 5)),
+    "lambda_heads_missing": lambda_case("'num_heads' is required", {}),
+    "lambda_heads_zero": lambda_case("'num_heads'", {"num_heads": 0}),
+    "lambda_heads_not_dividing": lambda_case("'num_heads'", {"num_heads": 3}),
+    "lambda_keys_channels": lambda_case("Kx", Kx=(1, 6, 4, 5)),
+    "lambda_values_channels": lambda_case("V must", Kx=(1, 8, 4, 5), V=(1, 5, 4, 5)),
+    "lambda_spatial_mismatch": lambda_case("share N, H and W", V=(1, 6, 5, 4)),
+    "lambda_p_rank_3": lambda_case("P must", P=(4, 3, 3)),
+    "lambda_local_even_r": lambda_case("r odd", P=(4, 1, 1, 2, 2)),
+    "lambda_local_wrong_keys": lambda_case("local P", P=(3, 1, 1, 3, 3)),
+    "lambda_global_wrong_positions": lambda_case("global P", P=(20, 19, 4, 1)),
+    "lambda_empty_batch": lambda_case("must not be empty", Q=(0, 8, 4, 5), Kx=(0, 4, 4, 5), V=(0, 6, 4, 5)),
 }
 
 

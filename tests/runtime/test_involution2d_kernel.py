@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from helpers import draw_window, reference_test
 from hypothesis import strategies as st
 
 import holocron.ops
@@ -41,19 +41,10 @@ def involution2d_reference(
 
 @st.composite
 def involution_configs(draw: st.DrawFn) -> dict:
-    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
-    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    pads = [draw(st.integers(0, 3)) for _ in range(4)]
-    h = max(1, dh * (kh - 1) + 1 - pads[0] - pads[2]) + draw(st.integers(0, 11))
-    w = max(1, dw * (kw - 1) + 1 - pads[1] - pads[3]) + draw(st.integers(0, 21))
-    group = draw(st.integers(1, 3))
-    return {
-        "shape": (draw(st.integers(1, 4)), group * draw(st.integers(1, 11)), h, w),
-        "kernel_shape": [kh, kw],
-        "strides": [draw(st.integers(1, 3)), draw(st.integers(1, 3))],
-        "pads": pads,
-        "dilations": [dh, dw],
-        "group": group,
+    window = draw_window(draw, max_kernel=5, max_extra=(11, 21), max_group_channels=11)
+    kernel_shape = list(window.pop("kernel"))
+    return window | {
+        "kernel_shape": kernel_shape,
         "threads": draw(st.sampled_from([1, 2])),
         "seed": draw(st.integers(0, 2**16)),
     }
@@ -72,12 +63,7 @@ def run_config(run_kernel, config: dict) -> tuple[np.ndarray, np.ndarray]:
     return out, expected
 
 
-@settings(max_examples=60, deadline=None)
-@given(config=involution_configs())
-def test_involution2d_kernel_matches_reference(run_kernel, config: dict) -> None:
-    out, expected = run_config(run_kernel, config)
-    assert out.shape == expected.shape
-    np.testing.assert_allclose(out, expected, rtol=RTOL, atol=ATOL)
+test_involution2d_kernel_matches_reference = reference_test(involution_configs(), run_config, RTOL, ATOL)
 
 
 @pytest.mark.parametrize(
