@@ -3,15 +3,15 @@
 The fallback functions (standard ONNX only) extract the windows with a one-hot convolution, normalize them when
 asked, and compare them with the ``C_out / group`` filters of each group a few at a time, so that peak memory is a few
 times the unfolded input ``N * C_in * kH * kW * H_out * W_out`` plus the output, never
-``N * C_out * C_in * kH * kW * H_out * W_out``. :func:`specialized_function` (what exports carry) unrolls the filters
-in chunks of static sizes; :func:`fallback_function` (generic, for nodes without an overload) loops over them.
+``N * C_out * C_in * kH * kW * H_out * W_out``: :func:`specialized_function` (one body per node) unrolls the filters
+in chunks of static sizes.
 """
 
 from collections.abc import Sequence
 
 import onnx
 import onnxscript
-from onnx import TensorProto, helper
+from onnx import TensorProto
 from onnxscript import FLOAT
 from torch.onnx import symbolic_helper
 
@@ -22,7 +22,7 @@ from ._function_builder import FunctionBuilder
 from ._schema import Dim, build_schema
 from ._windows import one_hot_windows, window_output_dims
 
-__all__ = ["SCHEMA", "dynamo_translation", "fallback_function", "onnx_attributes", "torchscript_symbolic"]
+__all__ = ["SCHEMA", "dynamo_translation", "onnx_attributes", "specialized_function", "torchscript_symbolic"]
 
 _HOLOCRON = onnxscript.values.Opset(ADD2D.domain, ADD2D.version)
 
@@ -89,74 +89,6 @@ def torchscript_symbolic(
     """``holocron::add2d`` -> one ``holocron::Add2d`` node, for ``torch.onnx.register_custom_op_symbolic``."""
     inputs = (input, weight) if symbolic_helper._is_none(bias) else (input, weight, bias)
     return torchscript_node(g, ADD2D, inputs, onnx_attributes(stride, padding, dilation, groups, normalize_slices, eps))
-
-
-def fallback_function(opset: int) -> onnx.FunctionProto:
-    """Standard-ONNX body of ``holocron::Add2d`` for default-domain ``opset`` (shape- and attribute-generic)."""
-    body = FunctionBuilder(ADD2D)
-    batch = body("Shape", "X", start=0, end=1)
-    out_channels = body("Shape", "W", start=0, end=1)
-    group = body.attribute_value("group")
-
-    # (N * C_in, kH * kW, H_out, W_out) -> slices (N, group, C_in / group * kH * kW, L), values in (c, i, j) order.
-    windows = one_hot_windows(body, "X", body("Shape", "W", start=2))
-    out_size = body("Shape", windows, start=2)
-    positions = body("ReduceProd", out_size, keepdims=1)
-    slices = body("Reshape", windows, body("Concat", batch, group, body.ints(-1), positions, axis=0))
-    slices = _normalized_if_asked(body, slices)
-
-    # Loop over the filters of each group: iteration o gives -|S - W[g * C_out / group + o]| summed, (N, group, L).
-    per_group = body("Div", out_channels, group)
-    filters = body("Reshape", "W", body("Concat", group, per_group, body.ints(-1), axis=0))
-    step = body.subgraph("filter_")
-    filter_o = step("Unsqueeze", step("Gather", filters, "o", axis=1), step.ints(0, 3))
-    distance = step("ReduceSum", step("Abs", step("Sub", slices, filter_o)), step.ints(2), keepdims=0)
-    loop_body = step.graph(
-        "add2d_filter",
-        inputs=[
-            helper.make_tensor_value_info("o", TensorProto.INT64, []),
-            helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
-        ],
-        outputs={"cond_out": "cond", "distance": distance},
-        output_types={"cond_out": TensorProto.BOOL, "distance": TensorProto.FLOAT},
-    )
-    trip_count = body("Squeeze", per_group, body.ints(0))
-    distances = body("Loop", trip_count, "", body=loop_body)  # (C_out / group, N, group, L)
-    distances = body("Transpose", distances, perm=[1, 2, 0, 3])
-    out_shape = body("Concat", batch, out_channels, out_size, axis=0)
-    negated = body("Neg", body("Reshape", distances, out_shape))
-    return body.function(opset, Y=body("Add", negated, _bias_or_zero(body, out_channels)))
-
-
-def _normalized_if_asked(body: FunctionBuilder, slices: str) -> str:
-    """``(S - mean) / sqrt(var + eps)`` over axis 2 when ``normalize_slices`` is 1, else ``S`` (an ``If``)."""
-    eps = body.attribute_value("eps")
-    flag = body("Cast", body("Squeeze", body.attribute_value("normalize_slices"), body.ints(0)), to=TensorProto.BOOL)
-    norm = body.subgraph("normalize_")
-    centered = norm("Sub", slices, norm("ReduceMean", slices, norm.ints(2), keepdims=1))
-    variance = norm("ReduceMean", norm("Mul", centered, centered), norm.ints(2), keepdims=1)
-    normalized = norm("Div", centered, norm("Sqrt", norm("Add", variance, eps)))
-    keep = body.subgraph("raw_")
-    kept = keep("Identity", slices)
-    float_out = {"slices": TensorProto.FLOAT}
-    return body(
-        "If",
-        flag,
-        then_branch=norm.graph("add2d_normalize", [], {"slices": normalized}, float_out),
-        else_branch=keep.graph("add2d_raw", [], {"slices": kept}, float_out),
-    )
-
-
-def _bias_or_zero(body: FunctionBuilder, out_channels: str) -> str:
-    """``B`` as ``(1, C_out, 1, 1)``, or zeros when the node omits ``B``.
-
-    ``Gemm(ones(1, 1), zeros(1, C_out), C)`` returns ``C`` broadcast to ``(1, C_out)``, and zeros when its optional
-    input ``C`` is missing: it is how a function body reads an optional input without a branch on its presence.
-    """
-    zeros = body("ConstantOfShape", body("Concat", body.ints(1), out_channels, axis=0))
-    one = body("Constant", value=helper.make_tensor("one", TensorProto.FLOAT, [1, 1], [1.0]))
-    row = body("Gemm", one, zeros, "B")
-    return body("Reshape", row, body.ints(1, -1, 1, 1))
 
 
 #: Bound on ``filters x C_in / group x kH x kW`` of one chunk of the specialised body: the difference tensor of a chunk
