@@ -130,6 +130,19 @@ def _static_shapes(model: onnx.ModelProto) -> dict[str, list[int | None]]:
     return shapes
 
 
+def _add2d_positions(
+    x_shape: list[int | None] | None, weight_shape: list[int], attributes: dict[str, object]
+) -> int | None:
+    """Static ``N x H_out x W_out`` of an Add2d node (an unknown batch counted as 1), ``None`` without static H, W."""
+    if x_shape is None or len(x_shape) != 4 or any(d is None or d < 1 for d in x_shape[2:]):
+        return None
+    dims = add2d.window_output_dims(x_shape[2:], weight_shape[2:], attributes)
+    if any(not isinstance(d, int) or d < 1 for d in dims):
+        return None
+    batch = x_shape[0] if x_shape[0] is not None and x_shape[0] >= 1 else 1
+    return batch * dims[0] * dims[1]  # type: ignore[operator]
+
+
 def _specialized_function(node: onnx.NodeProto, shapes: dict[str, list[int | None]], opset: int) -> onnx.FunctionProto:
     """The fallback body specialised to ``node``, its overload name set; ValueError when a needed shape is unknown."""
     contract = next((op.contract for op in OP_EXPORTS if op.contract.onnx_name == node.op_type), None)
@@ -152,12 +165,14 @@ def _specialized_function(node: onnx.NodeProto, shapes: dict[str, list[int | Non
 
     if contract is ADD2D:
         has_bias = len(node.input) > 2 and node.input[2] != ""
+        weight = shape_of(1)
         return add2d.specialized_function(
             opset,
-            shape_of(1),
+            weight,
             int(values["group"]),
             bool(values["normalize_slices"]),
             has_bias,  # type: ignore[arg-type]
+            _add2d_positions(shapes.get(node.input[0]), weight, values),
         )
     if contract is LAMBDA:
         return lambda_layer.specialized_function(opset, len(shape_of(3)))

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import onnx
 import onnxscript
-from onnx import TensorProto
+from onnx import TensorProto, helper
 from onnxscript import FLOAT
 from torch.onnx import symbolic_helper
 
@@ -91,36 +91,58 @@ def torchscript_symbolic(
     return torchscript_node(g, ADD2D, inputs, onnx_attributes(stride, padding, dilation, groups, normalize_slices, eps))
 
 
-#: Bound on ``filters x C_in / group x kH x kW`` of one chunk of the specialised body: the difference tensor of a chunk
-#: holds at most this many values per output position and image (4 MiB of float32 at 56 x 56 outputs); a chunk has
-#: one filter at least.
-CHUNK_ELEMENTS = 320
+#: Bound on the values of one chunk's difference tensor ``N x group x filters x H_out x W_out x C_in / group x kH x kW``
+#: when the node's positions ``N x H_out x W_out`` are static (4 MiB of float32: in onnxruntime, chunks of that size
+#: run as fast as chunks of one filter, with fewer nodes); a chunk has one filter at least.
+CHUNK_ELEMENTS = 2**20
+
+#: The bound per output position and image when the positions are not static.
+CHUNK_ELEMENTS_PER_POSITION = 320
 
 
-def overload(weight_shape: Sequence[int], group: int, normalize_slices: bool, has_bias: bool) -> str:
-    """Name of the specialised body for a node with static ``W`` shape ``weight_shape`` and these attributes."""
+def overload(
+    weight_shape: Sequence[int], group: int, normalize_slices: bool, has_bias: bool, positions: int | None = None
+) -> str:
+    """Name of the specialised body for a node with static ``W`` shape ``weight_shape`` and these attributes.
+
+    The name ends with the filters per chunk (:func:`chunk_sizes`), which ``positions`` may change.
+    """
     out_channels, in_per_group, kernel_h, kernel_w = weight_shape
     norm = "_normalized" if normalize_slices else ""
     bias = "" if has_bias else "_nobias"
-    return f"w{out_channels}x{in_per_group}x{kernel_h}x{kernel_w}_g{group}{norm}{bias}"
+    per_chunk = chunk_sizes(out_channels // group, group * in_per_group * kernel_h * kernel_w, positions)[0]
+    return f"w{out_channels}x{in_per_group}x{kernel_h}x{kernel_w}_g{group}{norm}{bias}_c{per_chunk}"
 
 
-def chunk_sizes(filters: int, depth: int) -> list[int]:
-    """Filters per chunk when ``filters`` filters of ``depth`` values each are compared with the windows at once."""
-    per_chunk = max(1, min(filters, CHUNK_ELEMENTS // depth))
+def chunk_sizes(filters: int, depth: int, positions: int | None = None) -> list[int]:
+    """Filters per chunk when ``filters`` filters of ``depth`` values (all groups) meet the windows at once.
+
+    Args:
+        filters: filters per group, ``C_out / group``.
+        depth: values per filter over all groups, ``C_in x kH x kW``.
+        positions: static ``N x H_out x W_out``, or ``None`` when unknown.
+    """
+    bound = CHUNK_ELEMENTS_PER_POSITION // depth if positions is None else CHUNK_ELEMENTS // (depth * positions)
+    per_chunk = max(1, min(filters, bound))
     return [min(per_chunk, filters - start) for start in range(0, filters, per_chunk)]
 
 
 def specialized_function(
-    opset: int, weight_shape: Sequence[int], group: int, normalize_slices: bool, has_bias: bool
+    opset: int,
+    weight_shape: Sequence[int],
+    group: int,
+    normalize_slices: bool,
+    has_bias: bool,
+    static_positions: int | None = None,
 ) -> onnx.FunctionProto:
     """Standard-ONNX body of ``holocron::Add2d`` for one node, overload :func:`overload` of the same arguments.
 
     No control flow: the normalization and the bias are in or out of the body, and the ``C_out / group`` filters of
     each group are compared with the windows in chunks of static sizes (:func:`chunk_sizes`), one ``Sub``, ``Abs``
-    and ``ReduceSum`` per chunk, so at most ``max(CHUNK_ELEMENTS, C_in / group * kH * kW)`` differences per output
-    position and image live at a time. The strides, pads, dilations and ``eps`` stay references to the node's
-    attributes; every constant is cast like ``X``, so the body runs in float32 and float16.
+    and ``ReduceSum`` per chunk, so that a chunk's differences stay within :data:`CHUNK_ELEMENTS` values (or
+    :data:`CHUNK_ELEMENTS_PER_POSITION` per output position and image when ``static_positions`` is unknown), or
+    one filter. The strides, pads, dilations and ``eps`` stay references to the node's attributes; every constant is
+    cast like ``X``, so the body runs in float32 and float16.
 
     Args:
         opset: default-domain opset of the body.
@@ -128,6 +150,7 @@ def specialized_function(
         group: the node's ``group`` attribute.
         normalize_slices: the node's ``normalize_slices`` attribute.
         has_bias: whether the node has its optional input ``B``.
+        static_positions: the node's static ``N x H_out x W_out`` (a dynamic batch counted as 1), ``None`` when unknown.
     """
     out_channels, in_per_group, kernel_h, kernel_w = (int(d) for d in weight_shape)
     if min(out_channels, in_per_group, kernel_h, kernel_w, group) < 1 or out_channels % group:
@@ -151,7 +174,7 @@ def specialized_function(
         slices = normalized(body, slices, axis=4)
 
     filters_of_group = body("Reshape", "W", body.ints(group, filters, 1, depth))  # broadcasts against the slices
-    sizes = chunk_sizes(filters, depth)
+    sizes = chunk_sizes(filters, group * depth, static_positions)
     chunks = body.split(filters_of_group, sizes, axis=1) if len(sizes) > 1 else [filters_of_group]
     distances = [body("ReduceSum", body("Abs", body("Sub", slices, c)), body.ints(4), keepdims=0) for c in chunks]
     distance = distances[0] if len(distances) == 1 else body("Concat", *distances, axis=2)  # (N, group, C_out/g, L)
@@ -160,19 +183,29 @@ def specialized_function(
         y = body("Sub", body("Reshape", "B", body.ints(1, out_channels, 1, 1)), distance)
     else:
         y = body("Neg", distance)
-    return body.function(opset, overload(weight_shape, group, normalize_slices, has_bias), Y=y)
+    return body.function(opset, overload(weight_shape, group, normalize_slices, has_bias, static_positions), Y=y)
 
 
 def normalized(body: FunctionBuilder, slices: str, axis: int) -> str:
-    """``(S - mean) / sqrt(var + eps)`` over ``axis``, computed in float64 and cast back like ``slices``.
+    r"""Each slice ``S`` over ``axis`` normalized as the contract says, in float64, cast back like ``slices``.
+
+    .. math::
+
+        m = \operatorname{mean}(S), \quad d = S - m, \quad v = \operatorname{mean}(d^2), \quad
+        S_n = \begin{cases} d / \sqrt{v + \epsilon} & v + \epsilon > 0 \\ 0 & v + \epsilon = 0 \end{cases}
 
     Two passes (the mean first, then the variance of the centred values) in float64: a constant or near-constant
     window gives the float64 result (zeros for a constant one) even at ``eps = 1e-14``, where one float32 rounding of
-    the mean would be amplified by ``1 / sqrt(eps)``.
+    the mean would be amplified by ``1 / sqrt(eps)``; a constant window at ``eps = 0`` gives zeros, not ``0 / 0``.
     """
     wide = body("Cast", slices, to=TensorProto.DOUBLE)
     axes = body.ints(axis)
     centered = body("Sub", wide, body("ReduceMean", wide, axes, keepdims=1))
-    variance = body("ReduceMean", body("Mul", centered, centered), axes, keepdims=1)
-    eps = body("Cast", body.attribute_value("eps"), to=TensorProto.DOUBLE)
-    return body.like(body("Div", centered, body("Sqrt", body("Add", variance, eps))), slices)
+    denominator = body(
+        "Add",
+        body("ReduceMean", body("Mul", centered, centered), axes, keepdims=1),
+        body("Cast", body.attribute_value("eps"), to=TensorProto.DOUBLE),
+    )
+    zero = body("Constant", value=helper.make_tensor("zero", TensorProto.DOUBLE, [1], [0.0]))
+    inverse_std = body("Where", body("Greater", denominator, zero), body("Reciprocal", body("Sqrt", denominator)), zero)
+    return body.like(body("Mul", centered, inverse_std), slices)
