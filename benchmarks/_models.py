@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+from onnx.inliner import inline_local_functions
 
-from holocron.ops.contract import DOMAIN, DOMAIN_VERSION, OPS
+from holocron.ops.contract import DOMAIN, DOMAIN_VERSION
 
 __all__ = ["OPSET", "conv_model", "fallback_model", "node_model", "session"]
 
@@ -43,28 +44,15 @@ def conv_model(x: np.ndarray, w: np.ndarray, attributes: dict[str, object]) -> o
 
 
 def fallback_model(model: onnx.ModelProto) -> onnx.ModelProto | None:
-    """``model`` with its holocron nodes replaced by the standard-ONNX fallback functions (inlined), or ``None``
-    when ``holocron.export.ops`` is not available."""
+    """``model`` with its holocron nodes replaced by their specialised standard-ONNX fallback functions (inlined, as
+    ``custom_ops=False`` exports are), or ``None`` when ``holocron.export.ops`` is not available."""
     try:
-        from holocron.export.ops import fallback_functions
+        from holocron.export.ops import attach_fallback_functions
     except ImportError:
         return None
     with_functions = onnx.ModelProto()
     with_functions.CopyFrom(model)
-    with_functions.functions.extend(fallback_functions(OPSET))
-    # onnx.inliner leaves an attribute reference without a value when the node omits the attribute, even when the
-    # function declares a default: spell every default out first.
-    for node in with_functions.graph.node:
-        if node.domain == DOMAIN:
-            contract = next(op for op in OPS if op.onnx_name == node.op_type)
-            present = {attribute.name for attribute in node.attribute}
-            for attribute in contract.attributes:
-                if attribute.name not in present and attribute.default is not None:
-                    node.attribute.append(helper.make_attribute(attribute.name, attribute.default))
-    try:
-        from onnx.inliner import inline_local_functions
-    except ImportError:
-        return with_functions
+    attach_fallback_functions(with_functions, OPSET)
     return inline_local_functions(with_functions)
 
 

@@ -5,6 +5,14 @@ The library (built from ``runtime/src`` when the package is installed) registers
 standard-ONNX function for each op: a plain onnxruntime session inlines those, a session from this module runs the
 kernels instead. :func:`create_session` opens either kind; it is the one place holocron opens onnxruntime sessions.
 
+Domain versions: onnxruntime cannot tell a custom-op kernel which version of its domain a model imports, so
+:func:`create_session` checks it. A model importing ``holocron`` at a version other than the kernels' (1) opens
+without the library when it carries a function for each of its ``holocron`` op types, and raises
+:class:`UnsupportedDomainVersionError` (naming the ops and both versions) otherwise. Registering the library by hand
+(``so.register_custom_ops_library(library_path())``, or :func:`register_library` / :func:`session_options` with your
+own ``onnxruntime.InferenceSession``) skips this check: such a session runs the version-1 kernels whatever the model
+imports.
+
 Example::
 
     from holocron.runtime import InferenceSession
@@ -14,12 +22,19 @@ Example::
 """
 
 from ._library import LIBRARY_ENV, RuntimeNotBuiltError, is_available, library_path
-from ._session import InferenceSession, create_session, register_library, session_options
+from ._session import (
+    InferenceSession,
+    UnsupportedDomainVersionError,
+    create_session,
+    register_library,
+    session_options,
+)
 
 __all__ = [
     "LIBRARY_ENV",
     "InferenceSession",
     "RuntimeNotBuiltError",
+    "UnsupportedDomainVersionError",
     "create_session",
     "is_available",
     "library_path",

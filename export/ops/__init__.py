@@ -1,15 +1,14 @@
 """ONNX side of holocron's custom ops: one module per op, and the registry the export pipeline reads.
 
 For every op of :mod:`holocron.ops.contract`, :data:`OP_EXPORTS` holds its ``onnx.defs`` schema (domain ``holocron``),
-its dynamo translation (``torch.onnx.export(..., dynamo=True, custom_translation_table=...)``), its TorchScript
-symbolic (``torch.onnx.register_custom_op_symbolic``) and the builder of its standard-ONNX fallback function (a
-``FunctionProto`` of the same domain and name that runtimes without holocron's kernels inline).
+its dynamo translation (``torch.onnx.export(..., dynamo=True, custom_translation_table=...)``) and its TorchScript
+symbolic (``torch.onnx.register_custom_op_symbolic``).
 
 Fallback functions of an exported model: :func:`attach_fallback_functions` gives each ``holocron`` node of a model
 the body specialised to it (an ONNX IR 10 function ``overload``: Add2d per static ``W`` shape, ``group``,
 ``normalize_slices`` and bias presence, unrolled over filter chunks; Lambda per local / global ``P``; Involution2d
-needs none), with no ``Loop`` or ``If``, element-type generic (float32 and float16). :func:`fallback_functions` keeps
-the generic bodies (``Loop`` and ``If``, float32) for hand-built nodes without an overload.
+needs none): a ``FunctionProto`` of the node's domain and op type that runtimes without holocron's kernels inline,
+with no ``Loop`` or ``If``, element-type generic (float32 and float16).
 
 Optional bias of ``Add2d``: the translations emit a node without ``B`` when the torch op's ``bias`` is ``None``; the
 fallback body reads an absent ``B`` as zeros.
@@ -39,7 +38,6 @@ __all__ = [
     "OpExport",
     "attach_fallback_functions",
     "custom_translation_table",
-    "fallback_functions",
     "reattach_fallback_functions",
     "register_schemas",
     "register_torchscript_symbolics",
@@ -57,8 +55,6 @@ class OpExport:
         schema: its ``onnx.defs.OpSchema`` (registered by :func:`register_schemas`).
         dynamo_translation: onnxscript-traced function emitting one ``holocron`` node, keyed by ``torch_op``.
         torchscript_symbolic: symbolic for ``torch.onnx.register_custom_op_symbolic("holocron::<torch_name>", ...)``.
-        fallback_function: ``opset -> FunctionProto``, the standard-ONNX body (default-domain opset in
-            [``FIRST_OPSET``, ``LAST_OPSET``]).
     """
 
     contract: OpContract
@@ -66,7 +62,6 @@ class OpExport:
     schema: onnx.defs.OpSchema
     dynamo_translation: Callable
     torchscript_symbolic: Callable
-    fallback_function: Callable[[int], onnx.FunctionProto]
 
     @property
     def torchscript_name(self) -> str:
@@ -81,7 +76,6 @@ OP_EXPORTS: tuple[OpExport, ...] = tuple(
         schema=module.SCHEMA,
         dynamo_translation=module.dynamo_translation,
         torchscript_symbolic=module.torchscript_symbolic,
-        fallback_function=module.fallback_function,
     )
     for contract, module in ((ADD2D, add2d), (INVOLUTION2D, involution2d), (LAMBDA, lambda_layer))
 )
@@ -107,11 +101,6 @@ def register_torchscript_symbolics(opset: int) -> None:
     register_schemas()
     for op in OP_EXPORTS:
         torch.onnx.register_custom_op_symbolic(op.torchscript_name, op.torchscript_symbolic, opset)
-
-
-def fallback_functions(opset: int) -> list[onnx.FunctionProto]:
-    """The standard-ONNX fallback function of every op, for default-domain ``opset``."""
-    return [op.fallback_function(opset) for op in OP_EXPORTS]
 
 
 #: Oldest ONNX IR version with function overloads (``NodeProto.overload`` / ``FunctionProto.overload``).
@@ -141,6 +130,19 @@ def _static_shapes(model: onnx.ModelProto) -> dict[str, list[int | None]]:
     return shapes
 
 
+def _add2d_positions(
+    x_shape: list[int | None] | None, weight_shape: list[int], attributes: dict[str, object]
+) -> int | None:
+    """Static ``N x H_out x W_out`` of an Add2d node (an unknown batch counted as 1), ``None`` without static H, W."""
+    if x_shape is None or len(x_shape) != 4 or any(d is None or d < 1 for d in x_shape[2:]):
+        return None
+    dims = add2d.window_output_dims(x_shape[2:], weight_shape[2:], attributes)
+    if any(not isinstance(d, int) or d < 1 for d in dims):
+        return None
+    batch = x_shape[0] if x_shape[0] is not None and x_shape[0] >= 1 else 1
+    return batch * dims[0] * dims[1]  # type: ignore[operator]
+
+
 def _specialized_function(node: onnx.NodeProto, shapes: dict[str, list[int | None]], opset: int) -> onnx.FunctionProto:
     """The fallback body specialised to ``node``, its overload name set; ValueError when a needed shape is unknown."""
     contract = next((op.contract for op in OP_EXPORTS if op.contract.onnx_name == node.op_type), None)
@@ -163,16 +165,18 @@ def _specialized_function(node: onnx.NodeProto, shapes: dict[str, list[int | Non
 
     if contract is ADD2D:
         has_bias = len(node.input) > 2 and node.input[2] != ""
+        weight = shape_of(1)
         return add2d.specialized_function(
             opset,
-            shape_of(1),
+            weight,
             int(values["group"]),
             bool(values["normalize_slices"]),
             has_bias,  # type: ignore[arg-type]
+            _add2d_positions(shapes.get(node.input[0]), weight, values),
         )
     if contract is LAMBDA:
         return lambda_layer.specialized_function(opset, len(shape_of(3)))
-    return involution2d.fallback_function(opset)
+    return involution2d.specialized_function(opset)
 
 
 def attach_fallback_functions(model: onnx.ModelProto, opset: int | None = None) -> onnx.ModelProto:
@@ -192,7 +196,8 @@ def attach_fallback_functions(model: onnx.ModelProto, opset: int | None = None) 
         ``model``.
 
     Raises:
-        ValueError: an unknown holocron op type, a needed shape that is not static, or no default-domain opset.
+        ValueError: an unknown holocron op type, a needed shape that is not static, no default-domain opset, or an
+            ``opset`` outside [``FIRST_OPSET``, ``LAST_OPSET``].
     """
     if opset is None:
         opset = next((e.version for e in model.opset_import if e.domain in ("", "ai.onnx")), None)

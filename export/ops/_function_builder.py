@@ -1,4 +1,4 @@
-"""A small writer of standard-ONNX function bodies: nodes with generated names, attribute references, subgraphs.
+"""A small writer of standard-ONNX function bodies: nodes with generated names and attribute references.
 
 The fallback functions of the holocron ops are built with it, so each body reads as a sequence of ONNX op calls::
 
@@ -8,7 +8,6 @@ The fallback functions of the holocron ops are built with it, so each body reads
 """
 
 import itertools
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import onnx
@@ -38,26 +37,23 @@ class AttrRef:
 
 
 class FunctionBuilder:
-    """Accumulates the nodes of a function body (or of one of its subgraphs) of the op ``op``.
+    """Accumulates the nodes of a function body of the op ``op``.
 
-    Calling the builder appends one node and returns its output name; attribute values may be Python values or
-    :class:`AttrRef`. Subgraph builders from :meth:`subgraph` share the name counter, so names never collide.
+    Calling the builder appends one node and returns its output name (unique within the body); attribute values may
+    be Python values or :class:`AttrRef`.
 
     Args:
         op: contract of the op whose fallback function is being written.
-        prefix: prefix of every generated value name.
-        counter: source of unique name suffixes, shared with the enclosing builder (a new one when ``None``).
     """
 
-    def __init__(self, op: OpContract, prefix: str = "", counter: Iterator[int] | None = None) -> None:
+    def __init__(self, op: OpContract) -> None:
         self.op = op
         self.nodes: list[onnx.NodeProto] = []
-        self._prefix = prefix
-        self._counter = itertools.count() if counter is None else counter
+        self._counter = itertools.count()
 
     def __call__(self, op_type: str, *inputs: str, **attributes: object) -> str:
         """Append a single-output default-domain ``op_type`` node and return its output name."""
-        name = f"{self._prefix}{op_type.lower()}_{next(self._counter)}"
+        name = f"{op_type.lower()}_{next(self._counter)}"
         refs = {key: value for key, value in attributes.items() if isinstance(value, AttrRef)}
         values = {key: value for key, value in attributes.items() if not isinstance(value, AttrRef)}
         node = helper.make_node(op_type, list(inputs), [name], name=name, **values)
@@ -67,7 +63,7 @@ class FunctionBuilder:
 
     def split(self, value: str, sizes: list[int], axis: int) -> list[str]:
         """``Split`` of ``value`` into pieces of the static ``sizes`` along ``axis``: one node, one output per piece."""
-        name = f"{self._prefix}split_{next(self._counter)}"
+        name = f"split_{next(self._counter)}"
         outputs = [f"{name}_{i}" for i in range(len(sizes))]
         self.nodes.append(helper.make_node("Split", [value, self.ints(*sizes)], outputs, name=name, axis=axis))
         return outputs
@@ -92,21 +88,6 @@ class FunctionBuilder:
         if attribute.type == "int":
             return self("Reshape", self("Constant", value_int=self.ref(name)), self.ints(1))
         return self("Constant", value_float=self.ref(name))
-
-    def subgraph(self, prefix: str) -> "FunctionBuilder":
-        """Builder for a subgraph (If branch, Loop body) whose names cannot clash with this body's."""
-        return FunctionBuilder(self.op, f"{self._prefix}{prefix}", self._counter)
-
-    def graph(
-        self, name: str, inputs: list[onnx.ValueInfoProto], outputs: dict[str, str], output_types: dict[str, int]
-    ) -> onnx.GraphProto:
-        """Close this subgraph: its ``outputs`` (graph output name -> value) get the element types ``output_types``."""
-        nodes = list(self.nodes)
-        graph_outputs = []
-        for out_name, value in outputs.items():
-            nodes.append(helper.make_node("Identity", [value], [out_name], name=out_name))
-            graph_outputs.append(helper.make_tensor_value_info(out_name, output_types[out_name], None))
-        return helper.make_graph(nodes, name, inputs, graph_outputs)
 
     def function(self, opset: int, overload: str = "", **outputs: str) -> onnx.FunctionProto:
         """Close the body: a ``FunctionProto`` named after the op, its outputs bound by name (``Y=value``).

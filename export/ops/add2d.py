@@ -3,8 +3,8 @@
 The fallback functions (standard ONNX only) extract the windows with a one-hot convolution, normalize them when
 asked, and compare them with the ``C_out / group`` filters of each group a few at a time, so that peak memory is a few
 times the unfolded input ``N * C_in * kH * kW * H_out * W_out`` plus the output, never
-``N * C_out * C_in * kH * kW * H_out * W_out``. :func:`specialized_function` (what exports carry) unrolls the filters
-in chunks of static sizes; :func:`fallback_function` (generic, for nodes without an overload) loops over them.
+``N * C_out * C_in * kH * kW * H_out * W_out``: :func:`specialized_function` (one body per node) unrolls the filters
+in chunks of static sizes.
 """
 
 from collections.abc import Sequence
@@ -22,7 +22,7 @@ from ._function_builder import FunctionBuilder
 from ._schema import Dim, build_schema
 from ._windows import one_hot_windows, window_output_dims
 
-__all__ = ["SCHEMA", "dynamo_translation", "fallback_function", "onnx_attributes", "torchscript_symbolic"]
+__all__ = ["SCHEMA", "dynamo_translation", "onnx_attributes", "specialized_function", "torchscript_symbolic"]
 
 _HOLOCRON = onnxscript.values.Opset(ADD2D.domain, ADD2D.version)
 
@@ -91,104 +91,58 @@ def torchscript_symbolic(
     return torchscript_node(g, ADD2D, inputs, onnx_attributes(stride, padding, dilation, groups, normalize_slices, eps))
 
 
-def fallback_function(opset: int) -> onnx.FunctionProto:
-    """Standard-ONNX body of ``holocron::Add2d`` for default-domain ``opset`` (shape- and attribute-generic)."""
-    body = FunctionBuilder(ADD2D)
-    batch = body("Shape", "X", start=0, end=1)
-    out_channels = body("Shape", "W", start=0, end=1)
-    group = body.attribute_value("group")
+#: Bound on the values of one chunk's difference tensor ``N x group x filters x H_out x W_out x C_in / group x kH x kW``
+#: when the node's positions ``N x H_out x W_out`` are static (4 MiB of float32: in onnxruntime, chunks of that size
+#: run as fast as chunks of one filter, with fewer nodes); a chunk has one filter at least.
+CHUNK_ELEMENTS = 2**20
 
-    # (N * C_in, kH * kW, H_out, W_out) -> slices (N, group, C_in / group * kH * kW, L), values in (c, i, j) order.
-    windows = one_hot_windows(body, "X", body("Shape", "W", start=2))
-    out_size = body("Shape", windows, start=2)
-    positions = body("ReduceProd", out_size, keepdims=1)
-    slices = body("Reshape", windows, body("Concat", batch, group, body.ints(-1), positions, axis=0))
-    slices = _normalized_if_asked(body, slices)
-
-    # Loop over the filters of each group: iteration o gives -|S - W[g * C_out / group + o]| summed, (N, group, L).
-    per_group = body("Div", out_channels, group)
-    filters = body("Reshape", "W", body("Concat", group, per_group, body.ints(-1), axis=0))
-    step = body.subgraph("filter_")
-    filter_o = step("Unsqueeze", step("Gather", filters, "o", axis=1), step.ints(0, 3))
-    distance = step("ReduceSum", step("Abs", step("Sub", slices, filter_o)), step.ints(2), keepdims=0)
-    loop_body = step.graph(
-        "add2d_filter",
-        inputs=[
-            helper.make_tensor_value_info("o", TensorProto.INT64, []),
-            helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
-        ],
-        outputs={"cond_out": "cond", "distance": distance},
-        output_types={"cond_out": TensorProto.BOOL, "distance": TensorProto.FLOAT},
-    )
-    trip_count = body("Squeeze", per_group, body.ints(0))
-    distances = body("Loop", trip_count, "", body=loop_body)  # (C_out / group, N, group, L)
-    distances = body("Transpose", distances, perm=[1, 2, 0, 3])
-    out_shape = body("Concat", batch, out_channels, out_size, axis=0)
-    negated = body("Neg", body("Reshape", distances, out_shape))
-    return body.function(opset, Y=body("Add", negated, _bias_or_zero(body, out_channels)))
+#: The bound per output position and image when the positions are not static.
+CHUNK_ELEMENTS_PER_POSITION = 320
 
 
-def _normalized_if_asked(body: FunctionBuilder, slices: str) -> str:
-    """``(S - mean) / sqrt(var + eps)`` over axis 2 when ``normalize_slices`` is 1, else ``S`` (an ``If``)."""
-    eps = body.attribute_value("eps")
-    flag = body("Cast", body("Squeeze", body.attribute_value("normalize_slices"), body.ints(0)), to=TensorProto.BOOL)
-    norm = body.subgraph("normalize_")
-    centered = norm("Sub", slices, norm("ReduceMean", slices, norm.ints(2), keepdims=1))
-    variance = norm("ReduceMean", norm("Mul", centered, centered), norm.ints(2), keepdims=1)
-    normalized = norm("Div", centered, norm("Sqrt", norm("Add", variance, eps)))
-    keep = body.subgraph("raw_")
-    kept = keep("Identity", slices)
-    float_out = {"slices": TensorProto.FLOAT}
-    return body(
-        "If",
-        flag,
-        then_branch=norm.graph("add2d_normalize", [], {"slices": normalized}, float_out),
-        else_branch=keep.graph("add2d_raw", [], {"slices": kept}, float_out),
-    )
+def overload(
+    weight_shape: Sequence[int], group: int, normalize_slices: bool, has_bias: bool, positions: int | None = None
+) -> str:
+    """Name of the specialised body for a node with static ``W`` shape ``weight_shape`` and these attributes.
 
-
-def _bias_or_zero(body: FunctionBuilder, out_channels: str) -> str:
-    """``B`` as ``(1, C_out, 1, 1)``, or zeros when the node omits ``B``.
-
-    ``Gemm(ones(1, 1), zeros(1, C_out), C)`` returns ``C`` broadcast to ``(1, C_out)``, and zeros when its optional
-    input ``C`` is missing: it is how a function body reads an optional input without a branch on its presence.
+    The name ends with the filters per chunk (:func:`chunk_sizes`), which ``positions`` may change.
     """
-    zeros = body("ConstantOfShape", body("Concat", body.ints(1), out_channels, axis=0))
-    one = body("Constant", value=helper.make_tensor("one", TensorProto.FLOAT, [1, 1], [1.0]))
-    row = body("Gemm", one, zeros, "B")
-    return body("Reshape", row, body.ints(1, -1, 1, 1))
-
-
-#: Bound on ``filters x C_in / group x kH x kW`` of one chunk of the specialised body: the difference tensor of a chunk
-#: holds at most this many values per output position and image (4 MiB of float32 at 56 x 56 outputs); a chunk has
-#: one filter at least.
-CHUNK_ELEMENTS = 320
-
-
-def overload(weight_shape: Sequence[int], group: int, normalize_slices: bool, has_bias: bool) -> str:
-    """Name of the specialised body for a node with static ``W`` shape ``weight_shape`` and these attributes."""
     out_channels, in_per_group, kernel_h, kernel_w = weight_shape
     norm = "_normalized" if normalize_slices else ""
     bias = "" if has_bias else "_nobias"
-    return f"w{out_channels}x{in_per_group}x{kernel_h}x{kernel_w}_g{group}{norm}{bias}"
+    per_chunk = chunk_sizes(out_channels // group, group * in_per_group * kernel_h * kernel_w, positions)[0]
+    return f"w{out_channels}x{in_per_group}x{kernel_h}x{kernel_w}_g{group}{norm}{bias}_c{per_chunk}"
 
 
-def chunk_sizes(filters: int, depth: int) -> list[int]:
-    """Filters per chunk when ``filters`` filters of ``depth`` values each are compared with the windows at once."""
-    per_chunk = max(1, min(filters, CHUNK_ELEMENTS // depth))
+def chunk_sizes(filters: int, depth: int, positions: int | None = None) -> list[int]:
+    """Filters per chunk when ``filters`` filters of ``depth`` values (all groups) meet the windows at once.
+
+    Args:
+        filters: filters per group, ``C_out / group``.
+        depth: values per filter over all groups, ``C_in x kH x kW``.
+        positions: static ``N x H_out x W_out``, or ``None`` when unknown.
+    """
+    bound = CHUNK_ELEMENTS_PER_POSITION // depth if positions is None else CHUNK_ELEMENTS // (depth * positions)
+    per_chunk = max(1, min(filters, bound))
     return [min(per_chunk, filters - start) for start in range(0, filters, per_chunk)]
 
 
 def specialized_function(
-    opset: int, weight_shape: Sequence[int], group: int, normalize_slices: bool, has_bias: bool
+    opset: int,
+    weight_shape: Sequence[int],
+    group: int,
+    normalize_slices: bool,
+    has_bias: bool,
+    static_positions: int | None = None,
 ) -> onnx.FunctionProto:
     """Standard-ONNX body of ``holocron::Add2d`` for one node, overload :func:`overload` of the same arguments.
 
     No control flow: the normalization and the bias are in or out of the body, and the ``C_out / group`` filters of
     each group are compared with the windows in chunks of static sizes (:func:`chunk_sizes`), one ``Sub``, ``Abs``
-    and ``ReduceSum`` per chunk, so at most ``max(CHUNK_ELEMENTS, C_in / group * kH * kW)`` differences per output
-    position and image live at a time. The strides, pads, dilations and ``eps`` stay references to the node's
-    attributes; every constant is cast like ``X``, so the body runs in float32 and float16.
+    and ``ReduceSum`` per chunk, so that a chunk's differences stay within :data:`CHUNK_ELEMENTS` values (or
+    :data:`CHUNK_ELEMENTS_PER_POSITION` per output position and image when ``static_positions`` is unknown), or
+    one filter. The strides, pads, dilations and ``eps`` stay references to the node's attributes; every constant is
+    cast like ``X``, so the body runs in float32 and float16.
 
     Args:
         opset: default-domain opset of the body.
@@ -196,6 +150,7 @@ def specialized_function(
         group: the node's ``group`` attribute.
         normalize_slices: the node's ``normalize_slices`` attribute.
         has_bias: whether the node has its optional input ``B``.
+        static_positions: the node's static ``N x H_out x W_out`` (a dynamic batch counted as 1), ``None`` when unknown.
     """
     out_channels, in_per_group, kernel_h, kernel_w = (int(d) for d in weight_shape)
     if min(out_channels, in_per_group, kernel_h, kernel_w, group) < 1 or out_channels % group:
@@ -219,7 +174,7 @@ def specialized_function(
         slices = normalized(body, slices, axis=4)
 
     filters_of_group = body("Reshape", "W", body.ints(group, filters, 1, depth))  # broadcasts against the slices
-    sizes = chunk_sizes(filters, depth)
+    sizes = chunk_sizes(filters, group * depth, static_positions)
     chunks = body.split(filters_of_group, sizes, axis=1) if len(sizes) > 1 else [filters_of_group]
     distances = [body("ReduceSum", body("Abs", body("Sub", slices, c)), body.ints(4), keepdims=0) for c in chunks]
     distance = distances[0] if len(distances) == 1 else body("Concat", *distances, axis=2)  # (N, group, C_out/g, L)
@@ -228,19 +183,29 @@ def specialized_function(
         y = body("Sub", body("Reshape", "B", body.ints(1, out_channels, 1, 1)), distance)
     else:
         y = body("Neg", distance)
-    return body.function(opset, overload(weight_shape, group, normalize_slices, has_bias), Y=y)
+    return body.function(opset, overload(weight_shape, group, normalize_slices, has_bias, static_positions), Y=y)
 
 
 def normalized(body: FunctionBuilder, slices: str, axis: int) -> str:
-    """``(S - mean) / sqrt(var + eps)`` over ``axis``, computed in float64 and cast back like ``slices``.
+    r"""Each slice ``S`` over ``axis`` normalized as the contract says, in float64, cast back like ``slices``.
+
+    .. math::
+
+        m = \operatorname{mean}(S), \quad d = S - m, \quad v = \operatorname{mean}(d^2), \quad
+        S_n = \begin{cases} d / \sqrt{v + \epsilon} & v + \epsilon > 0 \\ 0 & v + \epsilon = 0 \end{cases}
 
     Two passes (the mean first, then the variance of the centred values) in float64: a constant or near-constant
     window gives the float64 result (zeros for a constant one) even at ``eps = 1e-14``, where one float32 rounding of
-    the mean would be amplified by ``1 / sqrt(eps)``.
+    the mean would be amplified by ``1 / sqrt(eps)``; a constant window at ``eps = 0`` gives zeros, not ``0 / 0``.
     """
     wide = body("Cast", slices, to=TensorProto.DOUBLE)
     axes = body.ints(axis)
     centered = body("Sub", wide, body("ReduceMean", wide, axes, keepdims=1))
-    variance = body("ReduceMean", body("Mul", centered, centered), axes, keepdims=1)
-    eps = body("Cast", body.attribute_value("eps"), to=TensorProto.DOUBLE)
-    return body.like(body("Div", centered, body("Sqrt", body("Add", variance, eps))), slices)
+    denominator = body(
+        "Add",
+        body("ReduceMean", body("Mul", centered, centered), axes, keepdims=1),
+        body("Cast", body.attribute_value("eps"), to=TensorProto.DOUBLE),
+    )
+    zero = body("Constant", value=helper.make_tensor("zero", TensorProto.DOUBLE, [1], [0.0]))
+    inverse_std = body("Where", body("Greater", denominator, zero), body("Reciprocal", body("Sqrt", denominator)), zero)
+    return body.like(body("Mul", centered, inverse_std), slices)

@@ -18,7 +18,7 @@ from ._function_builder import FunctionBuilder
 from ._schema import Dim, build_schema
 from ._windows import one_hot_windows, window_output_dims
 
-__all__ = ["SCHEMA", "dynamo_translation", "fallback_function", "onnx_attributes", "torchscript_symbolic"]
+__all__ = ["SCHEMA", "dynamo_translation", "onnx_attributes", "specialized_function", "torchscript_symbolic"]
 
 _HOLOCRON = onnxscript.values.Opset(INVOLUTION2D.domain, INVOLUTION2D.version)
 
@@ -71,8 +71,9 @@ def torchscript_symbolic(
     )
 
 
-def fallback_function(opset: int) -> onnx.FunctionProto:
-    """Standard-ONNX body of ``holocron::Involution2d`` for default-domain ``opset`` (shape- and attribute-generic)."""
+def specialized_function(opset: int) -> onnx.FunctionProto:
+    """Standard-ONNX body of ``holocron::Involution2d`` for default-domain ``opset``: one body serves every node
+    (shape- and attribute-generic, no control flow), so it has no overload name."""
     body = FunctionBuilder(INVOLUTION2D)
     kernel_size = body.attribute_value("kernel_shape")
     taps = body("ReduceProd", kernel_size, keepdims=1)

@@ -1,14 +1,13 @@
 """Everything ONNX about ``holocron::Lambda``: schema, dynamo translation, TorchScript symbolic, standard fallback.
 
-The fallback function (standard ONNX only) follows the contract's formulas with ``Softmax`` and ``Einsum``; an
-``If`` on the rank of ``P`` picks the local position lambda (a 3-D ``Conv`` of the values with ``R``, zero padding
+The fallback functions (standard ONNX only) follow the contract's formulas with ``Softmax`` and ``Einsum``; one body
+per rank of ``P`` computes the local position lambda (a 3-D ``Conv`` of the values with ``R``, zero padding
 ``r // 2``) or the global one (an ``Einsum`` with ``E``). Memory is that of the layer itself: the position lambdas
 ``N * K * V * H * W`` dominate.
 """
 
 import onnx
 import onnxscript
-from onnx import TensorProto
 from onnxscript import FLOAT
 from torch.onnx import symbolic_helper
 
@@ -18,7 +17,7 @@ from ._attributes import node_attributes, torchscript_node
 from ._function_builder import FunctionBuilder
 from ._schema import Dim, build_schema
 
-__all__ = ["SCHEMA", "dynamo_translation", "fallback_function", "onnx_attributes", "torchscript_symbolic"]
+__all__ = ["SCHEMA", "dynamo_translation", "onnx_attributes", "specialized_function", "torchscript_symbolic"]
 
 _HOLOCRON = onnxscript.values.Opset(LAMBDA.domain, LAMBDA.version)
 
@@ -53,56 +52,6 @@ def dynamo_translation(q: FLOAT, k: FLOAT, v: FLOAT, pos: FLOAT, num_heads: int)
 def torchscript_symbolic(g, q, k, v, pos, num_heads: int):
     """``holocron::lambda_layer`` -> one ``holocron::Lambda`` node, for ``register_custom_op_symbolic``."""
     return torchscript_node(g, LAMBDA, (q, k, v, pos), onnx_attributes(num_heads))
-
-
-def fallback_function(opset: int) -> onnx.FunctionProto:
-    """Standard-ONNX body of ``holocron::Lambda`` for default-domain ``opset`` (shape- and attribute-generic)."""
-    body = FunctionBuilder(LAMBDA)
-    heads = body.attribute_value("num_heads")
-    batch = body("Shape", "Q", start=0, end=1)
-    spatial = body("Shape", "Q", start=2)
-    positions = body("ReduceProd", spatial, keepdims=1)
-    dim_k = body("Div", body("Shape", "Q", start=1, end=2), heads)
-    dim_u = body("Div", body("Shape", "Kx", start=1, end=2), dim_k)
-    dim_v = body("Div", body("Shape", "V", start=1, end=2), dim_u)
-
-    queries = body("Reshape", "Q", body("Concat", batch, heads, dim_k, positions, axis=0))
-    keys = body("Softmax", body("Reshape", "Kx", body("Concat", batch, dim_k, dim_u, positions, axis=0)), axis=-1)
-    values = body("Reshape", "V", body("Concat", batch, dim_v, dim_u, positions, axis=0))
-    content = body("Einsum", keys, values, equation="nkum,nvum->nkv")
-
-    # Each branch first reshapes P to its own rank from sizes known without P's rank, so that shape inference of the
-    # branch not taken never sees a rank mismatch.
-    local = body.subgraph("local_")
-    r = local("Shape", "P", start=-1)
-    half = local("Div", r, local.ints(2))
-    kernel = local("Reshape", "P", local("Concat", dim_k, dim_u, local.ints(1), r, r, axis=0))
-    volume = local("Reshape", "V", local("Concat", batch, dim_v, dim_u, spatial, axis=0))
-    volume = local("Transpose", volume, perm=[0, 2, 1, 3, 4])  # (N, U, V, H, W): U is the conv input channel
-    no_pad = local.ints(0, 0, 0)
-    pads = local("Concat", no_pad, half, half, no_pad, half, half, axis=0)
-    local_lambda = local("Conv", local("Pad", volume, pads), kernel)  # (N, K, V, H, W)
-    local_lambda = local("Reshape", local_lambda, local("Concat", batch, dim_k, dim_v, positions, axis=0))
-
-    dense = body.subgraph("global_")
-    # P's own leading dims (and the product of the rest) rather than sizes from Q: the same element count whatever
-    # P's rank, so onnxruntime can constant-fold this branch without error when P is a local kernel R.
-    leading = dense("Shape", "P", start=0, end=3)
-    trailing = dense("ReduceProd", dense("Shape", "P", start=3), keepdims=1)
-    embedding = dense("Reshape", "P", dense("Concat", leading, trailing, axis=0))
-    global_lambda = dense("Einsum", embedding, values, equation="pmku,nvum->nkvp")
-
-    is_local = body("Equal", body("Size", body("Shape", "P")), body("Constant", value_int=5))
-    float_out = {"position": TensorProto.FLOAT}
-    position = body(
-        "If",
-        is_local,
-        then_branch=local.graph("lambda_local", [], {"position": local_lambda}, float_out),
-        else_branch=dense.graph("lambda_global", [], {"position": global_lambda}, float_out),
-    )
-    lambdas = body("Add", body("Unsqueeze", content, body.ints(3)), position)  # (N, K, V, H * W)
-    out = body("Einsum", queries, lambdas, equation="nhkp,nkvp->nhvp")
-    return body.function(opset, Y=body("Reshape", out, body("Concat", batch, body.ints(-1), spatial, axis=0)))
 
 
 #: Overload names of the specialised bodies: position lambdas from a local kernel ``R`` or a global embedding ``E``.

@@ -23,7 +23,7 @@ from torch import nn
 
 from holocron.export import ModelLoadError, load_model
 from holocron.export.errors import UnsafePickleError
-from holocron.export.pickle_safety import check_archive_pickles
+from holocron.export.model_loading import check_archive_pickles
 
 SHAPE = (2, 3, 4, 4)
 

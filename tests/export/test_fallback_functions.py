@@ -112,6 +112,23 @@ def test_normalized_constant_windows_match_float64() -> None:
     np.testing.assert_allclose(_plain(model, feeds)[0][0], expected, rtol=1e-5, atol=1e-4)
 
 
+def test_normalized_constant_windows_at_eps_zero_are_zeros_as_in_eager() -> None:
+    """A constant window at eps=0 has var + eps == 0: the contract (and eager) normalize it to zeros, not 0 / 0."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 2, 6, 6)).astype(np.float32)
+    x[0, :, :4, :4] = 0.25  # every window with its centre in [1, 2] x [1, 2] is constant
+    spec = {"x": x, "w": rng.standard_normal((3, 2, 3, 3)).astype(np.float32), "b": rng.standard_normal(3)}
+    spec["b"] = spec["b"].astype(np.float32)
+    spec["attrs"] = {"normalize_slices": 1, "eps": 0.0}
+    model, feeds = _add2d_model([spec])
+    (actual,) = _plain(model, feeds)
+    expected = _eager(spec)
+    assert np.isfinite(actual).all()
+    constant_window = -np.abs(spec["w"]).reshape(3, -1).sum(-1) + spec["b"]
+    np.testing.assert_allclose(expected[0, :, 1, 1], constant_window, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-4)
+
+
 def test_float16_bodies_run_on_plain_onnxruntime() -> None:
     specs = _specs(np.random.default_rng(3))
     model, feeds = _add2d_model(_float32(specs), dtype=TensorProto.FLOAT16)

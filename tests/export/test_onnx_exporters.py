@@ -13,8 +13,8 @@ from torch import Tensor, nn
 from holocron.export.onnx_graph import holocron_nodes
 from holocron.export.ops import (
     OP_EXPORTS,
+    attach_fallback_functions,
     custom_translation_table,
-    fallback_functions,
     register_schemas,
     register_torchscript_symbolics,
 )
@@ -133,8 +133,7 @@ def test_dynamo_export_with_fallback_functions_runs_in_onnxruntime() -> None:
         program = torch.onnx.export(module, inputs, dynamo=True, custom_translation_table=custom_translation_table())
     model = program.model_proto
     assert sorted(n.op_type for n in holocron_nodes(model)) == sorted(op.contract.onnx_name for op in OP_EXPORTS)
-    opset = next(o.version for o in model.opset_import if o.domain == "")
-    model.functions.extend(fallback_functions(opset))
+    attach_fallback_functions(model)
     register_schemas()
     onnx.checker.check_model(model, full_check=True)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])

@@ -6,7 +6,14 @@ import torch
 from helpers import single_node_model
 from onnx import TensorProto, defs, helper
 
-from holocron.export.ops import FIRST_OPSET, LAST_OPSET, OP_EXPORTS, OpExport, register_schemas
+from holocron.export.ops import (
+    FIRST_OPSET,
+    LAST_OPSET,
+    OP_EXPORTS,
+    OpExport,
+    attach_fallback_functions,
+    register_schemas,
+)
 from holocron.export.ops import add2d as add2d_onnx
 from holocron.export.ops import involution2d as involution2d_onnx
 from holocron.export.ops import lambda_layer as lambda_onnx
@@ -44,9 +51,26 @@ def test_registered_schema_matches_contract(op: OpExport) -> None:
             assert default == pytest.approx(expected), attribute.name
 
 
+# Static input shapes and required attributes of one node of each op (Lambda's P in its local, rank 5, form).
+EXAMPLES: dict[str, tuple[dict[str, list[int]], dict[str, object]]] = {
+    ADD2D.onnx_name: ({"X": [1, 4, 5, 5], "W": [6, 4, 3, 3], "B": [6]}, {}),
+    INVOLUTION2D.onnx_name: ({"X": [1, 4, 5, 5], "K": [1, 9, 5, 5]}, {"kernel_shape": [3, 3]}),
+    LAMBDA.onnx_name: (
+        {"Q": [1, 4, 3, 3], "Kx": [1, 2, 3, 3], "V": [1, 2, 3, 3], "P": [2, 1, 1, 3, 3]},
+        {"num_heads": 2},
+    ),
+}
+
+
+def _with_fallback(op: OpExport, opset: int) -> onnx.ModelProto:
+    inputs, attributes = EXAMPLES[op.contract.onnx_name]
+    model = single_node_model(op.contract.onnx_name, inputs, attributes, output_shape=["n", "c", "h", "w"], opset=opset)
+    return attach_fallback_functions(model)
+
+
 @pytest.mark.parametrize("op", OP_EXPORTS, ids=lambda op: op.contract.onnx_name)
 def test_fallback_function_signature_matches_contract(op: OpExport) -> None:
-    function = op.fallback_function(FIRST_OPSET)
+    (function,) = _with_fallback(op, FIRST_OPSET).functions
     assert (function.domain, function.name) == (DOMAIN, op.contract.onnx_name)
     assert list(function.input) == [t.name for t in op.contract.inputs]
     assert list(function.output) == [t.name for t in op.contract.outputs]
@@ -56,33 +80,14 @@ def test_fallback_function_signature_matches_contract(op: OpExport) -> None:
     assert [(o.domain, o.version) for o in function.opset_import] == [("", FIRST_OPSET)]
 
 
-def _body_domains(graph_nodes) -> set[str]:
-    domains = set()
-    for node in graph_nodes:
-        domains.add(node.domain)
-        for attribute in node.attribute:
-            if attribute.type == onnx.AttributeProto.GRAPH:
-                domains |= _body_domains(attribute.g.node)
-    return domains
-
-
-# Ranks of the inputs (symbolic sizes) for the checker; Lambda's P is checked in its local (rank 5) form.
-RANKS = {"X": 4, "W": 4, "B": 1, "K": 4, "Q": 4, "Kx": 4, "V": 4, "P": 5}
-
-
 @pytest.mark.parametrize("opset", range(FIRST_OPSET, LAST_OPSET + 1))
 @pytest.mark.parametrize("op", OP_EXPORTS, ids=lambda op: op.contract.onnx_name)
 def test_fallback_function_is_valid_standard_onnx(op: OpExport, opset: int) -> None:
-    function = op.fallback_function(opset)
-    assert _body_domains(function.node) == {""}
-    required = {a.name: [3, 3] if a.type == "ints" else 1 for a in op.contract.attributes if a.required}
-    model = single_node_model(
-        op.contract.onnx_name,
-        {t.name: [f"{t.name}{i}" for i in range(RANKS[t.name])] for t in op.contract.inputs},
-        required,
-        output_shape=["n", "c", "h", "w"],
-        functions=[function],
-        opset=opset,
+    model = _with_fallback(op, opset)
+    (function,) = model.functions
+    assert {node.domain for node in function.node} == {""}
+    assert not any(
+        a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in function.node for a in n.attribute
     )
     register_schemas()
     onnx.checker.check_model(model, full_check=True)
@@ -91,8 +96,10 @@ def test_fallback_function_is_valid_standard_onnx(op: OpExport, opset: int) -> N
 @pytest.mark.parametrize("opset", [FIRST_OPSET - 1, LAST_OPSET + 1])
 def test_fallback_function_rejects_untested_opsets(opset: int) -> None:
     for op in OP_EXPORTS:
+        inputs, attributes = EXAMPLES[op.contract.onnx_name]
+        model = single_node_model(op.contract.onnx_name, inputs, attributes, opset=FIRST_OPSET)
         with pytest.raises(ValueError, match=r"`opset` must be in \[18, 23\]"):
-            op.fallback_function(opset)
+            attach_fallback_functions(model, opset)
 
 
 def _inferred_shape(op: OpExport, inputs: dict[str, torch.Tensor], attributes: dict) -> list[int | None]:

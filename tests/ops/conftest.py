@@ -8,7 +8,7 @@ import pytest
 import torch
 from helpers import single_node_model
 
-from holocron.export.ops import OpExport, register_schemas
+from holocron.export.ops import OpExport, attach_fallback_functions, register_schemas
 
 RunNode = Callable[[OpExport, dict[str, torch.Tensor], dict[str, object], int, tuple[int, ...]], np.ndarray]
 
@@ -16,7 +16,7 @@ RunNode = Callable[[OpExport, dict[str, torch.Tensor], dict[str, object], int, t
 @pytest.fixture(scope="session")
 def run_fallback() -> RunNode:
     """Check (``full_check``, schemas registered) and run on onnxruntime's CPU provider a model of one ``holocron``
-    node of ``op`` with the op's fallback function attached.
+    node of ``op`` with the fallback function :func:`attach_fallback_functions` specialises to it.
 
     ``inputs`` maps the contract's input names to values (an optional input left out is omitted from the node).
     """
@@ -36,9 +36,9 @@ def run_fallback() -> RunNode:
             inputs,
             attributes,
             output_shape=out_shape,
-            functions=[op.fallback_function(opset)],
             opset=opset,
         )
+        attach_fallback_functions(model)
         onnx.checker.check_model(model, full_check=True)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1

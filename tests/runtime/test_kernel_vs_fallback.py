@@ -8,7 +8,7 @@ import onnx
 import pytest
 from helpers import enable_profiling, executed_op_types, single_node_model
 
-from holocron.export.ops import fallback_functions
+from holocron.export.ops import attach_fallback_functions
 
 ATOL, RTOL = 1e-5, 1e-4
 OPSET = 18
@@ -63,7 +63,7 @@ def run_profiled(model: onnx.ModelProto, feeds: dict[str, np.ndarray], tmp_path:
 @pytest.mark.parametrize("case", list(CASES))
 def test_kernel_replaces_fallback_and_agrees(library: Path, tmp_path: Path, case: str) -> None:
     op, feeds, attributes = CASES[case]
-    model = single_node_model(op, feeds, attributes, functions=fallback_functions(OPSET), opset=OPSET)
+    model = attach_fallback_functions(single_node_model(op, feeds, attributes, opset=OPSET))
 
     kernel_out, kernel_ops = run_profiled(model, feeds, tmp_path, library)
     fallback_out, fallback_ops = run_profiled(model, feeds, tmp_path, None)

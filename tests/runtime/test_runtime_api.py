@@ -87,3 +87,54 @@ def test_library_exports_only_the_entry_point_and_links_no_onnxruntime(library: 
     assert exported == {"RegisterCustomOps"}
     needed = subprocess.run([readelf, "-d", str(library)], capture_output=True, text=True).stdout
     assert "onnxruntime" not in needed
+
+
+def _version_model(version: int, with_functions: bool) -> tuple[bytes, dict[str, np.ndarray]]:
+    """An Add2d node of a model importing ``holocron`` at ``version``, optionally with a trivial function body."""
+    from onnx import helper
+
+    x = np.arange(2 * 2 * 4 * 4, dtype=np.float32).reshape(2, 2, 4, 4)
+    model = single_node_model("Add2d", {"X": x, "W": (3, 2, 3, 3)})
+    for entry in model.opset_import:
+        if entry.domain == "holocron":
+            entry.version = version
+    if with_functions:  # not Add2d's semantics: a body whose output shows that it ran
+        body = [helper.make_node("Neg", ["X"], ["Y"])]
+        model.functions.append(
+            helper.make_function("holocron", "Add2d", ["X", "W", "B"], ["Y"], body, [helper.make_opsetid("", 18)])
+        )
+    return model.SerializeToString(), {"X": x, "W": np.ones((3, 2, 3, 3), np.float32)}
+
+
+def test_the_kernels_domain_version_is_the_contracts() -> None:
+    from holocron.ops.contract import DOMAIN, DOMAIN_VERSION
+    from holocron.runtime import _session
+
+    assert (_session.DOMAIN, _session.DOMAIN_VERSION) == (DOMAIN, DOMAIN_VERSION)
+
+
+def test_other_domain_version_without_functions_is_refused(library: Path) -> None:
+    model, _ = _version_model(2, with_functions=False)
+    with pytest.raises(runtime.UnsupportedDomainVersionError, match=r"version 2.*version 1 only.*Add2d"):
+        runtime.create_session(model, use_kernels=True)
+    with pytest.raises(runtime.UnsupportedDomainVersionError, match="Add2d"):
+        runtime.InferenceSession(model)
+
+
+def test_other_domain_version_with_functions_runs_them_without_the_library(library: Path, tmp_path: Path) -> None:
+    model, feeds = _version_model(2, with_functions=True)
+    path = tmp_path / "v2.onnx"
+    path.write_bytes(model)
+    for source in (model, path, str(path)):
+        session, with_kernels = runtime.create_session(source, use_kernels=True)
+        assert with_kernels is False
+        (y,) = session.run(None, feeds)
+        np.testing.assert_array_equal(y, -feeds["X"])
+
+
+def test_the_kernels_domain_version_still_runs_the_kernels(library: Path) -> None:
+    model, feeds = _version_model(1, with_functions=True)
+    session, with_kernels = runtime.create_session(model, use_kernels=True)
+    assert with_kernels is True
+    (y,) = session.run(None, feeds)
+    assert y.shape == (2, 3, 2, 2) and (y <= 0).all()
