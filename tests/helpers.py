@@ -1,4 +1,5 @@
-"""Helpers shared by the test folders: single-node ``holocron`` models and onnxruntime profiles.
+"""Helpers shared by the test folders: single-node ``holocron`` models, onnxruntime profiles, console-script runs,
+BatchNorm calibration, and the op tests' shared hypothesis strategies and parametrized checks.
 
 ``tests/conftest.py`` puts this folder on ``sys.path``; import it as ``helpers``.
 """
