@@ -113,15 +113,10 @@ struct Cuda {
 #endif
 
 template <typename Device, typename T>
-struct Kernel {
+struct Kernel : KernelBase<Attributes, InferOutputShape> {
+  using KernelBase::KernelBase;
   using Tensor = Ort::Custom::Tensor<T>;
   static constexpr const char* kOpName = c::kOpName;
-
-  Kernel(const OrtApi* api, const OrtKernelInfo* info) : attributes(api, info) {}
-
-  static Ort::Status InferShape(const OrtApi& api, OrtShapeInferContext* context) {
-    return InferOutputShape(api, context);
-  }
 
   // Fetches the call's inputs (B may be absent or named "") for Compute.
   static Ort::Status Call(Kernel& kernel, OrtKernelContext* context) {
@@ -143,8 +138,6 @@ struct Kernel {
     T* out = y.Allocate(OutputShape(params));
     return Device::Launch(context, params, x.Data(), w.Data(), b ? b->Data() : nullptr, out);
   }
-
-  NodeAttributes<Attributes> attributes;
 };
 
 }  // namespace

@@ -103,6 +103,17 @@ struct NodeAttributes {
   std::string error;
 };
 
+// What every op's kernel struct shares: the node's attributes, read once when onnxruntime creates the kernel, and
+// the op's shape inference as the static InferShape that MakeLiteOp installs.
+template <typename Attributes, Ort::Status (*Infer)(const OrtApi&, OrtShapeInferContext*)>
+struct KernelBase {
+  KernelBase(const OrtApi* api, const OrtKernelInfo* info) : attributes(api, info) {}
+
+  static Ort::Status InferShape(const OrtApi& api, OrtShapeInferContext* context) { return Infer(api, context); }
+
+  NodeAttributes<Attributes> attributes;
+};
+
 // Builds an OrtCustomOp for `provider` from a kernel struct with onnxruntime's lite custom-op API. The struct
 // provides: a constructor (const OrtApi*, const OrtKernelInfo*) reading the node, a Compute member whose signature
 // declares the inputs and outputs, static kOpName, static InferShape(api, context) and static Call(kernel, context).

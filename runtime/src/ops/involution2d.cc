@@ -104,15 +104,10 @@ struct Cuda {
 #endif
 
 template <typename Device, typename T>
-struct Kernel {
+struct Kernel : KernelBase<Attributes, InferOutputShape> {
+  using KernelBase::KernelBase;
   using Tensor = Ort::Custom::Tensor<T>;
   static constexpr const char* kOpName = c::kOpName;
-
-  Kernel(const OrtApi* api, const OrtKernelInfo* info) : attributes(api, info) {}
-
-  static Ort::Status InferShape(const OrtApi& api, OrtShapeInferContext* context) {
-    return InferOutputShape(api, context);
-  }
 
   // Fetches the call's inputs for Compute.
   static Ort::Status Call(Kernel& kernel, OrtKernelContext* context) {
@@ -130,8 +125,6 @@ struct Kernel {
     T* out = y.Allocate(OutputShape(params));
     return Device::Launch(context, params, x.Data(), k.Data(), out);
   }
-
-  NodeAttributes<Attributes> attributes;
 };
 
 }  // namespace
