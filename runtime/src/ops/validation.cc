@@ -12,11 +12,13 @@ std::string Join(const std::vector<int64_t>& values) {
   return out.str();
 }
 
-std::string ReadInt(const char* op, const AttributeSource& source, const contract::IntAttribute& attr, int64_t& out) {
+// Reads one scalar attribute with `read` (its default when absent); `kind` names the expected ONNX type.
+template <typename Attr, typename Value, typename Read>
+std::string ReadScalar(const char* op, const Attr& attr, const char* kind, Value& out, Read read) {
   out = attr.fallback;
-  switch (source.Int(attr.name, out)) {
+  switch (read(attr.name, out)) {
     case AttributeRead::kWrongType:
-      return Message(op, "attribute '", attr.name, "' must be an int");
+      return Message(op, "attribute '", attr.name, "' must be ", kind);
     case AttributeRead::kAbsent:
       if (attr.required) return Message(op, "attribute '", attr.name, "' is required");
       out = attr.fallback;
@@ -24,6 +26,13 @@ std::string ReadInt(const char* op, const AttributeSource& source, const contrac
     case AttributeRead::kOk:
       break;
   }
+  return {};
+}
+
+std::string ReadInt(const char* op, const AttributeSource& source, const contract::IntAttribute& attr, int64_t& out) {
+  std::string error =
+      ReadScalar(op, attr, "an int", out, [&](const char* name, int64_t& value) { return source.Int(name, value); });
+  if (!error.empty()) return error;
   if (out < attr.minimum || out > attr.maximum) {
     return Message(op, "attribute '", attr.name, "' must be in [", attr.minimum, ", ", attr.maximum, "]; got ", out);
   }
@@ -31,17 +40,9 @@ std::string ReadInt(const char* op, const AttributeSource& source, const contrac
 }
 
 std::string ReadFloat(const char* op, const AttributeSource& source, const contract::FloatAttribute& attr, float& out) {
-  out = attr.fallback;
-  switch (source.Float(attr.name, out)) {
-    case AttributeRead::kWrongType:
-      return Message(op, "attribute '", attr.name, "' must be a float");
-    case AttributeRead::kAbsent:
-      if (attr.required) return Message(op, "attribute '", attr.name, "' is required");
-      out = attr.fallback;
-      break;
-    case AttributeRead::kOk:
-      break;
-  }
+  std::string error =
+      ReadScalar(op, attr, "a float", out, [&](const char* name, float& value) { return source.Float(name, value); });
+  if (!error.empty()) return error;
   if (std::isfinite(out) && out >= attr.minimum && out <= attr.maximum) return {};
   if (std::isinf(attr.maximum)) {
     return Message(op, "attribute '", attr.name, "' must be finite and >= ", attr.minimum, "; got ", out);
