@@ -229,3 +229,14 @@ class WindowCase:
     def window(self) -> tuple[list[int], list[int], list[int]]:
         """The op arguments ``stride, padding, dilation``."""
         return [*self.stride], [*self.padding], [*self.dilation]
+
+
+def run_with_kernels(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], library: Path, threads: int = 2) -> Any:
+    """Run ``model`` on onnxruntime's CPU provider with holocron's library registered; its first output."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.register_custom_ops_library(str(library))
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return session.run(None, dict(feeds))[0]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from helpers import single_node_model
+from helpers import run_with_kernels, single_node_model
 
 from holocron.runtime import RuntimeNotBuiltError, library_path
 
@@ -37,16 +37,9 @@ def library() -> Path:
 @pytest.fixture(scope="session")
 def run_kernel(library: Path) -> RunKernel:
     """Run one ``holocron`` node with the kernels: ``run_kernel(op_type, inputs, attributes, threads=2)``."""
-    import onnxruntime as ort
 
     def run(op_type: str, inputs: dict[str, np.ndarray], attributes: dict[str, object], threads: int = 2) -> np.ndarray:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.register_custom_ops_library(str(library))
-        model = single_node_model(op_type, inputs, attributes).SerializeToString()
-        session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-        (out,) = session.run(None, inputs)
-        return out
+        return run_with_kernels(single_node_model(op_type, inputs, attributes), inputs, library, threads)
 
     return run
 

@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from helpers import single_node_model
+from helpers import run_with_kernels, single_node_model
 
 HALF_ROUNDING = 2.0**-11  # half a float16 ulp, relative
 FLOAT32_SLACK = 1e-4  # of the largest reference magnitude: float32 sums before the final rounding
@@ -42,13 +42,7 @@ def _half_model(op_type: str, inputs: dict[str, np.ndarray], attributes: dict[st
 
 
 def _run_half(library: Path, op_type: str, inputs: dict[str, np.ndarray], attributes: dict, threads: int = 2):
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.register_custom_ops_library(str(library))
-    model = _half_model(op_type, inputs, attributes).SerializeToString()
-    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-    (out,) = session.run(None, inputs)
-    return out
+    return run_with_kernels(_half_model(op_type, inputs, attributes), inputs, library, threads)
 
 
 def _assert_close(out: np.ndarray, expected: np.ndarray) -> None:

@@ -8,30 +8,30 @@ from __future__ import annotations
 import sys
 
 
-def _match_back(text: str, end: int, open_ch: str, close_ch: str) -> int:
-    """Index of the ``open_ch`` balancing the ``close_ch`` at ``end``."""
+def _match(text: str, at: int, open_ch: str, close_ch: str, step: int) -> int:
+    """Index of the bracket balancing the one at ``at``: scanning forward (``step`` 1) from an ``open_ch``, or
+    backward (``step`` -1) from a ``close_ch``."""
+    first, second = (open_ch, close_ch) if step == 1 else (close_ch, open_ch)
     depth = 0
-    for pos in range(end, -1, -1):
-        if text[pos] == close_ch:
+    stop = len(text) if step == 1 else -1
+    for pos in range(at, stop, step):
+        if text[pos] == first:
             depth += 1
-        elif text[pos] == open_ch:
+        elif text[pos] == second:
             depth -= 1
             if depth == 0:
                 return pos
-    raise ValueError(f"unbalanced {open_ch}{close_ch} before offset {end}")
+    raise ValueError(f"unbalanced {open_ch}{close_ch} {'after' if step == 1 else 'before'} offset {at}")
+
+
+def _match_back(text: str, end: int, open_ch: str, close_ch: str) -> int:
+    """Index of the ``open_ch`` balancing the ``close_ch`` at ``end``."""
+    return _match(text, end, open_ch, close_ch, -1)
 
 
 def _match_forward(text: str, start: int, open_ch: str, close_ch: str) -> int:
     """Index of the ``close_ch`` balancing the ``open_ch`` at ``start``."""
-    depth = 0
-    for pos in range(start, len(text)):
-        if text[pos] == open_ch:
-            depth += 1
-        elif text[pos] == close_ch:
-            depth -= 1
-            if depth == 0:
-                return pos
-    raise ValueError(f"unbalanced {open_ch}{close_ch} after offset {start}")
+    return _match(text, start, open_ch, close_ch, 1)
 
 
 def _split_top_level(text: str) -> list[str]:
