@@ -101,11 +101,16 @@ HOLOCRON_INLINE void LocalKeys(const LocalTask& t, int64_t k0, int64_t local_row
   Vec<W> acc[KB];
   for (int kk = 0; kk < KB; ++kk) acc[kk] = simd::Broadcast<W>(t.lc[(k0 + kk) * t.lc_stride]);
   const int64_t taps = t.r * t.r;
+  // Taps that read only the zero padding add nothing: clip them (rows for the whole vector, columns for all lanes).
+  const int64_t pad = t.r / 2, y = t.first_row + local_row;
+  const int64_t i_begin = std::max<int64_t>(0, pad - y), i_end = std::min<int64_t>(t.r, s.height + pad - y);
+  const int64_t j_begin = std::max<int64_t>(0, pad - (x + lanes - 1));
+  const int64_t j_end = std::min<int64_t>(t.r, s.width + pad - x);
   for (int64_t u = 0; u < s.intra; ++u) {
     const float* plane = t.padded + (u * t.padded_rows + local_row) * t.padded_width + x;
     const float* weights = t.kernel + u * taps * s.keys + k0;
-    for (int64_t i = 0; i < t.r; ++i) {
-      for (int64_t j = 0; j < t.r; ++j) {
+    for (int64_t i = i_begin; i < i_end; ++i) {
+      for (int64_t j = j_begin; j < j_end; ++j) {
         const Vec<W> v = simd::Load<W>(plane + i * t.padded_width + j);
         const float* w = weights + (i * t.r + j) * s.keys;
         for (int kk = 0; kk < KB; ++kk) acc[kk] += simd::Broadcast<W>(w[kk]) * v;
