@@ -481,24 +481,37 @@ def compare_to_float64(name: str, reference64: np.ndarray, eager: np.ndarray, ex
     if shape != onnx_shape or tuple(reference64.shape) != shape:
         return OutputComparison(name, shape, onnx_shape, None, None, None, None, 0, False, "float64-referenced")
     nonfinite, eager_error, exported_error, bound, scale = _float64_verdict(reference64, eager, exported)
-    max_abs, max_rel = _eager_differences(eager, exported, 0.0)
-    return OutputComparison(
-        name,
-        shape,
-        onnx_shape,
-        max_abs,
-        max_rel,
-        None,
-        None,
-        nonfinite,
-        exported_error <= bound and not nonfinite,
-        "float64-referenced",
-        eager_error,
-        exported_error,
-        exported_error / eager_error if eager_error > 0 else None,
-        bound,
-        scale,
-    )
+    ratio = exported_error / eager_error if eager_error > 0 else None
+    errors = {"eager_error": eager_error, "exported_error": exported_error, "ratio": ratio, "bound": bound}
+    passed = exported_error <= bound and not nonfinite
+    differences = _eager_differences(eager, exported, 0.0)
+    return _graded(name, shape, differences, nonfinite, passed, "float64-referenced", scale=scale, **errors)
+
+
+def _graded(
+    name: str,
+    shape: tuple[int, ...],
+    differences: tuple[float, float],
+    nonfinite: int,
+    passed: bool,
+    criterion: Criterion,
+    **errors: Any,
+) -> OutputComparison:
+    """The comparison of two outputs of ``shape`` under ``criterion`` (no element-wise tolerances), with its verdict.
+
+    Args:
+        name: the output's name in the report.
+        shape: the shape of both outputs.
+        differences: max absolute and relative difference between eager and exported.
+        nonfinite: non-finite mismatches.
+        passed: the verdict.
+        criterion: the criterion applied.
+        **errors: the criterion's figures (``eager_error``, ``exported_error``, ``ratio``, ``bound``, ``scale``).
+
+    Returns:
+        The comparison.
+    """
+    return OutputComparison(name, shape, shape, *differences, None, None, nonfinite, passed, criterion, **errors)
 
 
 def compare_scale_relative(name: str, eager: np.ndarray, exported: np.ndarray) -> OutputComparison:
@@ -516,25 +529,13 @@ def compare_scale_relative(name: str, eager: np.ndarray, exported: np.ndarray) -
     if shape != onnx_shape:
         return OutputComparison(name, shape, onnx_shape, None, None, None, None, 0, False, "scale-relative")
     nonfinite, finite = _nonfinite_mismatches(eager.astype(np.float64), exported.astype(np.float64))
-    max_abs, max_rel = _eager_differences(eager, exported, 0.0)
+    differences = _eager_differences(eager, exported, 0.0)
+    max_abs = differences[0]
     scale = _max(np.abs(eager.astype(np.float64))[finite])
     bound = SCALE_RELATIVE_TOLERANCE * scale
-    return OutputComparison(
-        name,
-        shape,
-        onnx_shape,
-        max_abs,
-        max_rel,
-        None,
-        None,
-        nonfinite,
-        max_abs <= bound and not nonfinite,
-        "scale-relative",
-        None,
-        max_abs,
-        None,
-        bound,
-        scale,
+    passed = max_abs <= bound and not nonfinite
+    return _graded(
+        name, shape, differences, nonfinite, passed, "scale-relative", exported_error=max_abs, bound=bound, scale=scale
     )
 
 
