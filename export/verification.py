@@ -282,36 +282,28 @@ class VerificationReport:
     def format_table(self, divergences: int = 5) -> str:
         """A fixed-width table, one row per output, a summary line, and with localization the first ``divergences``
         divergent modules."""
+        columns: dict[str, Callable[[OutputComparison], str]]
         if self.criterion == "elementwise":
-            header: tuple[str, ...] = ("output", "shape", "max abs err", "max rel err", "atol", "rtol", "result")
-            rows = [
-                (
-                    out.name,
-                    _shape_text(out),
-                    _number(out.max_abs_error),
-                    _number(out.max_rel_error),
-                    _number(out.atol, ".1e"),
-                    _number(out.rtol, ".1e"),
-                    "PASS" if out.passed else "FAIL",
-                )
-                for out in self.outputs
-            ]
+            columns = {
+                "max abs err": lambda out: _number(out.max_abs_error),
+                "max rel err": lambda out: _number(out.max_rel_error),
+                "atol": lambda out: _number(out.atol, ".1e"),
+                "rtol": lambda out: _number(out.rtol, ".1e"),
+            }
         else:
             reference = "eager f32 err" if self.criterion == "float64-referenced" else "-"
-            header = ("output", "shape", reference, "exported err", "ratio", "bound", "max|ref|", "result")
-            rows = [
-                (
-                    out.name,
-                    _shape_text(out),
-                    _number(out.eager_error),
-                    _number(out.exported_error),
-                    _number(out.ratio, ".2f"),
-                    _number(out.bound),
-                    _number(out.scale),
-                    "PASS" if out.passed else "FAIL",
-                )
-                for out in self.outputs
-            ]
+            columns = {
+                reference: lambda out: _number(out.eager_error),
+                "exported err": lambda out: _number(out.exported_error),
+                "ratio": lambda out: _number(out.ratio, ".2f"),
+                "bound": lambda out: _number(out.bound),
+                "max|ref|": lambda out: _number(out.scale),
+            }
+        header = ("output", "shape", *columns, "result")
+        rows = [
+            (out.name, _shape_text(out), *(cell(out) for cell in columns.values()), "PASS" if out.passed else "FAIL")
+            for out in self.outputs
+        ]
         lines = _table(header, rows)
         ops = ", ".join(self.holocron_ops) if self.holocron_ops else "none"
         lines.append(
