@@ -240,3 +240,28 @@ def run_with_kernels(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], li
     options.register_custom_ops_library(str(library))
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     return session.run(None, dict(feeds))[0]
+
+
+def custom_op_chain(
+    in_channels: int, shape: Sequence[int], *, activation: bool = False, pool: bool = False
+) -> torch.nn.Module:
+    """Add2d -> BatchNorm [-> HardMish] -> Involution2d -> BatchNorm -> LambdaLayer [-> global average pool], seeded.
+
+    8 channels after the Add2d; the BatchNorms (mode-sensitive) are calibrated on random batches of ``shape``.
+    """
+    import holocron.nn as hnn
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        layers: list[torch.nn.Module] = [
+            hnn.Add2d(in_channels, 8, 3, padding=1),
+            torch.nn.BatchNorm2d(8, momentum=None),
+        ]
+        layers += [hnn.HardMish()] if activation else []
+        layers += [
+            hnn.Involution2d(8, 3, padding=1, groups=2),
+            torch.nn.BatchNorm2d(8, momentum=None),
+            hnn.LambdaLayer(8, 8, dim_k=4, r=3, num_heads=2),
+        ]
+        layers += [hnn.GlobalAvgPool2d(flatten=True)] if pool else []
+        return calibrated(torch.nn.Sequential(*layers), shape)

@@ -37,13 +37,12 @@ def _infer_shape(shapes: list[list[Dim] | None], attributes: dict[str, object]) 
 SCHEMA = build_schema(ADD2D, _infer_shape)
 
 
+#: A window argument of the torch op (stride, padding or dilation: one value per spatial axis).
+Pair = Sequence[int]
+
+
 def onnx_attributes(
-    stride: Sequence[int],
-    padding: Sequence[int],
-    dilation: Sequence[int],
-    groups: int,
-    normalize_slices: bool,
-    eps: float,
+    stride: Pair, padding: Pair, dilation: Pair, groups: int, normalize_slices: bool, eps: float
 ) -> dict[str, object]:
     """ONNX attributes of a ``holocron::Add2d`` node from the torch op's arguments (padding doubled)."""
     return node_attributes(
@@ -74,19 +73,12 @@ def dynamo_translation(
 
 
 @symbolic_helper.parse_args("v", "v", "v", "is", "is", "is", "i", "b", "f")
-def torchscript_symbolic(
-    g,
-    input,
-    weight,
-    bias,
-    stride: list[int],
-    padding: list[int],
-    dilation: list[int],
-    groups: int,
-    normalize_slices: bool,
-    eps: float,
-):
-    """``holocron::add2d`` -> one ``holocron::Add2d`` node, for ``torch.onnx.register_custom_op_symbolic``."""
+def torchscript_symbolic(g, input, weight, bias, stride, padding, dilation, groups, normalize_slices, eps):
+    """``holocron::add2d`` -> one ``holocron::Add2d`` node, for ``torch.onnx.register_custom_op_symbolic``.
+
+    ``parse_args`` gives the arguments their types: values for ``input``, ``weight`` and ``bias``, int lists for
+    ``stride``, ``padding`` and ``dilation``, then an int, a bool and a float.
+    """
     inputs = (input, weight) if symbolic_helper._is_none(bias) else (input, weight, bias)
     return torchscript_node(g, ADD2D, inputs, onnx_attributes(stride, padding, dilation, groups, normalize_slices, eps))
 

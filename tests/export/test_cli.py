@@ -11,29 +11,16 @@ import onnx
 import onnxruntime
 import pytest
 import torch
-from helpers import calibrated, one_line_error, run_cli
+from helpers import custom_op_chain, one_line_error, run_cli
 from torch import nn
 
-import holocron.nn as hnn
 from holocron.export.onnx_graph import holocron_nodes
 
 SHAPE = (1, 16, 16, 16)
 
 
 def _build_model() -> nn.Module:
-    """Add2d, Involution2d and LambdaLayer with calibrated BatchNorms (realistic, well-scaled activations)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = nn.Sequential(
-            hnn.Add2d(16, 8, 3, padding=1),
-            nn.BatchNorm2d(8, momentum=None),
-            hnn.HardMish(),
-            hnn.Involution2d(8, 3, padding=1, groups=2),
-            nn.BatchNorm2d(8, momentum=None),
-            hnn.LambdaLayer(8, 8, dim_k=4, r=3, num_heads=2),
-            hnn.GlobalAvgPool2d(flatten=True),
-        )
-        return calibrated(model, SHAPE)
+    return custom_op_chain(16, SHAPE, activation=True, pool=True)
 
 
 @pytest.fixture(scope="module")

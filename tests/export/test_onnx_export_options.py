@@ -5,10 +5,9 @@ from __future__ import annotations
 import onnx
 import pytest
 import torch
-from helpers import calibrated
+from helpers import custom_op_chain
 from torch import nn
 
-import holocron.nn as hnn
 from holocron.export import ExportError, OutputExistsError, to_onnx, to_onnx_proto, verify
 from holocron.export.model_loading import make_inputs
 
@@ -16,17 +15,7 @@ SHAPE = (1, 8, 8, 8)
 
 
 def _custom_block() -> nn.Module:
-    """A small model through all three custom ops, with BatchNorm (mode-sensitive) calibrated on random batches."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = nn.Sequential(
-            hnn.Add2d(8, 8, 3, padding=1),
-            nn.BatchNorm2d(8, momentum=None),
-            hnn.Involution2d(8, 3, padding=1, groups=2),
-            nn.BatchNorm2d(8, momentum=None),
-            hnn.LambdaLayer(8, 8, dim_k=4, r=3, num_heads=2),
-        )
-        return calibrated(model, SHAPE)
+    return custom_op_chain(8, SHAPE)
 
 
 @pytest.fixture(scope="module")
