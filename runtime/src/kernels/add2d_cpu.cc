@@ -13,6 +13,7 @@
 
 #include "kernels/cpu.h"
 #include "kernels/cpu_features.h"
+#include "kernels/half_chunks.h"
 #include "kernels/scratch.h"
 #include "kernels/simd.h"
 
@@ -260,6 +261,23 @@ void Add2dCpu(const Add2dParams& p, const float* x, const float* w, const float*
   };
   parallel(static_cast<size_t>(g.batch * g.groups * tiles * chunks), task);
   failures.ThrowIfAny();
+}
+
+// float16: through float32 scratch (kernels/half_chunks.h).
+void Add2dCpuHalf(const Add2dParams& p, const uint16_t* x, const uint16_t* w, const uint16_t* bias, uint16_t* y,
+                  const ParallelFor& parallel) {
+  const Window2d& g = p.window;
+  const int64_t slice = g.channels / std::max<int64_t>(g.groups, 1) * g.kernel_h * g.kernel_w;
+  const std::vector<float> w_float = half_chunks::ConvertAll(w, p.out_channels * slice, parallel);
+  const std::vector<float> b_float = half_chunks::ConvertAll(p.has_bias ? bias : nullptr, p.out_channels, parallel);
+  std::array<half_chunks::Stream, 2> streams{half_chunks::Stream{g.channels * g.height * g.width, x, nullptr},
+                                             half_chunks::Stream{p.out_channels * g.out_h * g.out_w, nullptr, y}};
+  half_chunks::InChunks(g.batch, streams, parallel, [&](int64_t images) {
+    Add2dParams chunk = p;
+    chunk.window.batch = images;
+    Add2dCpu(chunk, streams[0].scratch.data(), w_float.data(), p.has_bias ? b_float.data() : nullptr,
+             streams[1].scratch.data(), parallel);
+  });
 }
 
 }  // namespace holocron::kernels

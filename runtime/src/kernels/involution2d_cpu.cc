@@ -14,6 +14,7 @@
 
 #include "kernels/cpu.h"
 #include "kernels/cpu_features.h"
+#include "kernels/half_chunks.h"
 #include "kernels/scratch.h"
 #include "kernels/simd.h"
 
@@ -280,7 +281,8 @@ void Involution2dCpu(const Involution2dParams& p, const float* x, const float* k
     layout.gather_rows = span > g.kernel_h || g.stride_h > g.kernel_h;
   }
   const auto rows_for = [&](int64_t out_rows) {
-    return layout.gather_rows ? out_rows * g.kernel_h : (out_rows - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1;
+    if (layout.gather_rows) return out_rows * g.kernel_h;
+    return (out_rows - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1;
   };
   const auto floats_for = [&](int64_t ch, int64_t out_rows) {
     return ch * rows_for(out_rows) * layout.segments * layout.segment_width;
@@ -347,6 +349,22 @@ void Involution2dCpu(const Involution2dParams& p, const float* x, const float* k
   };
   parallel(static_cast<size_t>(g.batch * g.groups * chunks * blocks), task);
   failures.ThrowIfAny();
+}
+
+// float16: through float32 scratch (kernels/half_chunks.h).
+void Involution2dCpuHalf(const Involution2dParams& p, const uint16_t* x, const uint16_t* kernel, uint16_t* y,
+                         const ParallelFor& parallel) {
+  const Window2d& g = p.window;
+  const int64_t pixels = g.out_h * g.out_w;
+  const int64_t taps = g.groups * g.kernel_h * g.kernel_w;
+  std::array<half_chunks::Stream, 3> streams{half_chunks::Stream{g.channels * g.height * g.width, x, nullptr},
+                                             half_chunks::Stream{taps * pixels, kernel, nullptr},
+                                             half_chunks::Stream{g.channels * pixels, nullptr, y}};
+  half_chunks::InChunks(g.batch, streams, parallel, [&](int64_t images) {
+    Involution2dParams chunk = p;
+    chunk.window.batch = images;
+    Involution2dCpu(chunk, streams[0].scratch.data(), streams[1].scratch.data(), streams[2].scratch.data(), parallel);
+  });
 }
 
 }  // namespace holocron::kernels

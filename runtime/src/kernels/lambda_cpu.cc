@@ -17,6 +17,7 @@
 
 #include "kernels/cpu.h"
 #include "kernels/cpu_features.h"
+#include "kernels/half_chunks.h"
 #include "kernels/scratch.h"
 #include "kernels/simd.h"
 
@@ -428,6 +429,24 @@ void LambdaCpu(const LambdaParams& p, const float* q, const float* keys, const f
   } else {
     RunGlobal(s, variant, lc.data(), value_stride, q, values, position, y, parallel);
   }
+}
+
+// float16: through float32 scratch (kernels/half_chunks.h).
+void LambdaCpuHalf(const LambdaParams& p, const uint16_t* q, const uint16_t* keys, const uint16_t* values,
+                   const uint16_t* position, uint16_t* y, const ParallelFor& parallel) {
+  const int64_t pixels = p.height * p.width;
+  const int64_t position_size = p.local ? p.dim_k * p.dim_u * p.r * p.r : pixels * pixels * p.dim_k * p.dim_u;
+  const std::vector<float> position_float = half_chunks::ConvertAll(position, position_size, parallel);
+  std::array<half_chunks::Stream, 4> streams{half_chunks::Stream{p.heads * p.dim_k * pixels, q, nullptr},
+                                             half_chunks::Stream{p.dim_k * p.dim_u * pixels, keys, nullptr},
+                                             half_chunks::Stream{p.dim_v * p.dim_u * pixels, values, nullptr},
+                                             half_chunks::Stream{p.heads * p.dim_v * pixels, nullptr, y}};
+  half_chunks::InChunks(p.batch, streams, parallel, [&](int64_t images) {
+    LambdaParams chunk = p;
+    chunk.batch = images;
+    LambdaCpu(chunk, streams[0].scratch.data(), streams[1].scratch.data(), streams[2].scratch.data(),
+              position_float.data(), streams[3].scratch.data(), parallel);
+  });
 }
 
 }  // namespace holocron::kernels
