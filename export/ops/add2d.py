@@ -91,6 +91,16 @@ CHUNK_ELEMENTS = 2**20
 #: The bound per output position and image when the positions are not static.
 CHUNK_ELEMENTS_PER_POSITION = 320
 
+#: Filters shorter than this (``C_in / group x kH x kW`` values) are compared with the positions innermost: each
+#: reduction then adds whole rows of positions, which onnxruntime vectorizes, instead of summing many short windows.
+SHORT_WINDOW = 256
+
+
+def positions_innermost(weight_shape: Sequence[int]) -> bool:
+    """Whether the body of a node with ``W`` of ``weight_shape`` lays the output positions innermost."""
+    _, in_per_group, kernel_h, kernel_w = weight_shape
+    return in_per_group * kernel_h * kernel_w < SHORT_WINDOW
+
 
 def overload(
     weight_shape: Sequence[int], group: int, normalize_slices: bool, has_bias: bool, positions: int | None = None
@@ -103,7 +113,8 @@ def overload(
     norm = "_normalized" if normalize_slices else ""
     bias = "" if has_bias else "_nobias"
     per_chunk = chunk_sizes(out_channels // group, group * in_per_group * kernel_h * kernel_w, positions)[0]
-    return f"w{out_channels}x{in_per_group}x{kernel_h}x{kernel_w}_g{group}{norm}{bias}_c{per_chunk}"
+    layout = "_p" if positions_innermost(weight_shape) else ""
+    return f"w{out_channels}x{in_per_group}x{kernel_h}x{kernel_w}_g{group}{norm}{bias}_c{per_chunk}{layout}"
 
 
 def chunk_sizes(filters: int, depth: int, positions: int | None = None) -> list[int]:
@@ -158,17 +169,22 @@ def specialized_function(
     windows = one_hot_windows(body, "X", body.ints(kernel_h, kernel_w))  # (N * C_in, kH * kW, H_out, W_out)
     out_size = body("Shape", windows, start=2)
     positions = body("ReduceProd", out_size, keepdims=1)
-    # (N, group, 1, L, C_in / group * kH * kW): the windows of each group in the (c, i, j) order of W's rows, last so
-    # that each sum of absolute differences runs over contiguous values.
+    # (N, group, 1, C_in / group * kH * kW, L): the windows of each group in the (c, i, j) order of W's rows. Long
+    # windows go last (each sum of absolute differences then runs over contiguous values); short ones stay before
+    # the positions (each sum then adds whole rows of positions).
     slices = body("Reshape", windows, body("Concat", batch, body.ints(group, depth), positions, axis=0))
-    slices = body("Unsqueeze", body("Transpose", slices, perm=[0, 1, 3, 2]), body.ints(2))
+    innermost = positions_innermost(weight_shape)
+    window_axis = 3 if innermost else 4
+    slices = body("Unsqueeze", slices if innermost else body("Transpose", slices, perm=[0, 1, 3, 2]), body.ints(2))
     if normalize_slices:
-        slices = normalized(body, slices, axis=4)
+        slices = normalized(body, slices, axis=window_axis)
 
-    filters_of_group = body("Reshape", "W", body.ints(group, filters, 1, depth))  # broadcasts against the slices
+    filter_shape = body.ints(group, filters, depth, 1) if innermost else body.ints(group, filters, 1, depth)
+    filters_of_group = body("Reshape", "W", filter_shape)  # broadcasts against the slices
     sizes = chunk_sizes(filters, group * depth, static_positions)
     chunks = body.split(filters_of_group, sizes, axis=1) if len(sizes) > 1 else [filters_of_group]
-    distances = [body("ReduceSum", body("Abs", body("Sub", slices, c)), body.ints(4), keepdims=0) for c in chunks]
+    axes = body.ints(window_axis)
+    distances = [body("ReduceSum", body("Abs", body("Sub", slices, c)), axes, keepdims=0) for c in chunks]
     distance = distances[0] if len(distances) == 1 else body("Concat", *distances, axis=2)  # (N, group, C_out/g, L)
     distance = body("Reshape", distance, body("Concat", batch, body.ints(out_channels), out_size, axis=0))
     if has_bias:
