@@ -187,16 +187,18 @@ def create_session(
 
 def InferenceSession(  # noqa: N802 - mirrors onnxruntime.InferenceSession
     path_or_bytes: str | bytes | os.PathLike[str],
-    providers: list[str] | None = None,
     sess_options: onnxruntime.SessionOptions | None = None,
+    providers: list[str] | None = None,
     **kwargs: Any,
 ) -> onnxruntime.InferenceSession:
     """``onnxruntime.InferenceSession`` that runs the ``holocron`` ops with holocron's kernels.
 
+    Takes its arguments in onnxruntime's order, so it replaces ``onnxruntime.InferenceSession`` in existing code.
+
     Args:
         path_or_bytes: ONNX model file or serialized model.
-        providers: execution providers, in order of preference; CPU only when ``None``.
         sess_options: options to use; the library is registered into them (once) when it is not already.
+        providers: execution providers, in order of preference; CPU only when ``None``.
         **kwargs: passed on to ``onnxruntime.InferenceSession`` (``provider_options``, ...).
 
     Returns:

@@ -138,3 +138,17 @@ def test_the_kernels_domain_version_still_runs_the_kernels(library: Path) -> Non
     assert with_kernels is True
     (y,) = session.run(None, feeds)
     assert y.shape == (2, 3, 2, 2) and (y <= 0).all()
+
+
+def test_inference_session_takes_onnxruntime_positional_order(library: Path) -> None:
+    """A drop-in for ``onnxruntime.InferenceSession(path, sess_options, providers)``, positionally too."""
+    import onnxruntime as ort
+
+    model, feeds = add2d_model_and_feeds()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = runtime.InferenceSession(model.SerializeToString(), options, ["CPUExecutionProvider"])
+    assert session.get_providers() == ["CPUExecutionProvider"]
+    assert session.get_session_options().intra_op_num_threads == 1
+    reference = ort.InferenceSession(model.SerializeToString(), runtime.session_options(), ["CPUExecutionProvider"])
+    np.testing.assert_array_equal(session.run(None, feeds)[0], reference.run(None, feeds)[0])
