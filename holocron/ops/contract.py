@@ -392,6 +392,12 @@ def cpp_header() -> str:
             f"inline constexpr std::array<bool, {n_in}> kInputOptional = {{{optional}}};",
             f"inline constexpr std::array<const char*, {n_out}> kOutputNames = "
             f"{_cpp_strings([t.name for t in op.outputs])};",
+            "// The op's name and inputs as one type, for the kernel templates.",
+            "struct Op {",
+            "  static constexpr const char* kOpName = " + op.torch_name + "::kOpName;",
+            "  static constexpr const auto& kInputNames = " + op.torch_name + "::kInputNames;",
+            "  static constexpr const auto& kInputOptional = " + op.torch_name + "::kInputOptional;",
+            "};",
         ]
         for attr in op.attributes:
             lines += _cpp_attribute(attr)

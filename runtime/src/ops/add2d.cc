@@ -78,50 +78,14 @@ Ort::Status InferOutputShape(const OrtApi& api, OrtShapeInferContext* context) {
   return DeclareOutput(api, context, 0, {(*x)[0], {out[1], {}}, {out[2], {}}, {out[3], {}}});
 }
 
-// What differs between devices: the provider and how the validated call reaches the kernel.
-struct Cpu {
-  static constexpr const char* kProvider = kCpuProvider;
-  static Ort::Status Launch(OrtKernelContext* context, const kernels::Add2dParams& p, const float* x, const float* w,
-                            const float* bias, float* y) {
-    const Ort::KernelContext ctx(context);
-    kernels::Add2dCpu(p, x, w, bias, y, IntraOpPool(ctx));
-    return Ort::Status{nullptr};
-  }
-  static Ort::Status Launch(OrtKernelContext* context, const kernels::Add2dParams& p, const Half* x, const Half* w,
-                            const Half* bias, Half* y) {
-    const Ort::KernelContext ctx(context);
-    kernels::Add2dCpuHalf(p, HalfBits(x), HalfBits(w), bias ? HalfBits(bias) : nullptr, HalfBits(y),
-                          IntraOpPool(ctx));
-    return Ort::Status{nullptr};
-  }
-};
-
-#if HOLOCRON_WITH_CUDA
-struct Cuda {
-  static constexpr const char* kProvider = kCudaProvider;
-  static Ort::Status Launch(OrtKernelContext* context, const kernels::Add2dParams& p, const float* x, const float* w,
-                            const float* bias, float* y) {
-    return CudaStatus(c::kOpName, kernels::cuda::Add2dCuda(p, x, w, bias, y, ComputeStream(context)));
-  }
-  static Ort::Status Launch(OrtKernelContext* context, const kernels::Add2dParams& p, const Half* x, const Half* w,
-                            const Half* bias, Half* y) {
-    return CudaStatus(c::kOpName, kernels::cuda::Add2dCudaHalf(p, CudaHalf(x), CudaHalf(w),
-                                                               bias ? CudaHalf(bias) : nullptr, CudaHalf(y),
-                                                               ComputeStream(context)));
-  }
-};
-#endif
-
+// The op's kernel for one device (the Cpu and Cuda launchers below) and element type (float or Half).
 template <typename Device, typename T>
-struct Kernel : KernelBase<Attributes, InferOutputShape> {
+struct Kernel : KernelBase<c::Op, Attributes, InferOutputShape> {
   using KernelBase::KernelBase;
   using Tensor = Ort::Custom::Tensor<T>;
-  static constexpr const char* kOpName = c::kOpName;
 
-  // Fetches the call's inputs (B may be absent or named "") for Compute.
+  // Fetches the call's inputs (B may be absent or named "") for Compute; MakeLiteOp checked the required ones.
   static Ort::Status Call(Kernel& kernel, OrtKernelContext* context) {
-    Ort::Status status = RequireInputs(context, kOpName, c::kInputNames, c::kInputOptional);
-    if (!status.IsOK()) return status;
     Tensor x(context, 0, true), w(context, 1, true), y(context, 0, false);
     std::optional<Tensor> bias;
     if (HasInput(context, 2)) bias.emplace(context, 2, true);
@@ -140,15 +104,43 @@ struct Kernel : KernelBase<Attributes, InferOutputShape> {
   }
 };
 
+// What differs between devices: the provider and how the validated call reaches the kernel.
+struct Cpu {
+  static constexpr const char* kProvider = kCpuProvider;
+  static Ort::Status Launch(OrtKernelContext* context, const kernels::Add2dParams& p, const float* x, const float* w,
+                            const float* bias, float* y) {
+    const Ort::KernelContext ctx(context);
+    kernels::Add2dCpu(p, x, w, bias, y, IntraOpPool(ctx));
+    return Ort::Status{nullptr};
+  }
+  static Ort::Status Launch(OrtKernelContext* context, const kernels::Add2dParams& p, const Half* x, const Half* w,
+                            const Half* bias, Half* y) {
+    const Ort::KernelContext ctx(context);
+    kernels::Add2dCpuHalf(p, HalfBits(x), HalfBits(w), bias ? HalfBits(bias) : nullptr, HalfBits(y),
+                          IntraOpPool(ctx));
+    return Ort::Status{nullptr};
+  }
+};
+
+struct Cuda;  // the CUDA launcher, defined in a CUDA build
+#if HOLOCRON_WITH_CUDA
+struct Cuda {
+  static constexpr const char* kProvider = kCudaProvider;
+  static Ort::Status Launch(OrtKernelContext* context, const kernels::Add2dParams& p, const float* x, const float* w,
+                            const float* bias, float* y) {
+    return CudaStatus(c::kOpName, kernels::cuda::Add2dCuda(p, x, w, bias, y, ComputeStream(context)));
+  }
+  static Ort::Status Launch(OrtKernelContext* context, const kernels::Add2dParams& p, const Half* x, const Half* w,
+                            const Half* bias, Half* y) {
+    return CudaStatus(c::kOpName, kernels::cuda::Add2dCudaHalf(p, CudaHalf(x), CudaHalf(w),
+                                                               bias ? CudaHalf(bias) : nullptr, CudaHalf(y),
+                                                               ComputeStream(context)));
+  }
+};
+#endif
+
 }  // namespace
 
-void AppendOps(OpList& ops) {
-  ops.push_back(MakeLiteOp<Kernel<Cpu, float>>(Cpu::kProvider));
-  ops.push_back(MakeLiteOp<Kernel<Cpu, Half>>(Cpu::kProvider));
-#if HOLOCRON_WITH_CUDA
-  ops.push_back(MakeLiteOp<Kernel<Cuda, float>>(Cuda::kProvider));
-  ops.push_back(MakeLiteOp<Kernel<Cuda, Half>>(Cuda::kProvider));
-#endif
-}
+void AppendOps(OpList& ops) { AppendKernels<Kernel, Cpu, Cuda>(ops); }
 
 }  // namespace holocron::ops::add2d

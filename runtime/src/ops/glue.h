@@ -103,10 +103,14 @@ struct NodeAttributes {
   std::string error;
 };
 
-// What every op's kernel struct shares: the node's attributes, read once when onnxruntime creates the kernel, and
-// the op's shape inference as the static InferShape that MakeLiteOp installs.
-template <typename Attributes, Ort::Status (*Infer)(const OrtApi&, OrtShapeInferContext*)>
+// What every op's kernel struct shares: the op's contract (Op: name, input names, optional flags, from
+// holocron_contract.h), the node's attributes, read once when onnxruntime creates the kernel, and the op's shape
+// inference as the static InferShape that MakeLiteOp installs.
+template <typename Op, typename Attributes, Ort::Status (*Infer)(const OrtApi&, OrtShapeInferContext*)>
 struct KernelBase {
+  using Contract = Op;
+  static constexpr const char* kOpName = Op::kOpName;
+
   KernelBase(const OrtApi* api, const OrtKernelInfo* info) : attributes(api, info) {}
 
   static Ort::Status InferShape(const OrtApi& api, OrtShapeInferContext* context) { return Infer(api, context); }
@@ -116,7 +120,8 @@ struct KernelBase {
 
 // Builds an OrtCustomOp for `provider` from a kernel struct with onnxruntime's lite custom-op API. The struct
 // provides: a constructor (const OrtApi*, const OrtKernelInfo*) reading the node, a Compute member whose signature
-// declares the inputs and outputs, static kOpName, static InferShape(api, context) and static Call(kernel, context).
+// declares the inputs and outputs, static InferShape(api, context) and static Call(kernel, context), and the
+// Contract and kOpName of KernelBase. Call runs only once the contract's required inputs are known to be present.
 // On top of the lite defaults this sets holocron's op version range (start = end = the contract's domain version),
 // pins the custom-op struct version, installs InferShape on the raw C API, and runs Call instead of the lite
 // argument builder: that one constructs a tensor for every input slot of the node and dereferences absent ones (an
@@ -133,9 +138,26 @@ std::shared_ptr<OrtCustomOp> MakeLiteOp(const char* provider) {
   };
   op->KernelComputeV2 = [](void* kernel, OrtKernelContext* context) -> OrtStatusPtr {
     Kernel& self = *static_cast<typename Op::Kernel*>(kernel)->custom_op_;
-    return Guarded(Kernel::kOpName, [&] { return Kernel::Call(self, context); }).release();
+    return Guarded(Kernel::kOpName, [&] {
+             using C = typename Kernel::Contract;
+             Ort::Status status = RequireInputs(context, C::kOpName, C::kInputNames, C::kInputOptional);
+             return status.IsOK() ? Kernel::Call(self, context) : std::move(status);
+           })
+        .release();
   };
   return op;
+}
+
+// Registers an op's kernels, float and float16: on the CPU provider and, in a CUDA build, on the CUDA provider (in a
+// build without CUDA, Cuda is only declared).
+template <template <typename, typename> class Kernel, typename Cpu, typename Cuda>
+void AppendKernels(OpList& ops) {
+  ops.push_back(MakeLiteOp<Kernel<Cpu, float>>(Cpu::kProvider));
+  ops.push_back(MakeLiteOp<Kernel<Cpu, Half>>(Cpu::kProvider));
+#if HOLOCRON_WITH_CUDA
+  ops.push_back(MakeLiteOp<Kernel<Cuda, float>>(Cuda::kProvider));
+  ops.push_back(MakeLiteOp<Kernel<Cuda, Half>>(Cuda::kProvider));
+#endif
 }
 
 // onnxruntime's intra-op thread pool of this kernel call (serial when the session has one thread).

@@ -71,6 +71,28 @@ Ort::Status InferOutputShape(const OrtApi& api, OrtShapeInferContext* context) {
   return DeclareOutput(api, context, 0, {(*x)[0], {out[1], {}}, {out[2], {}}, {out[3], {}}});
 }
 
+// The op's kernel for one device (the Cpu and Cuda launchers below) and element type (float or Half).
+template <typename Device, typename T>
+struct Kernel : KernelBase<c::Op, Attributes, InferOutputShape> {
+  using KernelBase::KernelBase;
+  using Tensor = Ort::Custom::Tensor<T>;
+
+  // Fetches the call's inputs for Compute; MakeLiteOp checked the required ones.
+  static Ort::Status Call(Kernel& kernel, OrtKernelContext* context) {
+    Tensor x(context, 0, true), k(context, 1, true), y(context, 0, false);
+    return kernel.Compute(context, x, k, y);
+  }
+
+  Ort::Status Compute(OrtKernelContext* context, const Tensor& x, const Tensor& k, Tensor& y) {
+    if (!attributes.error.empty()) return InvalidArgument(attributes.error);
+    kernels::Involution2dParams params;
+    const std::string error = MakeParams(attributes.value, x.Shape(), k.Shape(), params);
+    if (!error.empty()) return InvalidArgument(error);
+    T* out = y.Allocate(OutputShape(params));
+    return Device::Launch(context, params, x.Data(), k.Data(), out);
+  }
+};
+
 // What differs between devices: the provider and how the validated call reaches the kernel.
 struct Cpu {
   static constexpr const char* kProvider = kCpuProvider;
@@ -88,6 +110,7 @@ struct Cpu {
   }
 };
 
+struct Cuda;  // the CUDA launcher, defined in a CUDA build
 #if HOLOCRON_WITH_CUDA
 struct Cuda {
   static constexpr const char* kProvider = kCudaProvider;
@@ -103,39 +126,8 @@ struct Cuda {
 };
 #endif
 
-template <typename Device, typename T>
-struct Kernel : KernelBase<Attributes, InferOutputShape> {
-  using KernelBase::KernelBase;
-  using Tensor = Ort::Custom::Tensor<T>;
-  static constexpr const char* kOpName = c::kOpName;
-
-  // Fetches the call's inputs for Compute.
-  static Ort::Status Call(Kernel& kernel, OrtKernelContext* context) {
-    Ort::Status status = RequireInputs(context, kOpName, c::kInputNames, c::kInputOptional);
-    if (!status.IsOK()) return status;
-    Tensor x(context, 0, true), k(context, 1, true), y(context, 0, false);
-    return kernel.Compute(context, x, k, y);
-  }
-
-  Ort::Status Compute(OrtKernelContext* context, const Tensor& x, const Tensor& k, Tensor& y) {
-    if (!attributes.error.empty()) return InvalidArgument(attributes.error);
-    kernels::Involution2dParams params;
-    const std::string error = MakeParams(attributes.value, x.Shape(), k.Shape(), params);
-    if (!error.empty()) return InvalidArgument(error);
-    T* out = y.Allocate(OutputShape(params));
-    return Device::Launch(context, params, x.Data(), k.Data(), out);
-  }
-};
-
 }  // namespace
 
-void AppendOps(OpList& ops) {
-  ops.push_back(MakeLiteOp<Kernel<Cpu, float>>(Cpu::kProvider));
-  ops.push_back(MakeLiteOp<Kernel<Cpu, Half>>(Cpu::kProvider));
-#if HOLOCRON_WITH_CUDA
-  ops.push_back(MakeLiteOp<Kernel<Cuda, float>>(Cuda::kProvider));
-  ops.push_back(MakeLiteOp<Kernel<Cuda, Half>>(Cuda::kProvider));
-#endif
-}
+void AppendOps(OpList& ops) { AppendKernels<Kernel, Cpu, Cuda>(ops); }
 
 }  // namespace holocron::ops::involution2d

@@ -105,6 +105,31 @@ Ort::Status InferOutputShape(const OrtApi& api, OrtShapeInferContext* context) {
   return DeclareOutput(api, context, 0, {(*q)[0], {out[1], {}}, {out[2], {}}, {out[3], {}}});
 }
 
+// The op's kernel for one device (the Cpu and Cuda launchers below) and element type (float or Half).
+template <typename Device, typename T>
+struct Kernel : KernelBase<c::Op, Attributes, InferOutputShape> {
+  using KernelBase::KernelBase;
+  using Tensor = Ort::Custom::Tensor<T>;
+
+  // Fetches the call's inputs for Compute; MakeLiteOp checked the required ones.
+  static Ort::Status Call(Kernel& kernel, OrtKernelContext* context) {
+    Tensor q(context, 0, true), k(context, 1, true), v(context, 2, true), p(context, 3, true);
+    Tensor y(context, 0, false);
+    return kernel.Compute(context, q, k, v, p, y);
+  }
+
+  Ort::Status Compute(OrtKernelContext* context, const Tensor& q, const Tensor& keys,
+                      const Tensor& values, const Tensor& position, Tensor& y) {
+    if (!attributes.error.empty()) return InvalidArgument(attributes.error);
+    kernels::LambdaParams params;
+    const std::string error =
+        MakeParams(attributes.value, q.Shape(), keys.Shape(), values.Shape(), position.Shape(), params);
+    if (!error.empty()) return InvalidArgument(error);
+    T* out = y.Allocate(OutputShape(params));
+    return Device::Launch(context, params, q.Data(), keys.Data(), values.Data(), position.Data(), out);
+  }
+};
+
 // What differs between devices: the provider and how the validated call reaches the kernel.
 struct Cpu {
   static constexpr const char* kProvider = kCpuProvider;
@@ -123,6 +148,7 @@ struct Cpu {
   }
 };
 
+struct Cuda;  // the CUDA launcher, defined in a CUDA build
 #if HOLOCRON_WITH_CUDA
 struct Cuda {
   static constexpr const char* kProvider = kCudaProvider;
@@ -160,42 +186,8 @@ struct Cuda {
 };
 #endif
 
-template <typename Device, typename T>
-struct Kernel : KernelBase<Attributes, InferOutputShape> {
-  using KernelBase::KernelBase;
-  using Tensor = Ort::Custom::Tensor<T>;
-  static constexpr const char* kOpName = c::kOpName;
-
-  // Fetches the call's inputs for Compute.
-  static Ort::Status Call(Kernel& kernel, OrtKernelContext* context) {
-    Ort::Status status = RequireInputs(context, kOpName, c::kInputNames, c::kInputOptional);
-    if (!status.IsOK()) return status;
-    Tensor q(context, 0, true), k(context, 1, true), v(context, 2, true), p(context, 3, true);
-    Tensor y(context, 0, false);
-    return kernel.Compute(context, q, k, v, p, y);
-  }
-
-  Ort::Status Compute(OrtKernelContext* context, const Tensor& q, const Tensor& keys,
-                      const Tensor& values, const Tensor& position, Tensor& y) {
-    if (!attributes.error.empty()) return InvalidArgument(attributes.error);
-    kernels::LambdaParams params;
-    const std::string error =
-        MakeParams(attributes.value, q.Shape(), keys.Shape(), values.Shape(), position.Shape(), params);
-    if (!error.empty()) return InvalidArgument(error);
-    T* out = y.Allocate(OutputShape(params));
-    return Device::Launch(context, params, q.Data(), keys.Data(), values.Data(), position.Data(), out);
-  }
-};
-
 }  // namespace
 
-void AppendOps(OpList& ops) {
-  ops.push_back(MakeLiteOp<Kernel<Cpu, float>>(Cpu::kProvider));
-  ops.push_back(MakeLiteOp<Kernel<Cpu, Half>>(Cpu::kProvider));
-#if HOLOCRON_WITH_CUDA
-  ops.push_back(MakeLiteOp<Kernel<Cuda, float>>(Cuda::kProvider));
-  ops.push_back(MakeLiteOp<Kernel<Cuda, Half>>(Cuda::kProvider));
-#endif
-}
+void AppendOps(OpList& ops) { AppendKernels<Kernel, Cpu, Cuda>(ops); }
 
 }  // namespace holocron::ops::lambda_layer
