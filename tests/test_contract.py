@@ -2,6 +2,7 @@
 
 import dataclasses
 import importlib
+import importlib.util
 import inspect
 import math
 import re
@@ -13,10 +14,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from holocron import ops
-from holocron.ops import contract
+from holocron import contract, ops
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _load_renderer():  # scripts/ is no package: load the renderer CMake runs from its file
+    spec = importlib.util.spec_from_file_location("render_contract", REPO / "scripts" / "render_contract.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+render = _load_renderer()
 
 # The op modules (``holocron.ops.add2d`` as an attribute is the function of that name).
 ADD2D_MODULE, INVOLUTION2D_MODULE, LAMBDA_MODULE = (
@@ -26,8 +36,8 @@ ATTRIBUTES = {f"{op.onnx_name}.{attr.name}": (op, attr) for op in contract.OPS f
 
 
 def test_docs_ops_md_is_generated_from_contract() -> None:
-    assert (REPO / "docs" / "ops.md").read_text() == contract.markdown(), (
-        "docs/ops.md is stale: run `python holocron/ops/contract.py --markdown docs/ops.md`"
+    assert (REPO / "docs" / "ops.md").read_text() == render.markdown(), (
+        "docs/ops.md is stale: run `python scripts/render_contract.py --markdown docs/ops.md`"
     )
 
 
@@ -141,7 +151,7 @@ def test_every_attribute_reaches_a_python_check() -> None:
 
 
 def test_markdown_renders_every_attribute_record() -> None:
-    text = contract.markdown()
+    text = render.markdown()
     for op, attr in ATTRIBUTES.values():
         row = next(line for line in text.splitlines() if line.startswith(f"| `{attr.name}` |") and attr.doc in line)
         assert attr.range_text in row and attr.type in row, f"{op.onnx_name}.{attr.name}: {row}"
@@ -151,7 +161,7 @@ def test_markdown_renders_every_attribute_record() -> None:
 def test_markdown_follows_a_changed_record(monkeypatch: pytest.MonkeyPatch) -> None:
     changed = _with_attribute(contract.ADD2D, "group", maximum=7, doc="changed group record")
     monkeypatch.setattr(contract, "OPS", (changed, *contract.OPS[1:]))
-    assert "| `group` | int | `1` | changed group record; in [1, 7] |" in contract.markdown()
+    assert "| `group` | int | `1` | changed group record; in [1, 7] |" in render.markdown()
 
 
 SIZES = [(7, 3, 1, 0, 0, 1), (7, 3, 2, 1, 0, 1), (8, 2, 3, 0, 2, 2), (5, 5, 1, 2, 2, 1), (9, 3, 2, 1, 1, 3)]
@@ -169,7 +179,7 @@ def test_conv_output_size_matches_a_torch_convolution(
 def test_cpp_header_lists_every_attribute(tmp_path: Path) -> None:
     header = tmp_path / "holocron_contract.h"
     subprocess.run(
-        [sys.executable, str(REPO / "holocron" / "ops" / "contract.py"), "--cpp-header", str(header)], check=True
+        [sys.executable, str(REPO / "scripts" / "render_contract.py"), "--cpp-header", str(header)], check=True
     )
     text = header.read_text()
     for op in contract.OPS:
@@ -183,7 +193,7 @@ def test_cpp_header_compiles(tmp_path: Path) -> None:
     if subprocess.run(["which", compiler], capture_output=True).returncode != 0:
         pytest.skip("no C++ compiler")
     header = tmp_path / "holocron_contract.h"
-    header.write_text(contract.cpp_header())
+    header.write_text(render.cpp_header())
     source = tmp_path / "use.cc"
     source.write_text('#include "holocron_contract.h"\nint main() { return holocron::contract::kDomainVersion - 1; }\n')
     subprocess.run([compiler, "-std=c++17", "-I", str(tmp_path), str(source), "-o", str(tmp_path / "use")], check=True)

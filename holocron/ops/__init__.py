@@ -4,8 +4,12 @@ Importing this package registers the ops (eager CPU/CUDA kernels, fake kernels f
 ``torch.library``; the wrappers below are plain functions that ``torch.jit.script`` compiles to a call of the op.
 """
 
+from holocron import _upstream
 from holocron.ops.add2d import add2d
 from holocron.ops.involution2d import involution2d
 from holocron.ops.lambda_layer import lambda_layer
 
 __all__ = ["add2d", "involution2d", "lambda_layer"]
+
+# ``holocron.ops.boxes`` (upstream's box ops, which its detection models import) when upstream is installed beside.
+_upstream.extend_path(__path__, "ops")

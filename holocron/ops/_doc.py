@@ -3,7 +3,7 @@
 import inspect
 import textwrap
 
-from holocron.ops.contract import DOMAIN, OpContract
+from holocron.contract import DOMAIN, OpContract
 
 __all__ = ["with_contract"]
 
@@ -26,6 +26,6 @@ def with_contract(doc: str | None, op: OpContract) -> str | None:
         f"{inspect.cleandoc(doc)}\n\n"
         "Note:\n"
         f"    Reference semantics of ONNX ``{DOMAIN}::{op.onnx_name}`` version {op.version}, from\n"
-        f"    :mod:`holocron.ops.contract`; the tensor arguments go by their ONNX names {tensors}::\n\n"
+        f"    :mod:`holocron.contract`; the tensor arguments go by their ONNX names {tensors}::\n\n"
         f"{semantics}\n"
     )

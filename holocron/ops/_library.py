@@ -14,8 +14,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from holocron.contract import DOMAIN, OpContract
 from holocron.ops._doc import with_contract
-from holocron.ops.contract import DOMAIN, OpContract
 
 __all__ = ["define_op"]
 

@@ -1,12 +1,12 @@
 """Argument checks shared by the torch ops, and the sliding-window geometry of the windowed ones (add2d, involution2d).
 
-The valid range of every attribute-like argument is read from :mod:`holocron.ops.contract`; only the checks that
+The valid range of every attribute-like argument is read from :mod:`holocron.contract`; only the checks that
 relate arguments to each other (a group count that divides the channels, a kernel that fits the input) are code.
 """
 
 from torch import Tensor
 
-from holocron.ops.contract import OpContract, conv_output_size
+from holocron.contract import OpContract, conv_output_size
 
 __all__ = ["check_floating", "check_rank", "check_window", "window_output_size"]
 
@@ -61,7 +61,7 @@ def window_output_size(
         dilation: ``[dH, dW]``.
 
     Returns:
-        ``(H_out, W_out)`` by :func:`~holocron.ops.contract.conv_output_size`.
+        ``(H_out, W_out)`` by :func:`~holocron.contract.conv_output_size`.
 
     Raises:
         ValueError: the dilated kernel does not fit the padded input.

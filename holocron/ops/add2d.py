@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from holocron.contract import ADD2D
 from holocron.ops._library import define_op
 from holocron.ops._window import check_floating, check_rank, check_window, window_output_size
-from holocron.ops.contract import ADD2D
 
 __all__ = ["add2d"]
 
@@ -60,7 +60,7 @@ def _slices(input, weight, stride, padding, dilation, groups, normalize_slices, 
     errors.
     """
     batch, channels = input.shape[0], input.shape[1]
-    kernel_size = [weight.shape[2], weight.shape[3]]
+    kernel_size = (weight.shape[2], weight.shape[3])
     cols = F.unfold(input, kernel_size, dilation=dilation, padding=padding, stride=stride)
     slices = cols.view(batch, groups, channels // groups * kernel_size[0] * kernel_size[1], -1).transpose(2, 3)
     if not normalize_slices:
@@ -100,7 +100,7 @@ def _backward(
     """
     batch, out_channels = grad_output.shape[0], grad_output.shape[1]
     per_group = out_channels // groups
-    kernel_size = [weight.shape[2], weight.shape[3]]
+    kernel_size = (weight.shape[2], weight.shape[3])
     slices, inv_std = _slices(input, weight, stride, padding, dilation, groups, normalize_slices, eps)
     filters = weight.reshape(groups, per_group, -1)
     grad_y = grad_output.reshape(batch, groups, per_group, -1).transpose(2, 3)  # (N, groups, L, C_out / groups)
@@ -119,7 +119,7 @@ def _backward(
         grad_slices = (grad_slices - mean_grad - slices * mean_projection) * inv_std
     grad_cols = grad_slices.transpose(2, 3).reshape(batch, input.shape[1] * kernel_size[0] * kernel_size[1], -1)
     grad_input = F.fold(
-        grad_cols, [input.shape[2], input.shape[3]], kernel_size, dilation=dilation, padding=padding, stride=stride
+        grad_cols, (input.shape[2], input.shape[3]), kernel_size, dilation=dilation, padding=padding, stride=stride
     )
     return grad_input.contiguous(), grad_filters.reshape(weight.shape).contiguous()
 
@@ -159,12 +159,12 @@ def add2d(
             (a constant window with ``eps = 0``) normalizes to zeros.
 
     Returns:
-        ``(N, C_out, H_out, W_out)``, each output size by :func:`~holocron.ops.contract.conv_output_size` (padding
+        ``(N, C_out, H_out, W_out)``, each output size by :func:`~holocron.contract.conv_output_size` (padding
         ``pH`` before and after).
 
     Raises:
         ValueError: a shape or rank does not fit, or an argument is outside its attribute's range in
-            :mod:`holocron.ops.contract` (the message names the argument and the expected value).
+            :mod:`holocron.contract` (the message names the argument and the expected value).
         TypeError: the tensors are not floating point or disagree in dtype or device.
     """
     return torch.ops.holocron.add2d(input, weight, bias, stride, padding, dilation, groups, normalize_slices, eps)

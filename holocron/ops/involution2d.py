@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from holocron.contract import INVOLUTION2D
 from holocron.ops._library import define_op
 from holocron.ops._window import check_floating, check_rank, check_window, window_output_size
-from holocron.ops.contract import INVOLUTION2D
 
 __all__ = ["involution2d"]
 
@@ -113,12 +113,12 @@ def involution2d(
         groups: channel groups sharing one kernel (ONNX ``group``); divides ``C``.
 
     Returns:
-        ``(N, C, H_out, W_out)``, each output size by :func:`~holocron.ops.contract.conv_output_size` (padding ``pH``
+        ``(N, C, H_out, W_out)``, each output size by :func:`~holocron.contract.conv_output_size` (padding ``pH``
         before and after).
 
     Raises:
         ValueError: a shape or rank does not fit, or an argument is outside its attribute's range in
-            :mod:`holocron.ops.contract` (the message names the argument and the expected value).
+            :mod:`holocron.contract` (the message names the argument and the expected value).
         TypeError: the tensors are not floating point or disagree in dtype or device.
     """
     return torch.ops.holocron.involution2d(input, kernel, kernel_size, stride, padding, dilation, groups)

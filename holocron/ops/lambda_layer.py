@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from holocron.contract import LAMBDA
 from holocron.ops._library import define_op
 from holocron.ops._window import check_floating, check_rank
-from holocron.ops.contract import LAMBDA
 
 __all__ = ["lambda_layer"]
 
@@ -125,7 +125,8 @@ def _backward(
         grad_volume = F.conv_transpose3d(grad_position, pos, padding=(0, pad, pad))  # (N, U, V, H, W)
         grad_values = grad_values + grad_volume.transpose(1, 2).reshape(grad_values.shape)
         volume = _values_volume(values, height, width)
-        grad_pos = torch.nn.grad.conv3d_weight(volume, list(pos.shape), grad_position, padding=(0, pad, pad))
+        weight_grad = torch.nn.grad.conv3d_weight  # type: ignore[attr-defined]
+        grad_pos = weight_grad(volume, list(pos.shape), grad_position, padding=(0, pad, pad))
     else:
         grad_values = grad_values + torch.einsum("pmku,nkvp->nvum", pos, grad_lambdas)
         grad_pos = torch.einsum("nkvp,nvum->pmku", grad_lambdas, values)
@@ -157,7 +158,7 @@ def lambda_layer(q: Tensor, k: Tensor, v: Tensor, pos: Tensor, num_heads: int) -
 
     Raises:
         ValueError: a shape or rank does not fit, or ``num_heads`` is outside its attribute's range in
-            :mod:`holocron.ops.contract` (the message names the argument and the expected value).
+            :mod:`holocron.contract` (the message names the argument and the expected value).
         TypeError: the tensors are not floating point or disagree in dtype or device.
     """
     return torch.ops.holocron.lambda_layer(q, k, v, pos, num_heads)
