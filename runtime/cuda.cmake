@@ -1,4 +1,4 @@
-# CUDA kernels of runtime/src/cuda, registered for onnxruntime's CUDAExecutionProvider under the same op names.
+# CUDA kernels of runtime/src/kernels/cuda, registered for onnxruntime's CUDAExecutionProvider under the same op names.
 # Included by runtime/CMakeLists.txt once the holocron_ort target exists.
 #
 # ON by default when a CUDA compiler is found. The CUDA sources are test-compiled at configure time first: when that
@@ -7,9 +7,9 @@
 option(HOLOCRON_CUDA "Build the CUDA kernels when a CUDA compiler is found" ON)
 set(HOLOCRON_CUDA_ARCHITECTURES "80;90" CACHE STRING "CUDA architectures of the holocron CUDA kernels")
 
-set(_holocron_cuda_dir "${CMAKE_CURRENT_SOURCE_DIR}/src/cuda")
+set(_holocron_cuda_dir "${CMAKE_CURRENT_SOURCE_DIR}/src/kernels/cuda")
 set(_holocron_cuda_sources "${_holocron_cuda_dir}/add2d.cu" "${_holocron_cuda_dir}/involution2d.cu"
-                           "${_holocron_cuda_dir}/lambda.cu")
+                           "${_holocron_cuda_dir}/lambda_layer.cu")
 
 function(_holocron_cuda_unavailable reason)
   message(STATUS "holocron runtime: CUDA kernels skipped (${reason}); the library has the CPU kernels only")
@@ -20,7 +20,7 @@ if(NOT HOLOCRON_CUDA)
   return()
 endif()
 if(NOT EXISTS "${_holocron_cuda_dir}/launch.h")
-  _holocron_cuda_unavailable("runtime/src/cuda/launch.h not found")
+  _holocron_cuda_unavailable("runtime/src/kernels/cuda/launch.h not found")
   return()
 endif()
 check_language(CUDA)

@@ -5,11 +5,12 @@
 #include <string>
 
 #include "holocron_contract.h"
-#include "kernels/cpu_features.h"
+#include "kernels/cpu/cpu_features.h"
 #include "ops/add2d.h"
+#include "ops/cuda_driver.h"
 #include "ops/glue.h"
 #include "ops/involution2d.h"
-#include "ops/lambda.h"
+#include "ops/lambda_layer.h"
 
 #if defined(_WIN32)
 #define HOLOCRON_EXPORT __declspec(dllexport)
@@ -36,12 +37,14 @@ Registry& GlobalRegistry() {
   return *registry;
 }
 
-// Every op of the contract, once per device of this build.
+// Every op of the contract on the CPU and, where this build has CUDA kernels and the driver can run them, on CUDA
+// (the decision is made once per process: ops/cuda_driver.h).
 OpList MakeOps() {
+  const bool cuda = holocron::ops::cuda_driver::ProcessCudaRegistration().cuda;
   OpList ops;
-  holocron::ops::add2d::AppendOps(ops);
-  holocron::ops::involution2d::AppendOps(ops);
-  holocron::ops::lambda_layer::AppendOps(ops);
+  holocron::ops::add2d::AppendOps(ops, cuda);
+  holocron::ops::involution2d::AppendOps(ops, cuda);
+  holocron::ops::lambda_layer::AppendOps(ops, cuda);
   return ops;
 }
 

@@ -1,9 +1,9 @@
 """The CUDA kernels' logic, checked on a machine without a GPU.
 
-``runtime/src/cuda/tests/run_check.sh --emulate`` compiles the ``.cu`` kernels with g++ against a CPU emulation of
-the CUDA execution model (blocks of real threads with real barriers, grids cut short so grid-stride loops run) and
-compares every launcher with a float64 reference, in 32- and 64-bit index arithmetic. It cannot show GPU timing or
-memory-model issues; on a GPU machine run the script without ``--emulate``.
+``runtime/src/kernels/cuda/tests/run_check.sh --emulate`` compiles the ``.cu`` kernels with g++ against a CPU
+emulation of the CUDA execution model (blocks of real threads with real barriers, grids cut short so grid-stride loops
+run) and compares every launcher with a float64 reference, in 32- and 64-bit index arithmetic. It cannot show GPU
+timing or memory-model issues; on a GPU machine run the script without ``--emulate``.
 """
 
 import os
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "runtime" / "src" / "cuda" / "tests" / "run_check.sh"
+SCRIPT = REPO / "runtime" / "src" / "kernels" / "cuda" / "tests" / "run_check.sh"
 CUDA_HOME = Path(os.environ.get("CUDA_HOME", "/usr/local/cuda"))
 
 

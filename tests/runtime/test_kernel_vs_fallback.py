@@ -8,7 +8,7 @@ import onnx
 import pytest
 from helpers import enable_profiling, executed_op_types, single_node_model
 
-from holocron.export.ops import attach_fallback_functions
+from holocron.export.onnx.ops import attach_fallback_functions
 
 ATOL, RTOL = 1e-5, 1e-4
 OPSET = 18

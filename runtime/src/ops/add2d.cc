@@ -3,10 +3,11 @@
 #include <optional>
 
 #include "holocron_contract.h"
-#include "kernels/cpu.h"
+#include "kernels/cpu/launch.h"
 #include "ops/shape_inference.h"
 #if HOLOCRON_WITH_CUDA
-#include "cuda/launch.h"
+#include "kernels/cuda/launch.h"
+#include "ops/cuda_call.h"
 #endif
 
 namespace holocron::ops::add2d {
@@ -128,19 +129,20 @@ struct Cuda {
   static constexpr const char* kProvider = kCudaProvider;
   static Ort::Status Launch(OrtKernelContext* context, const kernels::Add2dParams& p, const float* x, const float* w,
                             const float* bias, float* y) {
-    return CudaStatus(c::kOpName, kernels::cuda::Add2dCuda(p, x, w, bias, y, ComputeStream(context)));
+    const CudaCall call(context, c::kOpName, OutputShape(p));
+    return call.Finish(kernels::cuda::Add2dCuda(p, x, w, bias, y, call.Stream()));
   }
   static Ort::Status Launch(OrtKernelContext* context, const kernels::Add2dParams& p, const Half* x, const Half* w,
                             const Half* bias, Half* y) {
-    return CudaStatus(c::kOpName, kernels::cuda::Add2dCudaHalf(p, CudaHalf(x), CudaHalf(w),
-                                                               bias ? CudaHalf(bias) : nullptr, CudaHalf(y),
-                                                               ComputeStream(context)));
+    const CudaCall call(context, c::kOpName, OutputShape(p));
+    return call.Finish(kernels::cuda::Add2dCudaHalf(p, CudaHalf(x), CudaHalf(w), bias ? CudaHalf(bias) : nullptr,
+                                                    CudaHalf(y), call.Stream()));
   }
 };
 #endif
 
 }  // namespace
 
-void AppendOps(OpList& ops) { AppendKernels<Kernel, Cpu, Cuda>(ops); }
+void AppendOps(OpList& ops, bool cuda) { AppendKernels<Kernel, Cpu, Cuda>(ops, cuda); }
 
 }  // namespace holocron::ops::add2d

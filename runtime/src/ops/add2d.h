@@ -24,7 +24,7 @@ std::string MakeParams(const Attributes& attrs, const Shape& x, const Shape& w, 
 
 Shape OutputShape(const kernels::Add2dParams& p);
 
-// Appends the op once per device of this build and element type (float, float16).
-void AppendOps(OpList& ops);
+// Appends the op once per element type (float, float16) on the CPU and, when `cuda` is set in a CUDA build, on CUDA.
+void AppendOps(OpList& ops, bool cuda);
 
 }  // namespace holocron::ops::add2d

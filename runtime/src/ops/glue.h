@@ -1,6 +1,6 @@
 // Everything the ops share on onnxruntime's side: its C++ API without a link-time dependency, statuses, which inputs
-// a call was given, the custom-op struct built from an op's kernel struct, and what each device hands a kernel
-// launcher (the intra-op thread pool on CPU; the compute stream and error statuses on CUDA).
+// a call was given, the custom-op struct built from an op's kernel struct, and what the CPU hands a kernel launcher
+// (the intra-op thread pool). What a CUDA launcher gets (stream, device, scratch, statuses) is in ops/cuda_call.h.
 #pragma once
 
 // No link-time dependency: register.cc installs the API table the runtime hands in.
@@ -8,11 +8,6 @@
 #include <onnxruntime_cxx_api.h>
 #include <onnxruntime_lite_custom_op.h>
 #undef ORT_API_MANUAL_INIT
-
-#if HOLOCRON_WITH_CUDA
-#include <cuda_fp16.h>
-#include <cuda_runtime.h>
-#endif
 
 #include <array>
 #include <cstddef>
@@ -24,8 +19,9 @@
 #include <vector>
 
 #include "holocron_contract.h"
-#include "kernels/parallel.h"
+#include "kernels/cpu/parallel.h"
 #include "ops/attributes.h"
+#include "ops/cuda_driver.h"
 
 namespace holocron::ops {
 
@@ -111,7 +107,11 @@ struct KernelBase {
   using Contract = Op;
   static constexpr const char* kOpName = Op::kOpName;
 
-  KernelBase(const OrtApi* api, const OrtKernelInfo* info) : attributes(api, info) {}
+  // Creating any holocron kernel is where the process's CUDA registration note is said (once), through the session's
+  // logger: registration itself has no logger.
+  KernelBase(const OrtApi* api, const OrtKernelInfo* info) : attributes(api, info) {
+    cuda_driver::NoteOnce(*api, info);
+  }
 
   static Ort::Status InferShape(const OrtApi& api, OrtShapeInferContext* context) { return Infer(api, context); }
 
@@ -126,6 +126,12 @@ struct KernelBase {
 // pins the custom-op struct version, installs InferShape on the raw C API, and runs Call instead of the lite
 // argument builder: that one constructs a tensor for every input slot of the node and dereferences absent ones (an
 // optional input named ""), which crashes the process. Both run behind Guarded.
+// What onnxruntime does with the range (its sources, and onnxruntime 1.32 in that test): the start version becomes the since-version of the op's one
+// schema, registered for domain versions 1 to 1000, and kernels are matched against the node's since-version (so 1),
+// never against the model's import of the domain; the end version is not compared with it, and neither kernel info
+// nor shape inference exposes the import. A model importing holocron 2 to 1000 therefore reaches these kernels in a
+// session that registers the library itself: the import is checked in holocron.runtime's create_session
+// (tests/runtime/test_domain_version_plain_session.py records it).
 template <typename Kernel>
 std::shared_ptr<OrtCustomOp> MakeLiteOp(const char* provider) {
   constexpr int version = contract::kDomainVersion;
@@ -148,13 +154,14 @@ std::shared_ptr<OrtCustomOp> MakeLiteOp(const char* provider) {
   return op;
 }
 
-// Registers an op's kernels, float and float16: on the CPU provider and, in a CUDA build, on the CUDA provider (in a
-// build without CUDA, Cuda is only declared).
+// Registers an op's kernels, float and float16: on the CPU provider and, in a CUDA build when `cuda` is set (the
+// driver can run them: cuda_driver.h), on the CUDA provider. In a build without CUDA, Cuda is only declared.
 template <template <typename, typename> class Kernel, typename Cpu, typename Cuda>
-void AppendKernels(OpList& ops) {
+void AppendKernels(OpList& ops, [[maybe_unused]] bool cuda) {
   ops.push_back(MakeLiteOp<Kernel<Cpu, float>>(Cpu::kProvider));
   ops.push_back(MakeLiteOp<Kernel<Cpu, Half>>(Cpu::kProvider));
 #if HOLOCRON_WITH_CUDA
+  if (!cuda) return;
   ops.push_back(MakeLiteOp<Kernel<Cuda, float>>(Cuda::kProvider));
   ops.push_back(MakeLiteOp<Kernel<Cuda, Half>>(Cuda::kProvider));
 #endif
@@ -168,23 +175,5 @@ inline kernels::ParallelFor IntraOpPool(const Ort::KernelContext& context) {
       },
       &context);
 }
-
-#if HOLOCRON_WITH_CUDA
-// The node's CUDA stream (onnxruntime's compute stream for the CUDAExecutionProvider).
-inline cudaStream_t ComputeStream(OrtKernelContext* context) {
-  return static_cast<cudaStream_t>(Ort::KernelContext(context).GetGPUComputeStream());
-}
-
-// float16 data as the CUDA kernels take it (the same binary16 layout).
-inline const __half* CudaHalf(const Half* data) { return reinterpret_cast<const __half*>(data); }
-inline __half* CudaHalf(Half* data) { return reinterpret_cast<__half*>(data); }
-
-inline Ort::Status CudaStatus(const char* op, cudaError_t error) {
-  if (error == cudaSuccess) return Ort::Status{nullptr};
-  const std::string message = std::string(op) + ": CUDA error " + cudaGetErrorName(error) + ": " +
-                              cudaGetErrorString(error);
-  return Ort::Status(message.c_str(), ORT_EP_FAIL);
-}
-#endif
 
 }  // namespace holocron::ops

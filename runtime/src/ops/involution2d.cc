@@ -3,10 +3,11 @@
 #include <optional>
 
 #include "holocron_contract.h"
-#include "kernels/cpu.h"
+#include "kernels/cpu/launch.h"
 #include "ops/shape_inference.h"
 #if HOLOCRON_WITH_CUDA
-#include "cuda/launch.h"
+#include "kernels/cuda/launch.h"
+#include "ops/cuda_call.h"
 #endif
 
 namespace holocron::ops::involution2d {
@@ -116,18 +117,20 @@ struct Cuda {
   static constexpr const char* kProvider = kCudaProvider;
   static Ort::Status Launch(OrtKernelContext* context, const kernels::Involution2dParams& p, const float* x,
                             const float* kernel, float* y) {
-    return CudaStatus(c::kOpName, kernels::cuda::Involution2dCuda(p, x, kernel, y, ComputeStream(context)));
+    const CudaCall call(context, c::kOpName, OutputShape(p));
+    return call.Finish(kernels::cuda::Involution2dCuda(p, x, kernel, y, call.Stream()));
   }
   static Ort::Status Launch(OrtKernelContext* context, const kernels::Involution2dParams& p, const Half* x,
                             const Half* kernel, Half* y) {
-    return CudaStatus(c::kOpName, kernels::cuda::Involution2dCudaHalf(p, CudaHalf(x), CudaHalf(kernel), CudaHalf(y),
-                                                                      ComputeStream(context)));
+    const CudaCall call(context, c::kOpName, OutputShape(p));
+    return call.Finish(
+        kernels::cuda::Involution2dCudaHalf(p, CudaHalf(x), CudaHalf(kernel), CudaHalf(y), call.Stream()));
   }
 };
 #endif
 
 }  // namespace
 
-void AppendOps(OpList& ops) { AppendKernels<Kernel, Cpu, Cuda>(ops); }
+void AppendOps(OpList& ops, bool cuda) { AppendKernels<Kernel, Cpu, Cuda>(ops, cuda); }
 
 }  // namespace holocron::ops::involution2d

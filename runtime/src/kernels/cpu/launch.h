@@ -5,7 +5,7 @@
 #pragma once
 #include <cstdint>
 
-#include "kernels/parallel.h"
+#include "kernels/cpu/parallel.h"
 #include "kernels/params.h"
 
 namespace holocron::kernels {

@@ -1,14 +1,15 @@
-#include "ops/lambda.h"
+#include "ops/lambda_layer.h"
 
 #include <array>
 #include <optional>
 #include <type_traits>
 
 #include "holocron_contract.h"
-#include "kernels/cpu.h"
+#include "kernels/cpu/launch.h"
 #include "ops/shape_inference.h"
 #if HOLOCRON_WITH_CUDA
-#include "cuda/launch.h"
+#include "kernels/cuda/launch.h"
+#include "ops/cuda_call.h"
 #endif
 
 namespace holocron::ops::lambda_layer {
@@ -152,42 +153,29 @@ struct Cuda;  // the CUDA launcher, defined in a CUDA build
 #if HOLOCRON_WITH_CUDA
 struct Cuda {
   static constexpr const char* kProvider = kCudaProvider;
-  // The kernel's device workspace is stream-ordered: allocated and freed on the node's stream (cudaMallocAsync), so
-  // nothing waits; where the device has no memory pools, a plain allocation freed after the stream drained.
+  // The kernels' device workspace is onnxruntime's per-stream scratch buffer on the output's device: no allocation
+  // of our own, no waiting, and it returns to onnxruntime's arena when the call ends (ordered after the stream's work).
   template <typename T>
   static Ort::Status Launch(OrtKernelContext* context, const kernels::LambdaParams& p, const T* q, const T* keys,
                             const T* values, const T* position, T* y) {
     constexpr bool kHalf = std::is_same_v<T, Half>;
-    const char* op = c::kOpName;
-    const cudaStream_t stream = ComputeStream(context);
+    CudaCall call(context, c::kOpName, OutputShape(p));
     const size_t bytes = kernels::cuda::LambdaCudaWorkspaceBytes(p, kHalf);
-    void* workspace = nullptr;
-    cudaError_t error = cudaMallocAsync(&workspace, bytes, stream);
-    const bool stream_ordered = error == cudaSuccess;
-    if (!stream_ordered) {
-      cudaGetLastError();  // clear the failed pool allocation before the fallback
-      error = cudaMalloc(&workspace, bytes);
-      if (error != cudaSuccess) return CudaStatus(op, error);
-    }
+    void* workspace = call.Scratch(bytes);
     if constexpr (kHalf) {
-      error = kernels::cuda::LambdaCudaHalf(p, CudaHalf(q), CudaHalf(keys), CudaHalf(values), CudaHalf(position),
-                                            CudaHalf(y), workspace, bytes, stream);
+      return call.Finish(kernels::cuda::LambdaCudaHalf(p, CudaHalf(q), CudaHalf(keys), CudaHalf(values),
+                                                       CudaHalf(position), CudaHalf(y), workspace, bytes,
+                                                       call.Stream()));
     } else {
-      error = kernels::cuda::LambdaCuda(p, q, keys, values, position, y, workspace, bytes, stream);
+      return call.Finish(
+          kernels::cuda::LambdaCuda(p, q, keys, values, position, y, workspace, bytes, call.Stream()));
     }
-    if (stream_ordered) {
-      const cudaError_t freed = cudaFreeAsync(workspace, stream);
-      return CudaStatus(op, error != cudaSuccess ? error : freed);
-    }
-    const cudaError_t drained = cudaStreamSynchronize(stream);
-    const cudaError_t freed = cudaFree(workspace);
-    return CudaStatus(op, error != cudaSuccess ? error : drained != cudaSuccess ? drained : freed);
   }
 };
 #endif
 
 }  // namespace
 
-void AppendOps(OpList& ops) { AppendKernels<Kernel, Cpu, Cuda>(ops); }
+void AppendOps(OpList& ops, bool cuda) { AppendKernels<Kernel, Cpu, Cuda>(ops, cuda); }
 
 }  // namespace holocron::ops::lambda_layer

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "kernels/half.h"
-#include "kernels/parallel.h"
+#include "kernels/cpu/parallel.h"
 
 namespace holocron::kernels::half_chunks {
 

@@ -1,11 +1,11 @@
-#include "kernels/cpu_features.h"
+#include "kernels/cpu/cpu_features.h"
 
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
 
-#include "kernels/simd.h"
+#include "kernels/cpu/simd.h"
 
 namespace holocron::kernels {
 namespace {

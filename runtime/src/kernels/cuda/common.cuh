@@ -1,4 +1,4 @@
-// Helpers shared by the holocron CUDA kernels (internal to runtime/src/cuda).
+// Helpers shared by the holocron CUDA kernels (internal to runtime/src/kernels/cuda).
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -9,7 +9,7 @@
 #include <limits>
 #include <type_traits>
 
-#include "../kernels/params.h"
+#include "../params.h"
 
 namespace holocron::kernels::cuda::detail {
 

@@ -3,9 +3,15 @@
 // the params and calls these launchers with its compute stream.
 //
 // Thread layout:
-// - Add2d: one thread per output pixel (n, y, x), 128 consecutive pixels per block so loads and stores coalesce;
-//   blockIdx.y picks a channel group and a tile of up to 16 output channels, whose filters are staged in shared
-//   memory 64 taps at a time and read as broadcasts; each thread keeps one accumulator per channel of the tile.
+// - Add2d, groups of 16 or more output channels without normalize_slices: an implicit GEMM. A block of 256 threads
+//   owns a tile of output channels x output pixels (64 x 64, or 32 x 32 when 64 x 64 tiles would leave the GPU
+//   mostly idle, or 16 x 64 for 16 to 31 channels), walks the slice 16 taps at a time through double-buffered shared
+//   memory tiles of filters and gathered input windows, and accumulates a register micro-tile per thread
+//   (4 x 4, 2 x 2 or 1 x 4 outputs). No split-K: the reduction stays in one thread, in a fixed order.
+// - Add2d otherwise (small groups, normalize_slices): one thread per output pixel (n, y, x), 128 consecutive pixels
+//   per block; blockIdx.y picks a channel group and a tile of up to 16 output channels, whose filters are staged in
+//   shared memory 64 taps at a time and read as broadcasts; each thread keeps one accumulator per channel of the tile
+//   and computes its slice's statistics once.
 // - Involution2d: one thread per (n, group, 4 channels, output pixel), pixel fastest; each kernel tap is loaded once
 //   and applied to the 4 channels.
 // - Lambda: (1) softmax of the keys, one block per (n, k, u) row; (2) content lambda, one warp per (n, k, v);
@@ -25,7 +31,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-#include "../kernels/params.h"
+#include "../params.h"
 
 namespace holocron::kernels::cuda {
 

@@ -15,11 +15,11 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/cpu.h"
-#include "kernels/cpu_features.h"
-#include "kernels/half_chunks.h"
-#include "kernels/scratch.h"
-#include "kernels/simd.h"
+#include "kernels/cpu/launch.h"
+#include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/half_chunks.h"
+#include "kernels/cpu/scratch.h"
+#include "kernels/cpu/simd.h"
 
 namespace holocron::kernels {
 namespace {

@@ -12,7 +12,7 @@ src="$(dirname "$here")"
 mode="${1:-gpu}"
 build="${BUILD_DIR:-$(mktemp -d -t holocron_cuda_check.XXXXXX)}"
 mkdir -p "$build"
-kernels=(add2d involution2d lambda)
+kernels=(add2d involution2d lambda_layer)
 
 build_gpu() {  # $1: output binary, remaining: extra flags
   local out="$1"

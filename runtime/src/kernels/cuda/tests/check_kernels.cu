@@ -253,6 +253,21 @@ void run_add2d(std::mt19937& rng, cudaStream_t stream) {
   check_add2d("add2d norm near-constant eps=0", p, rng, stream, 0.1f, 2);
   p.eps = 1e-14f;
 
+  // Implicit GEMM path (groups of >= 16 channels, no normalisation), each tile shape with partial edge tiles:
+  // 64 x 64 (enough blocks), 32 x 32 (batch 1, few pixels), 16 x 64 (16..31 channels), odd sizes everywhere.
+  p.normalize_slices = false;
+  p.has_bias = true;
+  p.window = make_window(1, 3, 131, 129, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 1, 1);
+  p.out_channels = 100;  // 64 + 36 channels; 16899 pixels (264 tiles of 64, last partial); slice 27 (16 + 11 taps)
+  check_add2d("add2d gemm 64x64 tiles 100 channels odd image", p, rng, stream);
+  p.window = make_window(1, 5, 9, 7, 3, 2, 2, 1, {1, 0, 2, 1}, 1, 2, 1);
+  p.out_channels = 33;  // 32 + 1 channels; 5 x 6 = 30 pixels: one partial 32-pixel tile
+  check_add2d("add2d gemm 32x32 tiles 33 channels stride(2,1) dil(1,2)", p, rng, stream);
+  p.window = make_window(3, 14, 5, 6, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 1, 2);
+  p.out_channels = 46;  // two groups of 23 (16 + 7); slice 63; pixels cross image boundaries inside a tile
+  p.has_bias = false;
+  check_add2d("add2d gemm 16x64 tiles groups2 23 channels no-bias", p, rng, stream);
+
   p.window = make_window(0, 4, 5, 5, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 1, 1);
   p.out_channels = 4;
   p.has_bias = false;
@@ -550,6 +565,10 @@ void run_half(std::mt19937& rng, cudaStream_t stream) {
   p.normalize_slices = true;
   p.eps = 1e-5f;
   check_add2d_half("half add2d normalize_slices", p, rng, stream);
+  p.normalize_slices = false;
+  p.window = make_window(2, 6, 7, 9, 3, 3, 1, 1, {1, 1, 1, 1}, 1, 1, 1);
+  p.out_channels = 40;
+  check_add2d_half("half add2d gemm 32x32 tiles 40 channels", p, rng, stream);
   check_involution_half("half involution 3x5 stride2 dil2 groups3",
                         make_window(2, 12, 11, 13, 3, 5, 2, 2, {1, 0, 2, 3}, 2, 2, 3), rng, stream);
   check_lambda_half("half lambda local r5 K16 (two key chunks)", lambda_params(2, 4, 16, 1, 4, 7, 6, 5), rng, stream);

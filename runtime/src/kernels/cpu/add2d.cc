@@ -1,0 +1,360 @@
+// Add2d (AdderNet, https://arxiv.org/abs/1912.13200) on the CPU:
+//   Y[n, o, y, x] = B[o] - sum_{c, i, j} |S[c, i, j] - W[o, c, i, j]|,
+// S the zero-padded input slice under the window of output pixel (y, x), optionally normalized first.
+//
+// A task owns (image n, group g, a tile of consecutive output pixels, a chunk of g's output channels). It packs the
+// tile's slices into a panel P[l][pixel] (l = (c, i, j) in C order, the zero padding written out, pixels contiguous,
+// normalized per pixel when asked), then for every micro-tile of MR output channels x NR pixels accumulates
+// |P[l] - W[o, l]| over l in registers, NR pixels across the vector lanes, and writes B[o] - sum.
+//
+// The panel is the only scratch memory, bounded by kPanelBudgetFloats (128 KiB) plus 4 KiB of slice statistics per
+// task whatever the filter size; a thread runs one task at a time. A tile of whole micro-tiles is packed at once when
+// its slices fit; a slice longer than the budget allows for one micro-tile of pixels is cut into row blocks
+// [l0, l0 + rows) packed one after the other, the running sums parked in Y between blocks (a float stored and
+// reloaded is exact, and the sum still runs over l in order, so the result is bit-identical to one block).
+// normalize_slices then needs the statistics of the whole slice first: two passes over the blocks (sum, then the
+// squared deviations, in l order as for one block) before the distance pass normalizes each block.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/cpu/launch.h"
+#include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/half_chunks.h"
+#include "kernels/cpu/scratch.h"
+#include "kernels/cpu/simd.h"
+
+namespace holocron::kernels {
+namespace {
+
+using simd::Vec;
+
+constexpr int64_t kPanelBudgetFloats = 32 * 1024;  // 128 KiB: the panel stays in L2
+constexpr int64_t kMaxBlocksPerTile = 8;
+
+int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// floor(a / b) for b > 0 and any sign of a.
+int64_t FloorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// What one task computes over one row block of its panel.
+struct Add2dTask {
+  const float* panel;  // rows x ld
+  int64_t ld;          // panel row length: pixels of the tile rounded up to micro-tiles
+  int64_t pixels;      // valid pixels of the tile
+  int64_t rows;        // slice elements in the panel: L = C_in / group * kH * kW, or a block of them
+  int64_t w_stride;    // L: floats between the filters of consecutive output channels
+  bool first;          // the block starts the slice: the sums start at 0, else they are read back from Y
+  bool last;           // the block ends the slice: Y gets B - sum, else the running sum
+  const float* w;      // filters of the first output channel of the chunk, from the block's first element
+  const float* bias;   // bias of that channel, or null
+  int64_t channels;    // output channels in the chunk
+  float* y;            // Y[n, first channel, first pixel]
+  int64_t y_stride;    // H_out * W_out
+};
+
+// Micro-tile: MR output channels x NV vectors of W pixels.
+template <int W, int MR, int NV>
+HOLOCRON_INLINE void AdderMicroTile(const Add2dTask& t, int64_t o, int64_t pixel) {
+  const int64_t valid = std::min<int64_t>(W * NV, t.pixels - pixel);
+  Vec<W> acc[MR][NV];
+  for (int m = 0; m < MR; ++m) {
+    const float* sums = t.y + (o + m) * t.y_stride + pixel;
+    for (int v = 0; v < NV; ++v) {
+      const int64_t lanes = valid - v * W;
+      if (t.first || lanes <= 0) {
+        acc[m][v] = simd::Zero<W>();
+      } else {
+        acc[m][v] = lanes >= W ? simd::Load<W>(sums + v * W) : simd::LoadPartial<W>(sums + v * W, lanes);
+      }
+    }
+  }
+  const float* column = t.panel + pixel;
+  const float* w = t.w + o * t.w_stride;
+  for (int64_t l = 0; l < t.rows; ++l) {
+    Vec<W> x[NV];
+    for (int v = 0; v < NV; ++v) x[v] = simd::Load<W>(column + l * t.ld + v * W);
+    for (int m = 0; m < MR; ++m) {
+      const Vec<W> wv = simd::Broadcast<W>(w[m * t.w_stride + l]);
+      for (int v = 0; v < NV; ++v) acc[m][v] += simd::Abs<W>(x[v] - wv);
+    }
+  }
+  for (int m = 0; m < MR; ++m) {
+    const Vec<W> b = simd::Broadcast<W>(t.bias != nullptr ? t.bias[o + m] : 0.0f);
+    float* out = t.y + (o + m) * t.y_stride + pixel;
+    for (int v = 0; v < NV; ++v) {
+      const Vec<W> result = t.last ? b - acc[m][v] : acc[m][v];
+      const int64_t lanes = valid - v * W;
+      if (lanes >= W) {
+        simd::Store<W>(out + v * W, result);
+      } else if (lanes > 0) {
+        simd::StorePartial<W>(out + v * W, result, lanes);
+      }
+    }
+  }
+}
+
+// The last (channels % MR) channels, with a narrower micro-tile.
+template <int W, int MR, int NV>
+HOLOCRON_INLINE void AdderRemainder(const Add2dTask& t, int64_t o, int64_t pixel, int64_t remaining) {
+  if constexpr (MR > 0) {
+    if (remaining == MR) {
+      AdderMicroTile<W, MR, NV>(t, o, pixel);
+    } else {
+      AdderRemainder<W, MR - 1, NV>(t, o, pixel, remaining);
+    }
+  }
+}
+
+template <int W, int MR, int NV>
+HOLOCRON_INLINE void AdderTask(const Add2dTask& t) {
+  for (int64_t pixel = 0; pixel < t.pixels; pixel += W * NV) {
+    int64_t o = 0;
+    for (; o + MR <= t.channels; o += MR) AdderMicroTile<W, MR, NV>(t, o, pixel);
+    if (o < t.channels) AdderRemainder<W, MR - 1, NV>(t, o, pixel, t.channels - o);
+  }
+}
+
+void AdderTaskBaseline(const Add2dTask& t) { AdderTask<4, 4, 2>(t); }
+#if HOLOCRON_X86
+HOLOCRON_TARGET_AVX2 void AdderTaskAvx2(const Add2dTask& t) { AdderTask<8, 4, 2>(t); }
+HOLOCRON_TARGET_AVX512 void AdderTaskAvx512(const Add2dTask& t) { AdderTask<16, 6, 2>(t); }
+#endif
+
+struct AdderVariant {
+  void (*run)(const Add2dTask&);
+  int64_t micro_pixels;    // NR
+  int64_t micro_channels;  // MR
+};
+
+AdderVariant SelectVariant() {
+  switch (ActiveIsa()) {
+#if HOLOCRON_X86
+    case Isa::kAvx512:
+      return {&AdderTaskAvx512, 32, 6};
+    case Isa::kAvx2:
+      return {&AdderTaskAvx2, 16, 4};
+#endif
+    default:
+      return {&AdderTaskBaseline, 8, 4};
+  }
+}
+
+// Writes elements [l0, l0 + rows) of the slices of output pixels [first, first + count) of one (image, group) into
+// panel rows of ld floats (row r holds element l0 + r), zeros for the padding and for the columns past count. The
+// rows are visited tap column j first, as the window geometry depends on j only.
+void PackPanel(const Add2dParams& p, const float* x_group, int64_t first, int64_t count, int64_t ld, int64_t l0,
+               int64_t rows, float* panel) {
+  const Window2d& g = p.window;
+  const int64_t l1 = l0 + rows;
+  for (int64_t jj = 0; jj < std::min(g.kernel_w, rows); ++jj) {
+    const int64_t j = (l0 + jj) % g.kernel_w;
+    // Output columns x whose tap j lands inside the input row: 0 <= x * sW + offset < W.
+    const int64_t offset = j * g.dilation_w - g.pad_left;
+    const int64_t x_lo = std::clamp<int64_t>(-FloorDiv(offset, g.stride_w), 0, g.out_w);
+    const int64_t x_hi = std::clamp<int64_t>(FloorDiv(g.width - 1 - offset, g.stride_w) + 1, 0, g.out_w);
+    // The block's elements of tap column j: l = q * kW + j, q = c * kH + i, from the first l >= l0.
+    const int64_t q0 = (l0 + jj) / g.kernel_w;
+    int64_t c = q0 / g.kernel_h;
+    int64_t i = q0 % g.kernel_h;
+    for (int64_t l = l0 + jj; l < l1; l += g.kernel_w) {
+      const float* plane = x_group + c * g.height * g.width;
+      float* dst = panel + (l - l0) * ld;
+      int64_t done = 0;
+      while (done < count) {
+        const int64_t pixel = first + done;
+        const int64_t y = pixel / g.out_w;
+        const int64_t x0 = pixel % g.out_w;
+        const int64_t run = std::min(g.out_w - x0, count - done);
+        const int64_t iy = y * g.stride_h + i * g.dilation_h - g.pad_top;
+        float* out = dst + done - x0;  // out[x] is the panel entry of column x of this row
+        if (iy < 0 || iy >= g.height) {
+          std::fill(out + x0, out + x0 + run, 0.0f);
+        } else {
+          const float* row = plane + iy * g.width;
+          const int64_t x1 = x0 + run;
+          const int64_t a = std::clamp(x_lo, x0, x1);
+          const int64_t b = std::clamp(x_hi, a, x1);
+          std::fill(out + x0, out + a, 0.0f);
+          if (g.stride_w == 1) {
+            std::memcpy(out + a, row + a + offset, static_cast<size_t>(b - a) * sizeof(float));
+          } else {
+            for (int64_t x = a; x < b; ++x) out[x] = row[x * g.stride_w + offset];
+          }
+          std::fill(out + b, out + x1, 0.0f);
+        }
+        done += run;
+      }
+      std::fill(dst + count, dst + ld, 0.0f);
+      if (++i == g.kernel_h) {
+        i = 0;
+        ++c;
+      }
+    }
+  }
+}
+
+// Per-pixel statistics of normalize_slices: (S - mean(S)) / sqrt(var(S) + eps), biased variance, two passes in
+// double: the sum of the slice is exact for any realistic slice length, so a constant slice centres to exactly 0
+// (float32 rounding of the mean would leave ulp-sized residues that 1 / sqrt(eps) blows up), and near-constant
+// slices keep their relative accuracy. A slice with var + eps == 0 (constant, eps = 0) normalises to 0. The sums run
+// over the panel's rows (a row block of the slice) and accumulate over the blocks in l order. This pass is O(slice)
+// per pixel against the O(slice * C_out) of the distances.
+struct SliceStats {
+  double* mean;   // ld sums, then means
+  double* scale;  // ld sums of squared deviations, then 1 / sqrt(var + eps)
+  int64_t ld;
+
+  void Clear() {
+    std::fill(mean, mean + ld, 0.0);
+    std::fill(scale, scale + ld, 0.0);
+  }
+  void AddSums(const float* panel, int64_t rows) {
+    for (int64_t l = 0; l < rows; ++l) {
+      const float* row = panel + l * ld;
+      for (int64_t k = 0; k < ld; ++k) mean[k] += row[k];
+    }
+  }
+  void FinishMeans(int64_t slice) {
+    const double inv_slice = 1.0 / static_cast<double>(slice);
+    for (int64_t k = 0; k < ld; ++k) mean[k] *= inv_slice;
+  }
+  void AddSquares(const float* panel, int64_t rows) {
+    for (int64_t l = 0; l < rows; ++l) {
+      const float* row = panel + l * ld;
+      for (int64_t k = 0; k < ld; ++k) {
+        const double d = row[k] - mean[k];
+        scale[k] += d * d;
+      }
+    }
+  }
+  void FinishScales(int64_t slice, float eps) {
+    const double inv_slice = 1.0 / static_cast<double>(slice);
+    for (int64_t k = 0; k < ld; ++k) {
+      const double denominator = scale[k] * inv_slice + static_cast<double>(eps);
+      scale[k] = denominator > 0.0 ? 1.0 / std::sqrt(denominator) : 0.0;
+    }
+  }
+  void Normalize(float* panel, int64_t rows) const {
+    for (int64_t l = 0; l < rows; ++l) {
+      float* row = panel + l * ld;
+      for (int64_t k = 0; k < ld; ++k) row[k] = static_cast<float>((row[k] - mean[k]) * scale[k]);
+    }
+  }
+};
+
+}  // namespace
+
+void Add2dCpu(const Add2dParams& p, const float* x, const float* w, const float* bias, float* y,
+              const ParallelFor& parallel) {
+  const Window2d& g = p.window;
+  const AdderVariant variant = SelectVariant();
+  const int64_t group_in = g.channels / g.groups;
+  const int64_t group_out = p.out_channels / g.groups;
+  const int64_t slice = group_in * g.kernel_h * g.kernel_w;
+  const int64_t pixels = g.out_h * g.out_w;
+  if (g.batch == 0 || pixels == 0 || group_out == 0) return;
+
+  // Tiles of whole micro-tiles, as many as the panel budget allows, evened out over the image; slices longer than
+  // the budget allows for one micro-tile go through the panel in row blocks.
+  const int64_t blocks = CeilDiv(pixels, variant.micro_pixels);
+  const int64_t max_blocks =
+      std::clamp<int64_t>(kPanelBudgetFloats / (slice * variant.micro_pixels), 1, kMaxBlocksPerTile);
+  const int64_t tiles = CeilDiv(blocks, max_blocks);
+  const int64_t tile = CeilDiv(blocks, tiles) * variant.micro_pixels;
+  const int64_t panel_rows = std::min(slice, kPanelBudgetFloats / variant.micro_pixels);
+  // Few pixel tiles: split the output channels too, so every thread gets work.
+  const int64_t pixel_tasks = g.batch * g.groups * tiles;
+  const int64_t max_chunks = CeilDiv(group_out, variant.micro_channels);
+  const int64_t wanted_chunks = std::clamp<int64_t>(CeilDiv(TaskCountHint(), pixel_tasks), 1, max_chunks);
+  const int64_t chunk = CeilDiv(CeilDiv(group_out, wanted_chunks), variant.micro_channels) * variant.micro_channels;
+  const int64_t chunks = CeilDiv(group_out, chunk);
+
+  TaskFailures failures;
+  const auto task = [&](size_t index) {
+    const int64_t id = static_cast<int64_t>(index);
+    const int64_t chunk_id = id % chunks;
+    const int64_t tile_id = (id / chunks) % tiles;
+    const int64_t group = (id / (chunks * tiles)) % g.groups;
+    const int64_t n = id / (chunks * tiles * g.groups);
+    const int64_t first = tile_id * tile;
+    const int64_t count = std::min(tile, pixels - first);
+    const int64_t ld = CeilDiv(count, variant.micro_pixels) * variant.micro_pixels;
+    const int64_t rows = std::min(slice, panel_rows);
+    // Panel, then 2 * ld doubles of slice statistics (ld is a multiple of 8: they stay aligned).
+    Scratch scratch(static_cast<size_t>(rows * ld + 4 * ld));
+    if (scratch.data() == nullptr) {
+      failures.Record();
+      return;
+    }
+    float* panel = scratch.data();
+    auto* stats_data = reinterpret_cast<double*>(panel + rows * ld);
+    SliceStats stats{stats_data, stats_data + ld, ld};
+    const float* x_group = x + (n * g.channels + group * group_in) * g.height * g.width;
+    if (p.normalize_slices && rows < slice) {  // statistics of the whole slice, block by block
+      stats.Clear();
+      for (int64_t l0 = 0; l0 < slice; l0 += rows) {
+        const int64_t block_rows = std::min(rows, slice - l0);
+        PackPanel(p, x_group, first, count, ld, l0, block_rows, panel);
+        stats.AddSums(panel, block_rows);
+      }
+      stats.FinishMeans(slice);
+      for (int64_t l0 = 0; l0 < slice; l0 += rows) {
+        const int64_t block_rows = std::min(rows, slice - l0);
+        PackPanel(p, x_group, first, count, ld, l0, block_rows, panel);
+        stats.AddSquares(panel, block_rows);
+      }
+      stats.FinishScales(slice, p.eps);
+    }
+    const int64_t o0 = group * group_out + chunk_id * chunk;
+    for (int64_t l0 = 0; l0 < slice; l0 += rows) {
+      const int64_t block_rows = std::min(rows, slice - l0);
+      PackPanel(p, x_group, first, count, ld, l0, block_rows, panel);
+      if (p.normalize_slices) {
+        if (rows == slice) {  // the whole slice in the panel
+          stats.Clear();
+          stats.AddSums(panel, slice);
+          stats.FinishMeans(slice);
+          stats.AddSquares(panel, slice);
+          stats.FinishScales(slice, p.eps);
+        }
+        stats.Normalize(panel, block_rows);
+      }
+      Add2dTask t;
+      t.panel = panel;
+      t.ld = ld;
+      t.pixels = count;
+      t.rows = block_rows;
+      t.w_stride = slice;
+      t.first = l0 == 0;
+      t.last = l0 + block_rows == slice;
+      t.w = w + o0 * slice + l0;
+      t.bias = p.has_bias ? bias + o0 : nullptr;
+      t.channels = std::min(chunk, group_out - chunk_id * chunk);
+      t.y = y + (n * p.out_channels + o0) * pixels + first;
+      t.y_stride = pixels;
+      variant.run(t);
+    }
+  };
+  parallel(static_cast<size_t>(g.batch * g.groups * tiles * chunks), task);
+  failures.ThrowIfAny();
+}
+
+// float16: through float32 scratch (kernels/half_chunks.h).
+void Add2dCpuHalf(const Add2dParams& p, const uint16_t* x, const uint16_t* w, const uint16_t* bias, uint16_t* y,
+                  const ParallelFor& parallel) {
+  const Window2d& g = p.window;
+  const int64_t slice = g.channels / std::max<int64_t>(g.groups, 1) * g.kernel_h * g.kernel_w;
+  const std::vector<float> w_float = half_chunks::ConvertAll(w, p.out_channels * slice, parallel);
+  const std::vector<float> b_float = half_chunks::ConvertAll(p.has_bias ? bias : nullptr, p.out_channels, parallel);
+  std::array<half_chunks::Stream, 2> streams{half_chunks::Stream{g.channels * g.height * g.width, x, nullptr},
+                                             half_chunks::Stream{p.out_channels * g.out_h * g.out_w, nullptr, y}};
+  half_chunks::InChunks(g.batch, streams, parallel, [&](int64_t images) {
+    Add2dParams chunk = p;
+    chunk.window.batch = images;
+    Add2dCpu(chunk, streams[0].scratch.data(), w_float.data(), p.has_bias ? b_float.data() : nullptr,
+             streams[1].scratch.data(), parallel);
+  });
+}
+
+}  // namespace holocron::kernels
