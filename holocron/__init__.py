@@ -62,3 +62,8 @@ def _use_installed_subpackages() -> None:
 
 
 _use_installed_subpackages()
+
+# Upstream holocron's sub-packages (models, trainer, ...) when it is installed beside this package (see _upstream).
+from holocron import _upstream  # noqa: E402
+
+_upstream.extend_path(__path__)

@@ -26,7 +26,7 @@ def init_module(module: nn.Module, nonlinearity: str = "relu") -> None:
     """
     for layer in module.modules():
         if isinstance(layer, _ConvNd):
-            nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity=nonlinearity)
+            nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity=nonlinearity)  # type: ignore[arg-type]
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
         elif isinstance(layer, (_BatchNorm, nn.GroupNorm)):

@@ -248,7 +248,8 @@ CASES = {
 
 def test_every_exported_class_is_covered():
     covered = {case_id.split("-")[0] for case_id in CASES}
-    assert covered == set(hnn.__all__) - {"functional"}
+    # ConcatDownsample2dJit is a TorchScript class, not a module: it has no module repr (nor has upstream's).
+    assert covered == set(hnn.__all__) - {"functional", "ConcatDownsample2dJit"}
 
 
 @pytest.mark.parametrize("case_id", list(CASES))

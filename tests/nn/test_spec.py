@@ -1,4 +1,5 @@
-"""Constructor signatures and bases of the 26 public layers, as the reference holocron.nn defines them.
+"""Constructor signatures and bases of the 26 public layers and of the TorchScript class ConcatDownsample2dJit, as
+the reference holocron.nn defines them.
 
 The expected signatures are data kept in this file (argument names, kinds, defaults and the direct base class), so that
 the check runs in every clone; annotations are not compared (ours may be wider, e.g. NormConv2d takes pairs).
@@ -48,6 +49,7 @@ EXPECTED_SOURCE = {
     ),
     "DropBlock2d": ("Module", "p=0.1, block_size=7, inplace=False"),
     "ConcatDownsample2d": ("Module", "scale_factor"),
+    "ConcatDownsample2dJit": ("object", "scale_factor"),
     "GlobalAvgPool2d": ("Module", "flatten=False"),
     "GlobalMaxPool2d": ("Module", "flatten=False"),
     "BlurPool2d": ("Module", "channels, kernel_size=3, stride=2"),
@@ -96,7 +98,7 @@ def test_parse_arguments():
 
 
 def test_expected_data_lists_exactly_the_exported_classes():
-    assert len(EXPECTED) == 26
+    assert len(EXPECTED) == 27
     assert set(EXPECTED) == set(hnn.__all__) - {"functional"}
 
 

@@ -1,5 +1,7 @@
 """Functional interface of ``holocron.nn``: every layer's computation as a TorchScript-compatible function."""
 
+from holocron._upstream import upstream_package_dir
+
 from .activation import hard_mish, nl_relu
 from .conv import add2d, involution2d, norm_conv2d
 from .dropblock import dropblock2d
@@ -29,3 +31,7 @@ __all__ = [
     "poly_loss",
     "z_pool",
 ]
+
+# Upstream's modules import this package too (its own functional.py is shadowed by this folder): when upstream was
+# installed over this package, that is where the mix is found and explained.
+upstream_package_dir()

@@ -70,7 +70,7 @@ def norm_conv2d(
     out_h = conv_output_size(x.shape[2], kernel_size[0], stride_[0], padding_[0], dilation_[0])
     out_w = conv_output_size(x.shape[3], kernel_size[1], stride_[1], padding_[1], dilation_[1])
     # (N, G, C_in / G * kH * kW, L): the channels of a group are contiguous in unfold's (c, i, j) order
-    slices = F.unfold(x, kernel_size, dilation_, padding_, stride_)
+    slices = F.unfold(x, kernel_size, dilation_, padding_, stride_)  # type: ignore[arg-type]
     slices = slices.reshape(batch, groups, -1, slices.shape[-1])
     centered = slices - slices.mean(dim=2, keepdim=True)
     normalized = centered * (centered.pow(2).mean(dim=2, keepdim=True) + eps).rsqrt()

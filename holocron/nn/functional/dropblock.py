@@ -9,7 +9,14 @@ from torch import Tensor
 __all__ = ["dropblock2d"]
 
 
-def dropblock2d(x: Tensor, p: float, block_size: int, inplace: bool = False, training: bool = True) -> Tensor:
+def dropblock2d(
+    x: Tensor,
+    p: float | None = None,
+    block_size: int = 7,
+    inplace: bool = False,
+    training: bool = True,
+    drop_prob: float | None = None,
+) -> Tensor:
     r"""DropBlock from
     `DropBlock: A regularization method for convolutional networks <https://arxiv.org/pdf/1810.12890.pdf>`_.
 
@@ -24,16 +31,27 @@ def dropblock2d(x: Tensor, p: float, block_size: int, inplace: bool = False, tra
     activations are rescaled by ``numel(mask) / count_ones(mask)`` (no rescaling when everything is dropped). Outside
     training, or with ``p = 0``, the input is returned unchanged.
 
+    Upstream holocron named the probability ``drop_prob``; it is accepted as a keyword with the same meaning (the
+    fraction of activations to drop), so ``dropblock2d(x, drop_prob=0.1, block_size=7)`` equals
+    ``dropblock2d(x, 0.1, 7)``. Give one of ``p`` and ``drop_prob``.
+
     Args:
         x: input tensor of shape (N, C, H, W)
         p: probability of dropping an activation, in [0, 1]
         block_size: side of the dropped square blocks (>= 1)
         inplace: whether ``x`` should be overwritten with the result
         training: whether to drop blocks at all
+        drop_prob: upstream's name of ``p``
 
     Returns:
         tensor of the same shape as ``x``
     """
+    if drop_prob is not None:
+        if p is not None:
+            raise ValueError("arguments `p` and `drop_prob` (upstream's name of `p`) were both given: pass only `p`")
+        p = drop_prob
+    if p is None:
+        raise TypeError("dropblock2d() missing argument `p`, the probability of dropping an activation, in [0, 1]")
     if not training or p == 0.0:
         return x
     if x.dim() != 4:

@@ -47,12 +47,24 @@ def _target_weights(x: Tensor, target: Tensor, weight: Tensor | None, ignore_ind
 
 
 def _reduce(loss: Tensor, weights: Tensor, reduction: str) -> Tensor:
-    """Apply ``reduction`` to already weighted per-position losses; 'mean' divides by the sum of ``weights``."""
+    """Apply ``reduction`` to already weighted per-position losses; 'mean' divides by the sum of ``weights``.
+
+    When nothing counts (every position ignored or weighted 0) the loss, made of zeros, is returned as 0 for 'mean'
+    (not 0 / 0), with a zero gradient, as upstream does.
+    """
     if reduction == "sum":
         return loss.sum()
     if reduction == "mean":
-        return loss.sum() / weights.sum()
+        total = weights.sum()
+        return loss.sum() / torch.where(total > 0, total, torch.ones_like(total))
     return loss
+
+
+def _accumulation_dtype(x: Tensor) -> Tensor:
+    """``x`` in float32 when it is float16 or bfloat16, so that losses over many positions sum in float32."""
+    if x.dtype == torch.float16 or x.dtype == torch.bfloat16:
+        return x.float()
+    return x
 
 
 def focal_loss(
@@ -85,6 +97,7 @@ def focal_loss(
     """
     check_reduction(reduction)
     check_hard_target(x, target)
+    x = _accumulation_dtype(x)
     alpha, safe_target = _target_weights(x, target, weight, ignore_index)
     logpt = F.log_softmax(x, dim=1).gather(1, safe_target.unsqueeze(1)).squeeze(1)
     loss = -alpha * (1 - logpt.exp()).pow(gamma) * logpt
@@ -225,6 +238,7 @@ def mutual_channel_loss(
         raise ValueError(f"input is expected to have shape (N, K * xi, ...), received shape {x.shape}")
     if xi < 1 or x.shape[1] % xi != 0:
         raise ValueError(f"input channels ({x.shape[1]}) are expected to be a multiple of `xi` ({xi})")
+    x = _accumulation_dtype(x)
     dense = target.dim() == x.dim() - 1 and target.dim() > 1
     if dense:
         if target.shape[0] != x.shape[0] or target.shape[1:] != x.shape[2:]:

@@ -3,7 +3,15 @@
 from .activation import FReLU, HardMish, NLReLU
 from .attention import SAM, TripletAttention
 from .conv import Add2d, Involution2d, NormConv2d, PyConv2d, SlimConv2d
-from .downsample import SPP, BlurPool2d, ConcatDownsample2d, GlobalAvgPool2d, GlobalMaxPool2d, ZPool
+from .downsample import (
+    SPP,
+    BlurPool2d,
+    ConcatDownsample2d,
+    ConcatDownsample2dJit,
+    GlobalAvgPool2d,
+    GlobalMaxPool2d,
+    ZPool,
+)
 from .dropblock import DropBlock2d
 from .lambda_layer import LambdaLayer
 from .loss import (
@@ -25,6 +33,7 @@ __all__ = [
     "ClassBalancedWrapper",
     "ComplementCrossEntropy",
     "ConcatDownsample2d",
+    "ConcatDownsample2dJit",
     "DiceLoss",
     "DropBlock2d",
     "FReLU",

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import functional as F
+from .._upstream_state import UpstreamAttributes, accepts_upstream_state
 from .._validation import HolocronArgumentError, check_positive, check_positive_int
 
 __all__ = ["FReLU", "HardMish", "NLReLU"]
@@ -46,6 +47,8 @@ class HardMish(_Activation):
         return F.hard_mish(x, inplace=self.inplace)
 
 
+# Upstream's releases up to 0.2.1 had no ``beta`` (the activation was ``ln(1 + max(0, x))``).
+@accepts_upstream_state(UpstreamAttributes(attributes={"beta": lambda _: 1.0}))
 class NLReLU(_Activation):
     r"""Implements the Natural-Logarithm ReLU activation module from `Natural-Logarithm-Rectified Activation
     Function in Convolutional Neural Networks <https://arxiv.org/pdf/1908.03682.pdf>`_.

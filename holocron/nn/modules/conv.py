@@ -11,7 +11,10 @@ from torch.nn.functional import pad
 from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.utils import _pair
 
+from holocron.contract import ADD2D
+
 from .. import functional as F
+from .._upstream_state import UpstreamAttributes, accepts_upstream_state
 from .._validation import (
     HolocronArgumentError,
     check_divisible,
@@ -38,7 +41,7 @@ def _size_pair(value: int | tuple[int, ...], name: str, minimum: int) -> tuple[i
         check(value[1], f"{name}[1]")
         return (value[0], value[1])
     check(value, name)
-    return (value, value)  # type: ignore[return-value]
+    return (value, value)
 
 
 def _check_conv_args(
@@ -115,7 +118,7 @@ class _NormConvNd(_ConvNd):
         # tuple-valued padding computed at run time inside a scripted module ("Couldn't lower all tuples").
         if self.padding_mode != "zeros":
             return self._conv(pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode), (0, 0))
-        return self._conv(x, self.padding)
+        return self._conv(x, self.padding)  # type: ignore[arg-type]
 
     def _conv(self, x: Tensor, padding: tuple[int, int]) -> Tensor:
         """The layer's sliding-window function of ``x`` (already padded unless ``padding_mode`` is 'zeros')."""
@@ -175,7 +178,7 @@ class NormConv2d(_NormConvNd):
         )
 
     def _conv(self, x: Tensor, padding: tuple[int, int]) -> Tensor:
-        return F.norm_conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups, self.eps)
+        return F.norm_conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups, self.eps)  # type: ignore[arg-type]
 
 
 class Add2d(_NormConvNd):
@@ -237,10 +240,23 @@ class Add2d(_NormConvNd):
             normalize_slices,
             eps,
         )
+        # The op contract bounds every attribute: a larger one exports a model that the kernels refuse.
+        ADD2D.attribute("strides").check("Add2d", self.stride, "stride")
+        ADD2D.attribute("dilations").check("Add2d", self.dilation, "dilation")
+        if not isinstance(self.padding, str):
+            ADD2D.attribute("pads").check("Add2d", self.padding, "padding", count=2)
 
     def _conv(self, x: Tensor, padding: tuple[int, int]) -> Tensor:
         return F.add2d(
-            x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups, self.normalize_slices, self.eps
+            x,
+            self.weight,
+            self.bias,
+            self.stride,  # type: ignore[arg-type]
+            padding,
+            self.dilation,  # type: ignore[arg-type]
+            self.groups,
+            self.normalize_slices,
+            self.eps,
         )
 
 
@@ -427,6 +443,16 @@ class PyConv2d(nn.ModuleList):
         return torch.cat([conv(x) for conv in self], dim=1)
 
 
+# Upstream keeps the window geometry in its ``unfold`` module only.
+@accepts_upstream_state(
+    UpstreamAttributes(
+        attributes={
+            "stride": lambda m: m.unfold.stride,
+            "padding": lambda m: m.unfold.padding,
+            "dilation": lambda m: m.unfold.dilation,
+        }
+    )
+)
 class Involution2d(nn.Module):
     """Implements the convolution module from `Involution: Inverting the Inherence of Convolution for Visual
     Recognition <https://arxiv.org/pdf/2103.06255.pdf>`_, adapted from the proposed PyTorch implementation in the

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import Tensor, nn
 
 from .. import functional as F
+from .._upstream_state import UpstreamAttributes, accepts_upstream_state
 from .._validation import HolocronArgumentError, check_positive_int
 
-__all__ = ["SPP", "BlurPool2d", "ConcatDownsample2d", "GlobalAvgPool2d", "GlobalMaxPool2d", "ZPool"]
+__all__ = [
+    "SPP",
+    "BlurPool2d",
+    "ConcatDownsample2d",
+    "ConcatDownsample2dJit",
+    "GlobalAvgPool2d",
+    "GlobalMaxPool2d",
+    "ZPool",
+]
 
 
 class ConcatDownsample2d(nn.Module):
@@ -32,6 +42,28 @@ class ConcatDownsample2d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.concat_downsample2d(x, self.scale_factor)
+
+
+class ConcatDownsample2dJit:
+    """:class:`ConcatDownsample2d` as a TorchScript class (not a module): the same loss-less downsampling from
+    `YOLO9000: Better, Faster, Stronger <https://pjreddie.com/media/files/papers/YOLO9000.pdf>`_, callable from
+    Python and usable as a value inside scripted code.
+
+    Args:
+        scale_factor: spatial scaling factor
+    """
+
+    def __init__(self, scale_factor: int) -> None:
+        self.scale_factor = scale_factor
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return F.concat_downsample2d(x, self.scale_factor)
+
+
+with warnings.catch_warnings():
+    # Compiled once at import, as upstream's; torch's deprecation notice of torch.jit.script stays out of the logs.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    ConcatDownsample2dJit = torch.jit.script(ConcatDownsample2dJit)  # type: ignore[misc]
 
 
 def _check_4d(x: Tensor) -> None:
@@ -100,6 +132,19 @@ def _binomial_filter(kernel_size: int) -> Tensor:
     return (row[:, None] * row[None, :]).to(torch.float32)
 
 
+def _blur_filters(channels: int, kernel_size: int) -> Tensor:
+    """One binomial filter per channel, shape (channels, 1, kernel_size, kernel_size), for a grouped convolution."""
+    return _binomial_filter(kernel_size).expand(channels, 1, kernel_size, kernel_size).clone()
+
+
+# Upstream builds the filter in each forward from its ``_coeffs`` (a cache dict ``kernel`` beside them).
+@accepts_upstream_state(
+    UpstreamAttributes(
+        attributes={"pad_size": lambda m: _blur_padding(m.kernel_size, m.stride)},
+        buffers={"filt": lambda m: _blur_filters(m.channels, m.kernel_size)},
+        dropped=("_coeffs", "kernel"),
+    )
+)
 class BlurPool2d(nn.Module):
     """Ross Wightman's `implementation <https://github.com/rwightman/pytorch-image-models/blob/master/timm/models/layers/blur_pool.py>`_
     of blur pooling module as described in `Making Convolutional Networks Shift-Invariant
@@ -129,8 +174,7 @@ class BlurPool2d(nn.Module):
         self.stride: int = stride
         self.pad_size: int = _blur_padding(kernel_size, stride)
         self.padding = nn.ReflectionPad2d(self.pad_size)
-        blur_filter = _binomial_filter(kernel_size).expand(channels, 1, kernel_size, kernel_size).clone()
-        self.register_buffer("filt", blur_filter, persistent=False)
+        self.register_buffer("filt", _blur_filters(channels, kernel_size), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
         _check_4d(x)
@@ -141,7 +185,7 @@ class BlurPool2d(nn.Module):
                 f"input spatial size ({x.shape[2]}, {x.shape[3]}) is expected to exceed the reflection padding"
                 f" ({self.pad_size})"
             )
-        return nn.functional.conv2d(self.padding(x), self.filt.to(x.dtype), stride=self.stride, groups=self.channels)
+        return nn.functional.conv2d(self.padding(x), self.filt.to(x.dtype), stride=self.stride, groups=self.channels)  # type: ignore[arg-type]
 
     def extra_repr(self) -> str:
         return f"{self.channels}, kernel_size={self.kernel_size}, stride={self.stride}"

@@ -1,5 +1,7 @@
 """Regularization layers."""
 
+from typing import Any
+
 from torch import Tensor, nn
 
 from .. import functional as F
@@ -33,6 +35,17 @@ class DropBlock2d(nn.Module):
         self.p = p
         self.block_size: int = block_size
         self.inplace: bool = inplace
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "drop_prob":
+            # Upstream's property held p / block_size ** 2, which its module passed as the functional's drop
+            # probability (so that it dropped about p / block_size ** 2 of the activations, not p).
+            raise AttributeError(
+                "DropBlock2d.drop_prob was removed: upstream's value (p / block_size ** 2) was the seed rate its "
+                "functional divided by block_size ** 2 again, so it dropped far fewer activations than `p`. This "
+                "module drops a fraction `p` of the activations in training: read or set `p` instead."
+            )
+        return super().__getattr__(name)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.dropblock2d(x, self.p, self.block_size, self.inplace, self.training)

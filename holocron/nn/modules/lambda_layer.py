@@ -7,11 +7,18 @@ from torch import Tensor, nn
 
 from holocron import ops
 
+from .._upstream_state import UpstreamAttributes, accepts_upstream_state
 from .._validation import HolocronArgumentError, check_positive_int
+
+#: Largest global positional embedding (n * n * dim_k * dim_u elements): 2 GiB of float32, the most one ONNX file
+#: holds; beyond it the construction alone would allocate terabytes.
+MAX_POSITION_ELEMENTS = 1 << 29
 
 __all__ = ["LambdaLayer"]
 
 
+# Upstream registers only the embedding in use, and no ``padding`` for the global one.
+@accepts_upstream_state(UpstreamAttributes(none_parameters=("R", "pos_emb"), attributes={"padding": lambda _: 0}))
 class LambdaLayer(nn.Module):
     r"""Lambda layer from `LambdaNetworks: Modeling long-range interactions without
     attention <https://openreview.net/pdf?id=xTJEN-ggl1b>`_. The implementation was adapted from
@@ -85,6 +92,12 @@ class LambdaLayer(nn.Module):
                     "You must specify the total sequence length (h x w): argument `n` or `r` is required"
                 )
             check_positive_int(n, "n")
+            if n * n * dim_k * dim_u > MAX_POSITION_ELEMENTS:
+                raise HolocronArgumentError(
+                    f"the global positional embedding has n * n * dim_k * dim_u = {n * n * dim_k * dim_u} elements, "
+                    f"more than {MAX_POSITION_ELEMENTS} (2 GiB of float32, an ONNX file's limit): argument `n` "
+                    f"received {n}; use local contexts (`r`) for large inputs"
+                )
             self.padding = 0
             self.pos_emb = nn.Parameter(torch.randn(n, n, dim_k, dim_u))
             self.register_parameter("R", None)

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import functional as F
+from .._upstream_state import UpstreamAttributes, accepts_upstream_state
 from .._validation import HolocronArgumentError, check_in_range, check_positive, check_positive_int
 
 __all__ = [
@@ -20,11 +21,15 @@ __all__ = [
 ]
 
 
+# Upstream keeps a missing weight (and, before 0.2, every weight) in a plain attribute.
+@accepts_upstream_state(UpstreamAttributes(plain_buffers=("weight",)))
 class Loss(nn.Module):
     """Base loss class.
 
-    The class weights are kept in the buffer ``weight`` (``None`` when not given), so that they follow the module
-    across devices and dtypes and are saved in its ``state_dict``.
+    The class weights are kept in the buffer ``weight``, so that they follow the module across devices and dtypes and
+    are saved in its ``state_dict``. Without weights it is a non-persistent ``None`` buffer: weights set later (as
+    :class:`ClassBalancedWrapper` does) follow the module but stay out of the ``state_dict``, where upstream kept
+    them in a plain attribute.
 
     Args:
         weight: class weight for loss computation: a float ``w`` (binary weights ``[w, 1 - w]``), a list of floats or
@@ -52,12 +57,12 @@ class Loss(nn.Module):
         elif isinstance(weight, Tensor):
             self.register_buffer("weight", weight)
         elif weight is None:
-            self.register_buffer("weight", None)
+            self.register_buffer("weight", None, persistent=False)
         else:
             raise TypeError(
                 f"argument `weight` is expected to be a float, a list of floats, a Tensor or None, received {weight!r}"
             )
-        if self.weight is not None and self.weight.dim() != 1:
+        if self.weight is not None and self.weight.dim() != 1:  # type: ignore[operator]
             raise HolocronArgumentError(
                 f"argument `weight` is expected to hold one weight per class (1D), received shape {self.weight.shape}"
             )
@@ -104,7 +109,7 @@ class FocalLoss(Loss):
         self.gamma = gamma
 
     def forward(self, x: Tensor, target: Tensor) -> Tensor:
-        return F.focal_loss(x, target, self.weight, self.ignore_index, self.reduction, self.gamma)
+        return F.focal_loss(x, target, self.weight, self.ignore_index, self.reduction, self.gamma)  # type: ignore[arg-type]
 
     def extra_repr(self) -> str:
         return f"gamma={self.gamma}, reduction='{self.reduction}'"
@@ -124,7 +129,7 @@ class MultiLabelCrossEntropy(Loss):
         super().__init__(*args, **kwargs)
 
     def forward(self, x: Tensor, target: Tensor) -> Tensor:
-        return F.multilabel_cross_entropy(x, target, self.weight, self.ignore_index, self.reduction)
+        return F.multilabel_cross_entropy(x, target, self.weight, self.ignore_index, self.reduction)  # type: ignore[arg-type]
 
     def extra_repr(self) -> str:
         return f"reduction='{self.reduction}'"
@@ -149,7 +154,7 @@ class ComplementCrossEntropy(Loss):
         self.gamma = gamma
 
     def forward(self, x: Tensor, target: Tensor) -> Tensor:
-        return F.complement_cross_entropy(x, target, self.weight, self.ignore_index, self.reduction, self.gamma)
+        return F.complement_cross_entropy(x, target, self.weight, self.ignore_index, self.reduction, self.gamma)  # type: ignore[arg-type]
 
     def extra_repr(self) -> str:
         return f"gamma={self.gamma}, reduction='{self.reduction}'"
@@ -170,7 +175,9 @@ class ClassBalancedWrapper(nn.Module):
 
     The factors become (or multiply) the class weights ``criterion.weight``, which is why the criterion must have a
     ``weight`` attribute (``None`` or a tensor of shape (K,)), as the losses of this module and
-    :class:`torch.nn.CrossEntropyLoss` do.
+    :class:`torch.nn.CrossEntropyLoss` do. As with upstream, ``criterion.weight`` is in the ``state_dict`` when the
+    criterion saves its weights (it had weights, or it is one of torch's losses) and not for a loss of this module
+    constructed without weights; the factors are recomputed from ``num_samples`` at construction either way.
 
     Args:
         criterion: loss module
@@ -196,11 +203,13 @@ class ClassBalancedWrapper(nn.Module):
         if current is None:
             cb_weights = cb_weights.to(torch.float32)
             if "weight" in self.criterion._buffers:
+                # Keeps the buffer's persistence: saved for torch's losses, not for ours (as upstream's wrapper).
                 self.criterion.weight = cb_weights
             else:
-                # A plain `None` attribute: turn it into a buffer so the weights follow the criterion's device.
+                # A plain `None` attribute: a buffer follows the criterion's device; non-persistent, as upstream
+                # leaves it out of the state_dict.
                 delattr(self.criterion, "weight")
-                self.criterion.register_buffer("weight", cb_weights)
+                self.criterion.register_buffer("weight", cb_weights, persistent=False)
         else:
             if not isinstance(current, Tensor) or current.shape != cb_weights.shape:
                 raise HolocronArgumentError(
@@ -216,6 +225,8 @@ class ClassBalancedWrapper(nn.Module):
         return f"{self.__class__.__name__}({self.criterion!r}, beta={self.beta})"
 
 
+# Upstream's 0.1 releases named ``xi`` ``chi``.
+@accepts_upstream_state(UpstreamAttributes(renamed={"chi": "xi"}, plain_buffers=("weight",)))
 class MutualChannelLoss(Loss):
     """Implements the mutual channel loss from
     `The Devil is in the Channels: Mutual-Channel Loss for Fine-Grained Image
@@ -250,7 +261,14 @@ class MutualChannelLoss(Loss):
 
     def forward(self, x: Tensor, target: Tensor) -> Tensor:
         return F.mutual_channel_loss(
-            x, target, self.weight, self.ignore_index, self.reduction, self.xi, self.alpha, self.training
+            x,
+            target,
+            self.weight,  # type: ignore[arg-type]
+            self.ignore_index,
+            self.reduction,
+            self.xi,
+            self.alpha,
+            self.training,
         )
 
     def extra_repr(self) -> str:
@@ -286,7 +304,7 @@ class DiceLoss(Loss):
         self.eps = eps
 
     def forward(self, x: Tensor, target: Tensor) -> Tensor:
-        return F.dice_loss(x, target, self.weight, self.gamma, self.eps)
+        return F.dice_loss(x, target, self.weight, self.gamma, self.eps)  # type: ignore[arg-type]
 
     def extra_repr(self) -> str:
         return f"reduction='{self.reduction}', gamma={self.gamma}, eps={self.eps}"
@@ -318,7 +336,7 @@ class PolyLoss(Loss):
         self.eps = eps
 
     def forward(self, x: Tensor, target: Tensor) -> Tensor:
-        return F.poly_loss(x, target, self.eps, self.weight, self.ignore_index, self.reduction)
+        return F.poly_loss(x, target, self.eps, self.weight, self.ignore_index, self.reduction)  # type: ignore[arg-type]
 
     def extra_repr(self) -> str:
         return f"eps={self.eps}, reduction='{self.reduction}'"
