@@ -18,11 +18,15 @@ Public API (imported on first use, as torch, onnx and onnxruntime are heavy):
 * the exceptions :class:`ExportError`, :class:`ModelLoadError`, :class:`UnsafePickleError`,
   :class:`OutputExistsError`, :class:`VerificationFailedError`.
 
-One module per stage: ``files`` (output checks, atomic writes), ``model_loading`` (model files, inputs, eval mode),
-``onnx_export`` (both torch exporters), ``onnx_graph`` (the ``holocron`` domain, fallback functions, names, checks),
-``torchscript_export``, ``verification`` (and its report), ``pipeline`` (``run_export``, which calls each stage once),
-``triton`` (model repositories), ``demo``, ``cli`` (``holocron-export``), ``verify_cli`` (``holocron-verify``)
-and ``errors``. onnxruntime sessions come from :mod:`holocron.runtime`.
+The package is layered along the data flow, each layer importing only those before it::
+
+    errors, files  ->  model/  ->  onnx/, torchscript, triton  ->  parity/  ->  pipeline  ->  cli/
+
+``errors`` and ``files`` (output checks, atomic writes) are the ground floor; ``model`` loads MODEL files, checks
+untrusted archives and their graphs, makes inputs and fixes modes; ``onnx`` holds both torch exporters, graph walking,
+the finalize step and the per-op exports; ``torchscript`` and ``triton`` write the other artifacts; ``parity``
+compares an artifact with eager PyTorch; ``pipeline`` is the one orchestrator (``run_export``, ``to_triton``); ``cli``
+holds ``holocron-export`` and ``holocron-verify``. onnxruntime sessions come from :mod:`holocron.runtime`.
 """
 
 from __future__ import annotations
@@ -31,21 +35,18 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .demo import DEMO_INPUT_SHAPE, build_demo_model
-    from .errors import ExportError, ModelLoadError, OutputExistsError, UnsafePickleError, VerificationFailedError
-    from .model_loading import LoadedModel, load_model
-    from .onnx_export import to_onnx, to_onnx_proto
-    from .ops import reattach_fallback_functions, to_float16
-    from .torchscript_export import to_torchscript
-    from .triton import to_triton
-    from .verification import (
-        ModuleComparison,
-        OutputComparison,
-        VerificationReport,
-        assert_close_to_eager,
-        verify,
-        verify_torchscript,
-    )
+    from .errors import ExportError, ModelLoadError, OutputExistsError, UnsafePickleError
+    from .model.demo import DEMO_INPUT_SHAPE, build_demo_model
+    from .model.loading import LoadedModel, load_model
+    from .onnx.exporters import to_onnx, to_onnx_proto
+    from .onnx.ops import reattach_fallback_functions, to_float16
+    from .parity.api import assert_close_to_eager, verify, verify_files, verify_torchscript
+    from .parity.criteria import ModuleComparison, OutputComparison, UnlocalizedModule
+    from .parity.interop import session_initializer
+    from .parity.junit import junit_xml
+    from .parity.report import VerificationFailedError, VerificationReport
+    from .pipeline import to_triton
+    from .torchscript import to_torchscript
 
 __all__ = [
     "DEMO_INPUT_SHAPE",
@@ -55,19 +56,23 @@ __all__ = [
     "ModuleComparison",
     "OutputComparison",
     "OutputExistsError",
+    "UnlocalizedModule",
     "UnsafePickleError",
     "VerificationFailedError",
     "VerificationReport",
     "assert_close_to_eager",
     "build_demo_model",
+    "junit_xml",
     "load_model",
     "reattach_fallback_functions",
+    "session_initializer",
     "to_float16",
     "to_onnx",
     "to_onnx_proto",
     "to_torchscript",
     "to_triton",
     "verify",
+    "verify_files",
     "verify_torchscript",
 ]
 
@@ -75,44 +80,53 @@ __all__ = [
 def _stage_of(name: str) -> ModuleType | None:
     """The module that defines the public ``name``, imported now (plain imports, so the dependencies are visible)."""
     if name in ("DEMO_INPUT_SHAPE", "build_demo_model"):
-        from . import demo
+        from .model import demo
 
         return demo
-    if name in ("ExportError", "ModelLoadError", "OutputExistsError", "UnsafePickleError", "VerificationFailedError"):
+    if name in ("ExportError", "ModelLoadError", "OutputExistsError", "UnsafePickleError"):
         from . import errors
 
         return errors
     if name in ("LoadedModel", "load_model"):
-        from . import model_loading
+        from .model import loading
 
-        return model_loading
+        return loading
     if name in ("to_onnx", "to_onnx_proto"):
-        from . import onnx_export
+        from .onnx import exporters
 
-        return onnx_export
+        return exporters
     if name in ("reattach_fallback_functions", "to_float16"):
-        from . import ops
+        from .onnx import ops
 
         return ops
     if name == "to_triton":
-        from . import triton
+        from . import pipeline
 
-        return triton
+        return pipeline
     if name == "to_torchscript":
-        from . import torchscript_export
+        from . import torchscript
 
-        return torchscript_export
-    if name in (
-        "ModuleComparison",
-        "OutputComparison",
-        "VerificationReport",
-        "assert_close_to_eager",
-        "verify",
-        "verify_torchscript",
-    ):
-        from . import verification
+        return torchscript
+    if name == "session_initializer":
+        from .parity import interop
 
-        return verification
+        return interop
+    if name == "junit_xml":
+        from .parity import junit
+
+        return junit
+    if name in ("ModuleComparison", "OutputComparison", "UnlocalizedModule"):
+        from .parity import criteria
+
+        return criteria
+    if name in ("VerificationFailedError", "VerificationReport"):
+        from .parity import report
+
+        return report
+    if name in ("assert_close_to_eager", "verify", "verify_files", "verify_torchscript"):
+        from .parity import api
+
+        return api
     return None
 
 

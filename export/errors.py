@@ -1,35 +1,24 @@
-"""Exceptions raised by ``holocron.export``, and the default tolerances that decide a verification failure.
+"""Exceptions raised by ``holocron.export`` (the ground floor: it imports nothing of the package).
 
 The command line turns these (and the ValueError/TypeError of bad arguments) into a one-line reason and a non-zero
 exit status; anything else is a bug, still reported in one line, with the traceback available (``--traceback``).
-This module imports no heavy library, so the command line reads the defaults while parsing its arguments.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .verification import VerificationReport
 
 __all__ = [
-    "DEFAULT_ATOL",
-    "DEFAULT_RTOL",
+    "MAX_INPUT_ELEMENTS",
     "ExportError",
+    "InputSizeError",
     "ModelLoadError",
     "OutputExistsError",
+    "OutputPathError",
     "UnsafePickleError",
-    "VerificationFailedError",
     "root_cause",
     "summarize_error",
 ]
-
-#: Default absolute tolerance of the verification: an output element passes when
-#: ``|exported - eager| <= atol + rtol * |eager|``.
-DEFAULT_ATOL = 1e-5
-#: Default relative tolerance of the verification (see :data:`DEFAULT_ATOL`).
-DEFAULT_RTOL = 1e-4
 
 
 class ExportError(RuntimeError):
@@ -68,17 +57,25 @@ class OutputExistsError(ExportError, FileExistsError):
         self.path = path
 
 
-class VerificationFailedError(ExportError):
-    """The exported model does not match eager PyTorch within tolerance.
+class OutputPathError(ExportError, ValueError):
+    """An output path cannot be used whatever ``overwrite`` says: two outputs (or an output and an input) are the
+    same file, or an output is a directory, device node, FIFO or socket. The command line exits 2 on it, before any
+    work.
 
     Args:
-        message: one-line summary of the failing outputs.
-        report: the full verification report.
+        message: what is wrong, naming Python arguments.
+        cli_message: the same naming the command line's flags.
     """
 
-    def __init__(self, message: str, report: VerificationReport | None = None) -> None:
-        super().__init__(message)
-        self.report = report
+
+#: Largest element count of one input (int32 indexing in the exporters and the runtime): ``--input-shape``'s bound,
+#: and that of every input built from a shape (an ARTIFACT's declared one, a ``--max-batch-size`` batch).
+MAX_INPUT_ELEMENTS = 2**31 - 1
+
+
+class InputSizeError(ExportError, ValueError):
+    """An input would have more than :data:`MAX_INPUT_ELEMENTS` elements; found before anything is allocated. The
+    command line exits 2 on it, naming the flag that sets the size."""
 
 
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")

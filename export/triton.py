@@ -12,36 +12,37 @@ session. :func:`write_repository` lays out one model of such a repository::
           model.onnx
 
 The library path written into the config is the one the *server* opens, so it is a path inside the serving
-container: by default ``/models/NAME/<library file>``, which is right when the repository is mounted at ``/models``
-(``docker run -v REPO:/models ... tritonserver --model-repository=/models``); ``op_library_path`` overrides it.
+container: ``SERVER_REPOSITORY/NAME/<library file>``, where ``server_repository`` is where the repository is mounted
+there: ``/models`` by default, as in Triton's own examples (``docker run -v REPO:/models ... tritonserver
+--model-repository=/models``), ``/mnt/models`` under KServe; ``op_library_path`` names any other place.
+
+Triton releases before 25.03 ship an onnxruntime older than 1.21, which refuses the library (it needs API version
+21): ``op_library=False`` writes neither the library nor ``model_operations``, and such a server runs the
+``holocron`` nodes on the standard-ONNX fallback functions every exported model carries.
 
 The model folder is assembled in a hidden temporary folder inside ``REPO`` and renamed into place, so a server
-polling the repository never sees half a model, and other models of the repository are never touched.
+polling the repository never sees half a model, and other models of the repository are never touched. Replacing a
+model never loses a version: writers take an exclusive lock on the ``REPO`` folder itself (``flock``); the new
+folder gets the other versions as hard links (copies where the file system has none) while the old folder stays
+whole, then two renames swap them. A writer killed between the renames leaves the old folder as
+``REPO/.NAME.<random>.old``: the next writer of that model puts it back (or, when the swap had completed, removes
+it once every version in it is also in the model folder), and names any leftover it cannot account for.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import onnx
 
-from .errors import OutputExistsError, VerificationFailedError
-
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-    import torch
-    from torch import nn
-
-    from .onnx_export import Exporter
+from .errors import OutputExistsError
+from .files import MAX_FOLDER_NAME_BYTES, folder_lock, recover_folder, staging_folder, swap_folder_into_place
 
 __all__ = [
     "DEFAULT_SERVER_REPOSITORY",
@@ -50,20 +51,23 @@ __all__ = [
     "check_repository_slot",
     "config_pbtxt",
     "server_library_path",
-    "to_triton",
     "write_repository",
 ]
 
-InstanceKind = Literal["gpu", "cpu"]
+InstanceKind = Literal["auto", "gpu", "cpu"]
+_KINDS: dict[str, str] = {"auto": "KIND_AUTO", "gpu": "KIND_GPU", "cpu": "KIND_CPU"}
 
 #: Where the repository is mounted inside the serving container in Triton's own examples.
 DEFAULT_SERVER_REPOSITORY = "/models"
+#: Oldest Triton release whose onnxruntime backend (1.21) loads the op library.
+FIRST_TRITON_WITH_LIBRARY = "25.03"
 _MODEL_FILE = "model.onnx"
 _CONFIG_FILE = "config.pbtxt"
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 
+
 # ONNX element type -> Triton data type (the types an exported holocron model can carry at its boundary).
-_TRITON_TYPES = {
+_TRITON_TYPES: dict[int, str] = {
     onnx.TensorProto.FLOAT: "TYPE_FP32",
     onnx.TensorProto.FLOAT16: "TYPE_FP16",
     onnx.TensorProto.BFLOAT16: "TYPE_BF16",
@@ -86,18 +90,25 @@ class TritonOptions:
         model_version: version folder, >= 1.
         max_batch_size: largest batch Triton forms; 0 disables batching (dims then include the batch dimension).
             Batching needs a model whose inputs and outputs have a symbolic first dimension.
-        instance_kind: ``gpu`` (``KIND_GPU``) or ``cpu`` (``KIND_CPU``).
+        instance_kind: ``auto`` (``KIND_AUTO``: the GPUs where the server has some, else the CPU), ``gpu``
+            (``KIND_GPU``) or ``cpu`` (``KIND_CPU``).
         instances: model instances per device, >= 1.
         op_library_path: path of holocron's op library as the server sees it; None uses
-            ``/models/<model_name>/<library file>``.
+            ``<server_repository>/<model_name>/<library file>``.
+        server_repository: where the repository is mounted in the serving container (``/models``; KServe:
+            ``/mnt/models``).
+        op_library: copy the op library and name it in ``model_operations``; False serves the ``holocron`` nodes on
+            their fallback functions (Triton releases before 25.03).
     """
 
     model_name: str
     model_version: int = 1
     max_batch_size: int = 0
-    instance_kind: InstanceKind = "gpu"
+    instance_kind: InstanceKind = "auto"
     instances: int = 1
     op_library_path: str | None = None
+    server_repository: str = DEFAULT_SERVER_REPOSITORY
+    op_library: bool = True
 
     def __post_init__(self) -> None:
         if not _NAME_PATTERN.fullmatch(self.model_name) or self.model_name in {".", ".."}:
@@ -112,17 +123,21 @@ class TritonOptions:
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"`{label}` must be an int >= {low}; got {value!r}")
-        if self.instance_kind not in ("gpu", "cpu"):
-            raise ValueError(f"`instance_kind` must be 'gpu' or 'cpu'; got {self.instance_kind!r}")
+        if self.instance_kind not in _KINDS:
+            raise ValueError(f"`instance_kind` must be 'auto', 'gpu' or 'cpu'; got {self.instance_kind!r}")
         if self.op_library_path is not None and not self.op_library_path.strip():
             raise ValueError("`op_library_path` must be a non-empty path")
+        if not self.server_repository.startswith("/"):
+            raise ValueError(f"`server_repository` must be an absolute path; got {self.server_repository!r}")
+        if not self.op_library and self.op_library_path is not None:
+            raise ValueError("`op_library_path` has no use with op_library=False")
 
 
 def server_library_path(options: TritonOptions, library_file: str) -> str:
-    """The library path the config names: ``options.op_library_path`` or the default inside ``/models``."""
+    """The library path the config names: ``options.op_library_path`` or the model folder in the server's mount."""
     if options.op_library_path is not None:
         return options.op_library_path
-    return f"{DEFAULT_SERVER_REPOSITORY}/{options.model_name}/{library_file}"
+    return f"{options.server_repository.rstrip('/')}/{options.model_name}/{library_file}"
 
 
 def _quote(text: str) -> str:
@@ -204,49 +219,63 @@ def config_pbtxt(model: onnx.ModelProto, options: TritonOptions, library_path: s
     lines += _io_block("output", list(model.graph.output), batching)
     if batching:
         lines.append("dynamic_batching { }")
-    kind = "KIND_GPU" if options.instance_kind == "gpu" else "KIND_CPU"
+    kind = _KINDS[options.instance_kind]
     lines += ["instance_group [", "  {", f"    count: {options.instances}", f"    kind: {kind}", "  }", "]"]
     if library_path is not None:
         lines += ["model_operations {", f"  op_library_filename: {_quote(library_path)}", "}"]
     return "\n".join(lines) + "\n"
 
 
-def check_repository_slot(repository: str | os.PathLike[str], model_name: str, *, overwrite: bool) -> Path:
+def check_repository_slot(
+    repository: str | os.PathLike[str],
+    model_name: str,
+    *,
+    overwrite: bool,
+    other_outputs: Mapping[str, str | os.PathLike[str] | None] | None = None,
+) -> Path:
     """Check, before any work, that model ``model_name`` may be written into ``repository``.
+
+    Args:
+        repository: the model repository folder.
+        model_name: the model's folder name.
+        overwrite: an existing model of that name may be replaced.
+        other_outputs: name -> path of other files the same run writes (the report): none may lie inside the model's
+            folder, which the swap replaces.
 
     Returns:
         The model folder ``repository/model_name``.
 
     Raises:
         OutputExistsError: the model exists and ``overwrite`` is False.
-        ValueError: ``repository`` is not a folder, or the model's path is not a folder or a symlink.
+        ValueError: ``repository`` is not a folder (or a dangling symlink), the model's name is longer than a file
+            name may be, its path is not a folder or a symlink, or another output lies inside it.
     """
     repo = Path(repository)
+    if repo.is_symlink() and not repo.exists():
+        raise ValueError(f"repository {str(repo)!r} is a symlink to a missing path ({os.readlink(repo)!r})")
     if repo.exists() and not repo.is_dir():
         raise ValueError(f"repository {str(repo)!r} exists and is not a folder")
+    if len(os.fsencode(model_name)) > MAX_FOLDER_NAME_BYTES:
+        raise ValueError(
+            f"model name of {len(os.fsencode(model_name))} bytes is too long: file systems limit names to 255 bytes, "
+            f"and the hidden staging folder adds {255 - MAX_FOLDER_NAME_BYTES} (at most {MAX_FOLDER_NAME_BYTES})"
+        )
     slot = repo / model_name
+    for label, other in (other_outputs or {}).items():
+        if other is None:
+            continue
+        resolved, folder = Path(os.path.abspath(other)), Path(os.path.abspath(slot))
+        if resolved == folder or folder in resolved.parents:
+            raise ValueError(f"{label} {str(other)!r} lies inside the model folder {str(slot)!r}, which is replaced")
     if slot.is_symlink() or slot.exists():
         if not overwrite:
-            raise OutputExistsError(f"model {model_name!r} already exists in {str(repo)!r}; --force replaces it")
+            what = f"model {model_name!r} already exists in {str(repo)!r}"
+            raise OutputExistsError(
+                f"{what}; pass overwrite=True to replace it", cli_message=f"{what}; --force replaces it", path=slot
+            )
         if not slot.is_symlink() and not slot.is_dir():
             raise ValueError(f"{str(slot)!r} exists and is not a model folder; not replaced")
     return slot
-
-
-@contextlib.contextmanager
-def _staging_folder(repo: Path, model_name: str) -> Iterator[Path]:
-    staging = Path(tempfile.mkdtemp(dir=repo, prefix=f".{model_name}.", suffix=".tmp"))
-    try:
-        staging.chmod(0o777 & ~_umask())
-        yield staging
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_repository(
@@ -284,108 +313,16 @@ def write_repository(
     )
     repo = slot.parent
     repo.mkdir(parents=True, exist_ok=True)
-    with _staging_folder(repo, options.model_name) as staging:
-        version_dir = staging / str(options.model_version)
-        version_dir.mkdir()
-        onnx.save_model(model, version_dir / _MODEL_FILE)
-        (staging / _CONFIG_FILE).write_text(config)
-        if library_file is not None:
-            shutil.copy2(library_file, staging / library_file.name)
-        _swap_into_place(staging, slot, options.model_version, overwrite=overwrite)
+    with folder_lock(repo):
+        recover_folder(repo, options.model_name, counts=str.isdigit)
+        if (slot.is_symlink() or slot.exists()) and not overwrite:
+            raise OutputExistsError(f"model folder {str(slot)!r} appeared while writing; not replaced")
+        with staging_folder(repo, options.model_name) as staging:
+            version_dir = staging / str(options.model_version)
+            version_dir.mkdir()
+            onnx.save_model(model, version_dir / _MODEL_FILE)
+            (staging / _CONFIG_FILE).write_text(config)
+            if library_file is not None:
+                shutil.copy2(library_file, staging / library_file.name)
+            swap_folder_into_place(staging, slot, keep=str.isdigit)
     return slot
-
-
-def _swap_into_place(staging: Path, slot: Path, version: int, *, overwrite: bool) -> None:
-    if not (slot.is_symlink() or slot.exists()):
-        try:
-            os.rename(staging, slot)
-        except OSError as error:  # another writer created it meanwhile
-            raise OutputExistsError(f"model folder {str(slot)!r} appeared while writing; not replaced") from error
-        return
-    if not overwrite:
-        raise OutputExistsError(f"model folder {str(slot)!r} appeared while writing; not replaced")
-    retired = Path(tempfile.mkdtemp(dir=slot.parent, prefix=f".{slot.name}.", suffix=".old"))
-    retired.rmdir()
-    os.rename(slot, retired)
-    if retired.is_dir() and not retired.is_symlink():
-        for entry in retired.iterdir():
-            if entry.is_dir() and entry.name.isdigit() and entry.name != str(version):
-                os.rename(entry, staging / entry.name)
-    os.rename(staging, slot)
-    if retired.is_symlink() or not retired.is_dir():
-        retired.unlink()
-    else:
-        shutil.rmtree(retired, ignore_errors=True)
-
-
-def to_triton(
-    model: nn.Module,
-    args: torch.Tensor | Sequence[torch.Tensor],
-    repository: str | os.PathLike[str],
-    *,
-    model_name: str,
-    model_version: int = 1,
-    max_batch_size: int = 0,
-    instance_kind: InstanceKind = "gpu",
-    instances: int = 1,
-    op_library_path: str | None = None,
-    opset: int | None = None,
-    exporter: Exporter = "dynamo",
-    custom_ops: bool = True,
-    verify: bool = True,
-    overwrite: bool = False,
-) -> Path:
-    """Export ``model`` to ONNX, verify it against eager PyTorch, and write it into a Triton model repository.
-
-    With ``max_batch_size`` > 0 the model is exported with a dynamic batch dimension and verified at batch 1 and at
-    ``max_batch_size``. The op library is copied next to the config when the model holds ``holocron`` nodes.
-
-    Args:
-        model: the module to export.
-        args: example input tensor(s) (batch 1 recommended).
-        repository: the model repository folder.
-        model_name: the model's folder and Triton name.
-        model_version: version folder, >= 1.
-        max_batch_size: largest batch Triton forms; 0 disables batching.
-        instance_kind: ``gpu`` or ``cpu`` instances.
-        instances: instances per device.
-        op_library_path: the library path as the server sees it; None uses ``/models/<model_name>/<library file>``.
-        opset: ONNX opset (None: the exporter's default).
-        exporter: ``dynamo`` or ``torchscript``.
-        custom_ops: keep ``holocron`` nodes (False writes standard ONNX only, and no library).
-        verify: compare with eager PyTorch before writing.
-        overwrite: replace an existing model of that name (other models are never touched).
-
-    Returns:
-        The model folder ``repository/model_name``.
-
-    Raises:
-        OutputExistsError: the model exists and ``overwrite`` is False (checked before any work).
-        VerificationFailedError: the export diverges from eager PyTorch; nothing is written.
-        ValueError: invalid options.
-    """
-    import torch
-
-    from . import verification
-    from .onnx_export import to_onnx_proto
-    from .onnx_graph import holocron_nodes
-
-    options = TritonOptions(model_name, model_version, max_batch_size, instance_kind, instances, op_library_path)
-    check_repository_slot(repository, model_name, overwrite=overwrite)
-    example = (args,) if isinstance(args, torch.Tensor) else tuple(args)
-    proto = to_onnx_proto(
-        model, example, opset=opset, dynamic_batch=max_batch_size > 0, custom_ops=custom_ops, exporter=exporter
-    )
-    if verify:
-        batches = sorted({1, max_batch_size}) if max_batch_size > 0 else [None]
-        for batch in batches:
-            shapes = [tuple(t.shape) if batch is None else (batch, *t.shape[1:]) for t in example]
-            report = verification.verify(model, proto, shapes)
-            if not report.passed:
-                raise VerificationFailedError(report.failure_summary(), report)
-    library = None
-    if holocron_nodes(proto):
-        from holocron.runtime import library_path
-
-        library = library_path()
-    return write_repository(proto, repository, options, library=library, overwrite=overwrite)

@@ -7,6 +7,7 @@ BatchNorm calibration, and the op tests' shared hypothesis strategies and parame
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
-from holocron.ops.contract import DOMAIN, DOMAIN_VERSION
+from holocron.contract import DOMAIN, DOMAIN_VERSION
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -99,7 +100,7 @@ def cli_command(name: str = "holocron-export") -> list[str]:
     if script.exists():
         return [str(script)]
     found = shutil.which(name)
-    module = {"holocron-export": "holocron.export.cli", "holocron-verify": "holocron.export.verify_cli"}[name]
+    module = {"holocron-export": "holocron.export.cli.export", "holocron-verify": "holocron.export.cli.verify"}[name]
     return [found] if found else [sys.executable, "-m", module]
 
 
@@ -111,9 +112,13 @@ def run_cli(
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300, check=False, env=env)
 
 
+#: A stage line of a command line's progress (``holocron-export: [  1.2s] loading model.pt``), off with --quiet.
+PROGRESS_LINE = re.compile(r"^holocron-[a-z]+: \[ *\d+\.\ds\] ")
+
+
 def one_line_error(result: subprocess.CompletedProcess[str], name: str = "holocron-export") -> str:
     """The one line a failed run printed on stderr (asserting there is exactly one, in the CLI's format)."""
-    lines = result.stderr.strip().splitlines()
+    lines = [line for line in result.stderr.strip().splitlines() if not PROGRESS_LINE.match(line)]
     assert len(lines) == 1, f"expected a one-line reason on stderr, got:\n{result.stderr}"
     assert lines[0].startswith(f"{name}: error: ")
     return lines[0]

@@ -14,7 +14,7 @@ import torch
 from helpers import custom_op_chain, one_line_error, run_cli
 from torch import nn
 
-from holocron.export.onnx_graph import holocron_nodes
+from holocron.export.onnx.graph import holocron_nodes
 
 SHAPE = (1, 16, 16, 16)
 
@@ -163,3 +163,38 @@ def test_demo_exports_and_verifies(tmp_path) -> None:
     # The demo is AdderNet ResNet-20: 18 Add2d 3x3 layers and 2 Add2d 1x1 shortcuts, one holocron node each.
     assert [n.op_type for n in holocron_nodes(exported)] == ["Add2d"] * 20
     assert [d.dim_value for d in exported.graph.input[0].type.tensor_type.shape.dim][1:] == [3, 32, 32]
+
+
+@pytest.mark.parametrize("name", ["holocron-export", "holocron-verify"])
+def test_version_flag(name: str, tmp_path: Path) -> None:
+    import holocron
+
+    result = run_cli("--version", cwd=tmp_path, name=name)
+    assert (result.returncode, result.stdout.strip()) == (0, f"{name} {holocron.__version__}")
+
+
+def test_stage_lines_on_stderr_unless_quiet(model_files, tmp_path) -> None:
+    args = (model_files["torchscript"], "-o", "out.onnx", "--input-shape", "1,16,16,16", "--localize")
+    loud = run_cli(*args, cwd=tmp_path)
+    assert loud.returncode == 0, loud.stderr
+    stages = [line.split("] ", 1)[1] for line in loud.stderr.splitlines()]
+    assert stages == [
+        f"loading {model_files['torchscript']}",
+        "exporting to ONNX",
+        "verifying against eager PyTorch at input 1x16x16x16 with localization",
+        "writing out.onnx",
+    ]
+    quiet = run_cli(*args, "--force", "--quiet", cwd=tmp_path)
+    assert (quiet.returncode, quiet.stderr) == (0, "")
+
+
+def test_python_export_prints_no_warnings_of_ours(model, tmp_path, recwarn) -> None:
+    """A TorchScript-exporter export from Python leaves no warning raised by holocron's own code."""
+    import warnings
+
+    from holocron.export import to_onnx_proto
+
+    warnings.simplefilter("always")
+    to_onnx_proto(model, (torch.randn(SHAPE),), exporter="torchscript")
+    ours = [w for w in recwarn if "/holocron/" in w.filename.replace("\\", "/")]
+    assert ours == [], [f"{w.filename}:{w.lineno}: {w.message}" for w in ours]

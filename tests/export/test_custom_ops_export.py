@@ -20,8 +20,9 @@ from torch import nn
 
 import holocron.nn as hnn
 from holocron.export import to_onnx_proto, verify
-from holocron.export.model_loading import make_inputs
-from holocron.export.onnx_graph import ensure_schemas_registered, holocron_nodes
+from holocron.export.model.inputs import make_inputs
+from holocron.export.onnx.finalize import ensure_schemas_registered
+from holocron.export.onnx.graph import holocron_nodes
 
 SHAPE = (1, 8, 10, 10)
 EXPORTERS = ("dynamo", "torchscript")

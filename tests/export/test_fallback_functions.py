@@ -11,7 +11,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 import holocron.ops
-from holocron.export.ops import attach_fallback_functions, reattach_fallback_functions
+from holocron.export.onnx.ops import attach_fallback_functions, reattach_fallback_functions
 
 OPSET = 18
 

@@ -19,7 +19,7 @@ from torch import nn
 
 import holocron.nn as hnn
 from holocron.export import to_onnx_proto
-from holocron.export.ops import to_float16
+from holocron.export.onnx.ops import to_float16
 
 FLOAT32_TOLERANCE = 1e-5  # of the largest eager output magnitude
 FLOAT16_TOLERANCE = 1e-2

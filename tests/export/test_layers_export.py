@@ -19,10 +19,22 @@ from torch import nn
 
 import holocron.nn as hnn
 from holocron.export import to_onnx_proto, verify
-from holocron.export.model_loading import make_inputs
-from holocron.export.onnx_graph import ensure_schemas_registered
+from holocron.export.model.inputs import make_inputs
+from holocron.export.onnx.finalize import ensure_schemas_registered
 
 SHAPE = (1, 8, 12, 12)
+
+
+class JitCall(nn.Module):
+    """Holds a ConcatDownsample2dJit (a TorchScript class, not a module) and calls it, as a model using it would."""
+
+    def __init__(self, scale_factor: int) -> None:
+        super().__init__()
+        self.down = hnn.ConcatDownsample2dJit(scale_factor)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(x)
+
 
 #: layer name -> its configurations (id, builder), all applied to a SHAPE input. Losses and the loss wrapper are
 #: not layers one exports.
@@ -57,6 +69,7 @@ LAYER_CASES: dict[str, list[tuple[str, Callable[[], nn.Module]]]] = {
     ],
     "DropBlock2d": [("p0.2-b3", lambda: hnn.DropBlock2d(p=0.2, block_size=3))],
     "ConcatDownsample2d": [("x2", lambda: hnn.ConcatDownsample2d(2)), ("x3", lambda: hnn.ConcatDownsample2d(3))],
+    "ConcatDownsample2dJit": [("x2", lambda: JitCall(2)), ("x3", lambda: JitCall(3))],
     "GlobalAvgPool2d": [("keepdims", lambda: hnn.GlobalAvgPool2d()), ("flatten", lambda: hnn.GlobalAvgPool2d(True))],
     "GlobalMaxPool2d": [("keepdims", lambda: hnn.GlobalMaxPool2d()), ("flatten", lambda: hnn.GlobalMaxPool2d(True))],
     "BlurPool2d": [("k3-s2", lambda: hnn.BlurPool2d(8)), ("k5-s1", lambda: hnn.BlurPool2d(8, kernel_size=5, stride=1))],

@@ -10,7 +10,7 @@ from torch import nn
 
 import holocron.nn as hnn
 from holocron.export import ModelLoadError, load_model
-from holocron.export.model_loading import detect_model_kind
+from holocron.export.model.kinds import detect_model_kind
 
 SHAPE = (1, 8, 8, 8)
 

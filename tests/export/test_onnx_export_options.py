@@ -9,7 +9,7 @@ from helpers import custom_op_chain
 from torch import nn
 
 from holocron.export import ExportError, OutputExistsError, to_onnx, to_onnx_proto, verify
-from holocron.export.model_loading import make_inputs
+from holocron.export.model.inputs import make_inputs
 
 SHAPE = (1, 8, 8, 8)
 
@@ -57,8 +57,8 @@ def test_unsupported_opset_is_refused(exporter: str, opset: object) -> None:
 
 
 def test_supported_opsets_are_those_the_fallback_functions_cover() -> None:
-    from holocron.export import ops
-    from holocron.export.onnx_export import FIRST_OPSET, LAST_OPSET
+    from holocron.export.onnx import ops
+    from holocron.export.onnx.exporters import FIRST_OPSET, LAST_OPSET
 
     assert (FIRST_OPSET, LAST_OPSET) == (ops.FIRST_OPSET, ops.LAST_OPSET)
 

@@ -10,19 +10,19 @@ import torch
 from onnx import helper
 from torch import Tensor, nn
 
-from holocron.export.onnx_graph import holocron_nodes
-from holocron.export.ops import (
+from holocron.contract import DOMAIN
+from holocron.export.onnx.graph import holocron_nodes
+from holocron.export.onnx.ops import (
     OP_EXPORTS,
     attach_fallback_functions,
     custom_translation_table,
     register_schemas,
     register_torchscript_symbolics,
 )
-from holocron.export.ops import add2d as add2d_onnx
-from holocron.export.ops import involution2d as involution2d_onnx
-from holocron.export.ops import lambda_layer as lambda_onnx
+from holocron.export.onnx.ops import add2d as add2d_onnx
+from holocron.export.onnx.ops import involution2d as involution2d_onnx
+from holocron.export.onnx.ops import lambda_layer as lambda_onnx
 from holocron.ops import add2d, involution2d, lambda_layer
-from holocron.ops.contract import DOMAIN
 
 TORCHSCRIPT_OPSET = 17
 

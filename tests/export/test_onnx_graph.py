@@ -10,8 +10,8 @@ from onnx import helper
 
 import holocron.nn as hnn
 from holocron.export import to_onnx_proto, verify
-from holocron.export.model_loading import make_inputs
-from holocron.export.onnx_graph import holocron_nodes
+from holocron.export.model.inputs import make_inputs
+from holocron.export.onnx.graph import holocron_nodes
 
 SHAPE = (1, 4, 6, 6)
 

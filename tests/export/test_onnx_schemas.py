@@ -6,7 +6,8 @@ import torch
 from helpers import single_node_model
 from onnx import TensorProto, defs, helper
 
-from holocron.export.ops import (
+from holocron.contract import ADD2D, DOMAIN, INVOLUTION2D, LAMBDA, OPS
+from holocron.export.onnx.ops import (
     FIRST_OPSET,
     LAST_OPSET,
     OP_EXPORTS,
@@ -14,11 +15,10 @@ from holocron.export.ops import (
     attach_fallback_functions,
     register_schemas,
 )
-from holocron.export.ops import add2d as add2d_onnx
-from holocron.export.ops import involution2d as involution2d_onnx
-from holocron.export.ops import lambda_layer as lambda_onnx
+from holocron.export.onnx.ops import add2d as add2d_onnx
+from holocron.export.onnx.ops import involution2d as involution2d_onnx
+from holocron.export.onnx.ops import lambda_layer as lambda_onnx
 from holocron.ops import add2d, involution2d, lambda_layer
-from holocron.ops.contract import ADD2D, DOMAIN, INVOLUTION2D, LAMBDA, OPS
 
 EXPORTS = {op.contract.onnx_name: op for op in OP_EXPORTS}
 

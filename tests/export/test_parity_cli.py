@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from holocron._networks import NETWORKS, calibrate_batchnorm
-from holocron.export import cli as export_cli
-from holocron.export import to_onnx_proto, verify_cli
+from holocron.export import to_onnx_proto
+from holocron.export.cli import export as export_cli
+from holocron.export.cli import verify as verify_cli
 
 pytestmark = pytest.mark.usefixtures("require_kernels")
 

@@ -8,8 +8,8 @@ from torch import nn
 
 import holocron.nn as hnn
 from holocron.export import ExportError, OutputExistsError, to_torchscript, verify_torchscript
-from holocron.export.model_loading import make_inputs
-from holocron.export.torchscript_export import TracingFallbackWarning
+from holocron.export.model.inputs import make_inputs
+from holocron.export.torchscript import TracingFallbackWarning
 
 SHAPE = (2, 8, 8, 8)
 

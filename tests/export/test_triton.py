@@ -124,8 +124,9 @@ def test_second_model_leaves_first_untouched(tmp_path: Path, exported) -> None:
 def test_existing_model_needs_overwrite_and_keeps_other_versions(tmp_path: Path, exported) -> None:
     _, proto = exported
     write_repository(proto, tmp_path, TritonOptions("m", model_version=1), library=_library())
-    with pytest.raises(OutputExistsError, match="--force"):
+    with pytest.raises(OutputExistsError, match="overwrite=True") as refused:
         write_repository(proto, tmp_path, TritonOptions("m", model_version=2), library=_library())
+    assert "--force" in refused.value.cli_message
     write_repository(proto, tmp_path, TritonOptions("m", model_version=2), library=_library(), overwrite=True)
     assert sorted(p.name for p in (tmp_path / "m").iterdir() if p.is_dir()) == ["1", "2"]
 
@@ -167,13 +168,24 @@ def test_invalid_options_name_the_argument(kwargs: dict, match: str) -> None:
         TritonOptions(**kwargs)
 
 
-def test_to_triton_exports_verifies_and_writes(tmp_path: Path) -> None:
-    from holocron.export.triton import to_triton
+def test_to_triton_exports_verifies_and_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from holocron.export.parity import api
+    from holocron.export.pipeline import run as pipeline_run
+    from holocron.export.pipeline import to_triton
 
     model = _model()
+    verified: list[tuple[int, ...]] = []
+    real_verify = api.verify
+
+    def recording_verify(model, proto, shapes, **kwargs):  # the pipeline's verification, recorded
+        verified.append(tuple(shapes[0]))
+        return real_verify(model, proto, shapes, **kwargs)
+
+    monkeypatch.setattr(pipeline_run, "verify", recording_verify)
     slot = to_triton(
         model, torch.randn(1, 4, 8, 8), tmp_path, model_name="net", max_batch_size=MAX_BATCH, instance_kind="cpu"
     )
+    assert verified == [(1, 4, 8, 8), (MAX_BATCH, 4, 8, 8)]
     config = _parse(slot / "config.pbtxt")
     assert config.max_batch_size == MAX_BATCH
     session = _server_session(tmp_path, config)
@@ -197,9 +209,12 @@ def test_cli_writes_a_repository_that_the_emulated_backend_serves(tmp_path: Path
     model, path = torchscript_file
     repo = tmp_path / "repo"
     args = (path, "--format", "triton", "-o", repo, "--input-shape", "1,4,8,8", "--max-batch-size", MAX_BATCH)
-    result = run_cli(*args, "--instance-kind", "cpu", "--instances", 3, cwd=tmp_path)
+    result = run_cli(*args, "--instance-kind", "cpu", "--instances", 3, "--quiet", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+    # Verified at the smallest and the largest batch the server forms, one table each.
+    summaries = [line for line in result.stdout.splitlines() if line.startswith("PASSED: ")]
+    assert [line.split(" at input ")[1].split(",")[0] for line in summaries] == ["1x4x8x8", f"{MAX_BATCH}x4x8x8"]
     slot = repo / "adder_net"  # the file name, with the character Triton dislikes replaced
     config = _parse(slot / "config.pbtxt")
     assert (config.name, config.max_batch_size) == ("adder_net", MAX_BATCH)
@@ -241,3 +256,83 @@ def test_cli_triton_usage_errors_exit_2_naming_the_flag(tmp_path: Path, torchscr
     assert len(result.stderr.strip().splitlines()) == 1
     assert flag in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def _readme_example_model() -> torch.nn.Module:
+    """The model of the README's "Example" section."""
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        hnn.Add2d(16, 16, 3, padding=1),
+        torch.nn.GroupNorm(4, 16),
+        hnn.Involution2d(16, 3, padding=1, groups=4),
+        torch.nn.GroupNorm(4, 16),
+        hnn.LambdaLayer(16, 16, dim_k=8, r=3, num_heads=4),
+    ).eval()
+
+
+@pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
+@pytest.mark.parametrize("batching", [0, MAX_BATCH])
+def test_config_of_the_readme_example_has_static_output_dims(tmp_path: Path, exporter: str, batching: int) -> None:
+    from holocron.export.pipeline import to_triton
+
+    x = torch.randn(1, 16, 16, 16)
+    slot = to_triton(
+        _readme_example_model(), x, tmp_path, model_name="m", max_batch_size=batching, exporter=exporter, verify=False
+    )
+    config = _parse(slot / "config.pbtxt")
+    expected = [16, 16, 16] if batching else [1, 16, 16, 16]
+    assert [list(out.dims) for out in config.output] == [expected]
+    assert [list(inp.dims) for inp in config.input] == [expected]
+
+
+def test_default_instance_kind_fits_a_cpu_only_host(exported) -> None:
+    _, proto = exported
+    config = text_format.Parse(config_pbtxt(proto, TritonOptions("m"), None), model_config_pb2.ModelConfig())
+    assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_AUTO
+
+
+def test_repository_without_op_library_serves_on_the_fallback(tmp_path: Path, exported) -> None:
+    """The variant for Triton releases before 25.03: no library, no model_operations; a plain onnxruntime session
+    (what such a server opens) runs the holocron nodes' fallback functions, equal to eager."""
+    model, proto = exported
+    slot = write_repository(
+        proto, tmp_path, TritonOptions("m", max_batch_size=MAX_BATCH, op_library=False), library=None
+    )
+    config = _parse(slot / "config.pbtxt")
+    assert not config.HasField("model_operations")
+    assert sorted(p.name for p in slot.iterdir()) == ["1", "config.pbtxt"]
+    session = ort.InferenceSession(str(slot / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+    x = torch.randn(2, 4, 8, 8)
+    (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    with torch.no_grad():
+        np.testing.assert_allclose(got, model(x).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_server_repository_moves_the_library_path(exported) -> None:
+    _, proto = exported
+    text = config_pbtxt(proto, TritonOptions("m", server_repository="/mnt/models"), None)
+    assert "op_library_filename" not in text  # no library given: nothing named
+    options = TritonOptions("m", server_repository="/mnt/models/")
+    from holocron.export.triton import server_library_path
+
+    assert server_library_path(options, "libholocron_ort.so") == "/mnt/models/m/libholocron_ort.so"
+    with pytest.raises(ValueError, match="server_repository"):
+        TritonOptions("m", server_repository="mnt/models")
+
+
+def test_cli_no_op_library_and_server_repository(tmp_path: Path, torchscript_file) -> None:
+    _, path = torchscript_file
+    common = (path, "--format", "triton", "--input-shape", "1,4,8,8", "--quiet")
+    plain = run_cli(*common, "-o", tmp_path / "old", "--no-op-library", "--no-verify", cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    config = _parse(tmp_path / "old" / "adder_net" / "config.pbtxt")
+    assert not config.HasField("model_operations")
+    kserve = run_cli(
+        *common, "-o", tmp_path / "kserve", "--server-repository", "/mnt/models", "--no-verify", cwd=tmp_path
+    )
+    assert kserve.returncode == 0, kserve.stderr
+    config = _parse(tmp_path / "kserve" / "adder_net" / "config.pbtxt")
+    assert list(config.model_operations.op_library_filename) == ["/mnt/models/adder_net/libholocron_ort.so"]
+    both = run_cli(*common, "-o", tmp_path / "x", "--no-op-library", "--op-library-path", "/a.so", cwd=tmp_path)
+    assert both.returncode == 2
+    assert "--no-op-library" in both.stderr

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from holocron.export import ExportError, to_onnx_proto, verify
-from holocron.export.cli import parse_input_shape
-from holocron.export.model_loading import make_inputs
-from holocron.export.verification import compare_outputs
+from holocron.export.cli.flags import parse_input_shape
+from holocron.export.model.inputs import make_inputs
+from holocron.export.parity.criteria import compare_outputs
 
 SHAPE = (2, 3, 6, 6)
 

@@ -1,6 +1,6 @@
 """ONNX side of holocron's custom ops: one module per op, and the registry the export pipeline reads.
 
-For every op of :mod:`holocron.ops.contract`, :data:`OP_EXPORTS` holds its ``onnx.defs`` schema (domain ``holocron``),
+For every op of :mod:`holocron.contract`, :data:`OP_EXPORTS` holds its ``onnx.defs`` schema (domain ``holocron``),
 its dynamo translation (``torch.onnx.export(..., dynamo=True, custom_translation_table=...)``) and its TorchScript
 symbolic (``torch.onnx.register_custom_op_symbolic``).
 
@@ -23,12 +23,12 @@ import onnx
 import torch
 
 import holocron.ops  # noqa: F401  (registers torch.ops.holocron.*)
-from holocron.ops.contract import ADD2D, FIRST_OPSET, INVOLUTION2D, LAMBDA, LAST_OPSET, OPS, OpContract
+from holocron.contract import DOMAIN, DOMAIN_VERSION, FIRST_OPSET, LAST_OPSET, OPS, OpContract
 
-from ..onnx_graph import holocron_nodes, iter_graphs
+from ..graph import holocron_nodes, iter_graphs
 from . import add2d, involution2d, lambda_layer
 from ._attributes import read_attribute
-from ._schema import register_schema
+from ._schema import ShapeOf, register_schema
 from .float16 import to_float16
 
 __all__ = [
@@ -55,6 +55,11 @@ class OpExport:
         schema: its ``onnx.defs.OpSchema`` (registered by :func:`register_schemas`).
         dynamo_translation: onnxscript-traced function emitting one ``holocron`` node, keyed by ``torch_op``.
         torchscript_symbolic: symbolic for ``torch.onnx.register_custom_op_symbolic("holocron::<torch_name>", ...)``.
+        fallback_for_node: ``(node, attributes, shape_of, opset) -> FunctionProto``, the body specialised to one node
+            (the same hook for every op, so the registry names none): ``attributes`` are the node's values by name
+            (contract defaults filled in), ``shape_of(index)`` the static shape of its input ``index`` (raising
+            ``ValueError`` when unknown; None with ``required=False``), ``opset`` the default-domain opset of the
+            body.
     """
 
     contract: OpContract
@@ -62,6 +67,7 @@ class OpExport:
     schema: onnx.defs.OpSchema
     dynamo_translation: Callable
     torchscript_symbolic: Callable
+    fallback_for_node: Callable[[onnx.NodeProto, dict[str, object], ShapeOf, int], onnx.FunctionProto]
 
     @property
     def torchscript_name(self) -> str:
@@ -71,17 +77,18 @@ class OpExport:
 
 OP_EXPORTS: tuple[OpExport, ...] = tuple(
     OpExport(
-        contract=contract,
-        torch_op=getattr(torch.ops.holocron, contract.torch_name).default,
+        contract=module.CONTRACT,
+        torch_op=getattr(torch.ops.holocron, module.CONTRACT.torch_name).default,
         schema=module.SCHEMA,
         dynamo_translation=module.dynamo_translation,
         torchscript_symbolic=module.torchscript_symbolic,
+        fallback_for_node=module.fallback_for_node,
     )
-    for contract, module in ((ADD2D, add2d), (INVOLUTION2D, involution2d), (LAMBDA, lambda_layer))
+    for module in (add2d, involution2d, lambda_layer)
 )
 
 if tuple(e.contract for e in OP_EXPORTS) != OPS:
-    raise RuntimeError("holocron.export.ops: OP_EXPORTS must cover holocron.ops.contract.OPS, in order")
+    raise RuntimeError("holocron.export.ops: OP_EXPORTS must cover holocron.contract.OPS, in order")
 
 
 def register_schemas() -> None:
@@ -130,53 +137,30 @@ def _static_shapes(model: onnx.ModelProto) -> dict[str, list[int | None]]:
     return shapes
 
 
-def _add2d_positions(
-    x_shape: list[int | None] | None, weight_shape: list[int], attributes: dict[str, object]
-) -> int | None:
-    """Static ``N x H_out x W_out`` of an Add2d node (an unknown batch counted as 1), ``None`` without static H, W."""
-    if x_shape is None or len(x_shape) != 4 or any(d is None or d < 1 for d in x_shape[2:]):
-        return None
-    dims = add2d.window_output_dims(x_shape[2:], weight_shape[2:], attributes)
-    if any(not isinstance(d, int) or d < 1 for d in dims):
-        return None
-    batch = x_shape[0] if x_shape[0] is not None and x_shape[0] >= 1 else 1
-    return batch * dims[0] * dims[1]  # type: ignore[operator]
-
-
 def _specialized_function(node: onnx.NodeProto, shapes: dict[str, list[int | None]], opset: int) -> onnx.FunctionProto:
     """The fallback body specialised to ``node``, its overload name set; ValueError when a needed shape is unknown."""
-    contract = next((op.contract for op in OP_EXPORTS if op.contract.onnx_name == node.op_type), None)
-    if contract is None:
+    op = next((op for op in OP_EXPORTS if op.contract.onnx_name == node.op_type), None)
+    if op is None:
         raise ValueError(f"holocron node {node.name!r}: unknown op type {node.op_type!r}")
+    contract = op.contract
     values = {
         a.name: read_attribute(a, next((p for p in node.attribute if p.name == a.name), None))
         for a in contract.attributes
     }
 
-    def shape_of(index: int) -> list[int]:
+    def shape_of(index: int, *, required: bool = True) -> list[int]:
         name = node.input[index] if index < len(node.input) else ""
         shape = shapes.get(name)
         if not name or shape is None or any(d is None or d < 1 for d in shape):
+            if not required:
+                return None  # type: ignore[return-value]
             raise ValueError(
                 f"{node.op_type} node {node.name!r}: its fallback needs the static shape of input "
                 f"{contract.inputs[index].name} ({name!r}); found {shape}"
             )
         return shape  # type: ignore[return-value]
 
-    if contract is ADD2D:
-        has_bias = len(node.input) > 2 and node.input[2] != ""
-        weight = shape_of(1)
-        return add2d.specialized_function(
-            opset,
-            weight,
-            int(values["group"]),
-            bool(values["normalize_slices"]),
-            has_bias,  # type: ignore[arg-type]
-            _add2d_positions(shapes.get(node.input[0]), weight, values),
-        )
-    if contract is LAMBDA:
-        return lambda_layer.specialized_function(opset, len(shape_of(3)))
-    return involution2d.specialized_function(opset)
+    return op.fallback_for_node(node, values, shape_of, opset)
 
 
 def attach_fallback_functions(model: onnx.ModelProto, opset: int | None = None) -> onnx.ModelProto:
@@ -210,7 +194,7 @@ def attach_fallback_functions(model: onnx.ModelProto, opset: int | None = None) 
         function = _specialized_function(node, shapes, opset)
         node.overload = function.overload
         functions.setdefault((function.name, function.overload), function)
-    others = [fn for fn in model.functions if fn.domain != ADD2D.domain]
+    others = [fn for fn in model.functions if fn.domain != DOMAIN]
     del model.functions[:]
     model.functions.extend([*others, *functions.values()])
     if functions and model.ir_version < OVERLOAD_IR_VERSION:
@@ -234,6 +218,6 @@ def reattach_fallback_functions(model: onnx.ModelProto) -> onnx.ModelProto:
     """
     repaired = onnx.ModelProto()
     repaired.CopyFrom(model)
-    if not any(e.domain == ADD2D.domain for e in repaired.opset_import):
-        repaired.opset_import.append(onnx.helper.make_opsetid(ADD2D.domain, ADD2D.version))
+    if not any(e.domain == DOMAIN for e in repaired.opset_import):
+        repaired.opset_import.append(onnx.helper.make_opsetid(DOMAIN, DOMAIN_VERSION))
     return attach_fallback_functions(repaired)

@@ -1,20 +1,29 @@
 """``onnx.defs.OpSchema`` of a holocron op, derived from its contract, with a shape inference hook."""
 
 from collections.abc import Callable
+from typing import Protocol
 
 import onnx
 from onnx import defs
 
-from holocron.ops.contract import OpContract
+from holocron.contract import OpContract
 
 from ._attributes import read_attribute, schema_attribute
 
-__all__ = ["Dim", "ShapeInference", "build_schema", "register_schema"]
+__all__ = ["Dim", "ShapeInference", "ShapeOf", "build_schema", "register_schema"]
 
 Dim = int | str | None
 """One dimension as shape inference sees it: known size, symbolic name, or unknown."""
 
 ShapeInference = Callable[[list[list[Dim] | None], dict[str, object]], list[Dim] | None]
+
+
+class ShapeOf(Protocol):
+    """The static shape of a node's input at ``index``; with ``required=False``, None when it is not known."""
+
+    def __call__(self, index: int, *, required: bool = True) -> list[int]: ...
+
+
 """``(input shapes, attribute values) -> output shape``: a shape is ``None`` where its rank is unknown (or the input
 is absent); the attributes hold the node's values, the contract defaults filled in."""
 

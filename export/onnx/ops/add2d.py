@@ -15,14 +15,17 @@ from onnx import TensorProto, helper
 from onnxscript import FLOAT
 from torch.onnx import symbolic_helper
 
-from holocron.ops.contract import ADD2D
+from holocron.contract import ADD2D
 
 from ._attributes import node_attributes, torchscript_node
 from ._function_builder import FunctionBuilder
-from ._schema import Dim, build_schema
+from ._schema import Dim, ShapeOf, build_schema
 from ._windows import one_hot_windows, window_output_dims
 
-__all__ = ["SCHEMA", "dynamo_translation", "onnx_attributes", "specialized_function", "torchscript_symbolic"]
+# The hooks every op module offers the registry (export/onnx/ops/__init__.py).
+__all__ = ["CONTRACT", "SCHEMA", "dynamo_translation", "fallback_for_node", "torchscript_symbolic"]
+
+CONTRACT = ADD2D
 
 _HOLOCRON = onnxscript.values.Opset(ADD2D.domain, ADD2D.version)
 
@@ -217,3 +220,31 @@ def normalized(body: FunctionBuilder, slices: str, axis: int) -> str:
     zero = body("Constant", value=helper.make_tensor("zero", TensorProto.DOUBLE, [1], [0.0]))
     inverse_std = body("Where", body("Greater", denominator, zero), body("Reciprocal", body("Sqrt", denominator)), zero)
     return body.like(body("Mul", centered, inverse_std), slices)
+
+
+def _static_positions(
+    x_shape: list[int] | None, weight_shape: Sequence[int], attributes: dict[str, object]
+) -> int | None:
+    """Static ``N x H_out x W_out`` of a node (an unknown batch counted as 1), ``None`` without static H, W."""
+    if x_shape is None or len(x_shape) != 4 or any(d is None or d < 1 for d in x_shape[2:]):
+        return None
+    dims = window_output_dims(x_shape[2:], weight_shape[2:], attributes)
+    if any(not isinstance(d, int) or d < 1 for d in dims):
+        return None
+    batch = x_shape[0] if x_shape[0] is not None and x_shape[0] >= 1 else 1
+    return batch * int(dims[0]) * int(dims[1])  # type: ignore[arg-type]
+
+
+def fallback_for_node(
+    node: onnx.NodeProto, attributes: dict[str, object], shape_of: ShapeOf, opset: int
+) -> onnx.FunctionProto:
+    """The fallback body of one ``Add2d`` node: specialised to its static ``W`` shape, ``group``,
+    ``normalize_slices``, bias presence and (when static) output positions.
+
+    The hook's arguments are described by :class:`~holocron.export.onnx.ops.OpExport`.
+    """
+    weight = shape_of(1)
+    has_bias = len(node.input) > 2 and node.input[2] != ""
+    positions = _static_positions(shape_of(0, required=False), weight, attributes)
+    group, normalize = int(attributes["group"]), bool(attributes["normalize_slices"])  # type: ignore[call-overload]
+    return specialized_function(opset, weight, group, normalize, has_bias, positions)

@@ -5,7 +5,7 @@ from typing import cast
 
 from onnx import TensorProto, helper
 
-from holocron.ops.contract import conv_output_size
+from holocron.contract import conv_output_size
 
 from ._function_builder import FunctionBuilder
 from ._schema import Dim
@@ -22,7 +22,7 @@ def window_output_dims(spatial: Sequence[Dim], kernel: Sequence[Dim], attributes
         attributes: the node's ``strides``, ``pads`` (ONNX order: begins then ends) and ``dilations``.
 
     Returns:
-        Each dimension by :func:`~holocron.ops.contract.conv_output_size`, or ``None`` where the input size or the
+        Each dimension by :func:`~holocron.contract.conv_output_size`, or ``None`` where the input size or the
         kernel size is not a known integer.
     """
     strides, pads, dilations = (cast(list[int], attributes[name]) for name in ("strides", "pads", "dilations"))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import onnx
 from onnx import helper
 
-from holocron.ops.contract import FIRST_OPSET, LAST_OPSET, Attribute, OpContract
+from holocron.contract import FIRST_OPSET, LAST_OPSET, Attribute, OpContract
 
 from ._attributes import attribute_ref, default_attribute
 
@@ -56,7 +56,7 @@ class FunctionBuilder:
         name = f"{op_type.lower()}_{next(self._counter)}"
         refs = {key: value for key, value in attributes.items() if isinstance(value, AttrRef)}
         values = {key: value for key, value in attributes.items() if not isinstance(value, AttrRef)}
-        node = helper.make_node(op_type, list(inputs), [name], name=name, **values)
+        node = helper.make_node(op_type, list(inputs), [name], name=name, **values)  # type: ignore[arg-type]
         node.attribute.extend(ref.proto(key) for key, ref in refs.items())
         self.nodes.append(node)
         return name

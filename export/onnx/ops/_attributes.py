@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import onnx
 from onnx import defs, helper
 
-from holocron.ops.contract import Attribute, AttributeType, OpContract
+from holocron.contract import Attribute, AttributeType, OpContract
 
 __all__ = [
     "ATTRIBUTE_TYPES",
@@ -66,7 +66,7 @@ def read_attribute(attribute: Attribute, proto: onnx.AttributeProto | None) -> o
 def schema_attribute(attribute: Attribute) -> defs.OpSchema.Attribute:
     """``attribute`` as an ``onnx.defs`` schema attribute: required with its type, or optional with its default."""
     if attribute.required:
-        proto_type = defs.OpSchema.AttrType(ATTRIBUTE_TYPES[attribute.type].proto_type)
+        proto_type = defs.OpSchema.AttrType(ATTRIBUTE_TYPES[attribute.type].proto_type)  # type: ignore[call-arg]
         return defs.OpSchema.Attribute(attribute.name, proto_type, attribute.doc, required=True)
     return defs.OpSchema.Attribute(attribute.name, default_attribute(attribute), attribute.doc)
 

@@ -16,9 +16,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from holocron._jit import jit_deprecation_silenced
+
 from .errors import ExportError, summarize_error
 from .files import atomic_output, check_writable
-from .model_loading import eval_mode
+from .model.modes import eval_mode
 
 __all__ = ["TracingFallbackWarning", "to_script_module", "to_torchscript"]
 
@@ -45,7 +47,8 @@ def to_script_module(
     if isinstance(model, torch.jit.ScriptModule):
         return model
     try:
-        scripted = torch.jit.script(model)
+        with jit_deprecation_silenced():
+            scripted = torch.jit.script(model)
     except Exception as script_error:
         if example_inputs is None:
             raise ExportError(f"torch.jit.script failed: {summarize_error(script_error)}") from script_error
@@ -57,7 +60,8 @@ def to_script_module(
             stacklevel=2,
         )
         try:
-            scripted = torch.jit.trace(model, inputs)
+            with jit_deprecation_silenced():
+                scripted = torch.jit.trace(model, inputs)
         except Exception as trace_error:
             raise ExportError(
                 f"torch.jit.script failed ({summarize_error(script_error)}) and so did torch.jit.trace "
@@ -95,6 +99,6 @@ def to_torchscript(
     target = check_writable(path, overwrite=overwrite)
     with eval_mode(model):
         scripted = to_script_module(model, example_inputs)
-        with atomic_output(target, overwrite=overwrite) as tmp:
+        with atomic_output(target, overwrite=overwrite) as tmp, jit_deprecation_silenced():
             torch.jit.save(scripted, str(tmp))
     return target

@@ -7,8 +7,8 @@
   ``ScriptModule`` always goes through it, whichever exporter was asked for.
 
 Both emit one ``holocron`` node per Add2d / Involution2d / LambdaLayer;
-:func:`~holocron.export.onnx_graph.finalize_onnx_model` then attaches the standard-ONNX fallback functions (or inlines
-them for ``custom_ops=False``), names the graph inputs and outputs, and checks the model.
+:func:`~holocron.export.onnx.finalize.finalize_onnx_model` then attaches the standard-ONNX fallback functions (or
+inlines them for ``custom_ops=False``), names the graph inputs and outputs, and checks the model.
 """
 
 from __future__ import annotations
@@ -26,12 +26,13 @@ import onnx.version_converter
 import torch
 from torch import nn
 
-from holocron.ops.contract import FIRST_OPSET, LAST_OPSET
+from holocron.contract import FIRST_OPSET, LAST_OPSET
 
-from .errors import ExportError, root_cause, summarize_error
-from .files import check_writable, write_bytes_atomically
-from .model_loading import eval_mode, mode_is_fixed
-from .onnx_graph import export_ops, finalize_onnx_model, io_names, onnx_opset_of
+from ..errors import ExportError, root_cause, summarize_error
+from ..files import check_writable, write_bytes_atomically
+from ..model.modes import eval_mode, mode_is_fixed
+from .finalize import export_ops, finalize_onnx_model
+from .graph import io_names, onnx_opset_of
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -47,7 +48,7 @@ __all__ = [
 Exporter = Literal["dynamo", "torchscript"]
 EXPORTERS: tuple[Exporter, ...] = ("dynamo", "torchscript")
 #: Default ONNX opset: the newest one both exporters support. The supported range, ``FIRST_OPSET`` (18) to
-#: ``LAST_OPSET`` (23), is the one the fallback functions are written for (:mod:`holocron.ops.contract`).
+#: ``LAST_OPSET`` (23), is the one the fallback functions are written for (:mod:`holocron.contract`).
 DEFAULT_OPSET = 20
 #: Newest ONNX opset the TorchScript exporter supports.
 TORCHSCRIPT_MAX_OPSET = 20
@@ -143,10 +144,13 @@ def _export_torchscript(
             # Choosing the TorchScript exporter is deliberate here (scripted models need it): no deprecation noise.
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             warnings.filterwarnings("ignore", category=FutureWarning)
+            # holocron's own shape checks are traced as constants on purpose (the exported shapes are fixed or
+            # symbolic by the exporter's rules); their TracerWarnings are noise to the user.
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"holocron(\.|$)")
             torch.onnx.export(
                 model,
                 args,
-                buffer,
+                buffer,  # type: ignore[arg-type]  # file-like objects work too
                 dynamo=False,
                 opset_version=opset,
                 input_names=names,

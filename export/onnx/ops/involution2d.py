@@ -11,14 +11,17 @@ import onnxscript
 from onnxscript import FLOAT
 from torch.onnx import symbolic_helper
 
-from holocron.ops.contract import INVOLUTION2D
+from holocron.contract import INVOLUTION2D
 
 from ._attributes import node_attributes, torchscript_node
 from ._function_builder import FunctionBuilder
-from ._schema import Dim, build_schema
+from ._schema import Dim, ShapeOf, build_schema
 from ._windows import one_hot_windows, window_output_dims
 
-__all__ = ["SCHEMA", "dynamo_translation", "onnx_attributes", "specialized_function", "torchscript_symbolic"]
+# The hooks every op module offers the registry (export/onnx/ops/__init__.py).
+__all__ = ["CONTRACT", "SCHEMA", "dynamo_translation", "fallback_for_node", "torchscript_symbolic"]
+
+CONTRACT = INVOLUTION2D
 
 _HOLOCRON = onnxscript.values.Opset(INVOLUTION2D.domain, INVOLUTION2D.version)
 
@@ -89,3 +92,13 @@ def specialized_function(opset: int) -> onnx.FunctionProto:
     weighted = body("ReduceSum", body("Mul", windows, kernels), body.ints(3), keepdims=0)  # (N, group, C / group, ...)
     out_shape = body("Concat", batch, body("Shape", "X", start=1, end=2), out_size, axis=0)
     return body.function(opset, Y=body("Reshape", weighted, out_shape))
+
+
+def fallback_for_node(
+    node: onnx.NodeProto, attributes: dict[str, object], shape_of: ShapeOf, opset: int
+) -> onnx.FunctionProto:
+    """The fallback body of one ``Involution2d`` node: one shape- and attribute-generic body serves every node.
+
+    The hook's arguments are described by :class:`~holocron.export.onnx.ops.OpExport`.
+    """
+    return specialized_function(opset)

@@ -11,13 +11,16 @@ import onnxscript
 from onnxscript import FLOAT
 from torch.onnx import symbolic_helper
 
-from holocron.ops.contract import LAMBDA
+from holocron.contract import LAMBDA
 
 from ._attributes import node_attributes, torchscript_node
 from ._function_builder import FunctionBuilder
-from ._schema import Dim, build_schema
+from ._schema import Dim, ShapeOf, build_schema
 
-__all__ = ["SCHEMA", "dynamo_translation", "onnx_attributes", "specialized_function", "torchscript_symbolic"]
+# The hooks every op module offers the registry (export/onnx/ops/__init__.py).
+__all__ = ["CONTRACT", "SCHEMA", "dynamo_translation", "fallback_for_node", "torchscript_symbolic"]
+
+CONTRACT = LAMBDA
 
 _HOLOCRON = onnxscript.values.Opset(LAMBDA.domain, LAMBDA.version)
 
@@ -102,3 +105,13 @@ def specialized_function(opset: int, position_rank: int) -> onnx.FunctionProto:
     out = body("Einsum", queries, lambdas, equation="nhkp,nkvp->nhvp")
     y = body("Reshape", out, body("Concat", batch, body.ints(-1), spatial, axis=0))
     return body.function(opset, kind, Y=y)
+
+
+def fallback_for_node(
+    node: onnx.NodeProto, attributes: dict[str, object], shape_of: ShapeOf, opset: int
+) -> onnx.FunctionProto:
+    """The fallback body of one ``Lambda`` node: local or global by the rank of its ``P``.
+
+    The hook's arguments are described by :class:`~holocron.export.onnx.ops.OpExport`.
+    """
+    return specialized_function(opset, len(shape_of(3)))
