@@ -4,17 +4,45 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ORT_HEADERS_DIR ?= build/ort-headers
 WHEEL_RAW_DIR ?= build/wheel-raw
+# The torch release of the development environment (.venv) and of `make test`.
+TORCH ?= 2.13.0
+# The other releases `make matrix` tests (pyproject's range starts at TORCH): the newest release that passes here.
+TORCH_MATRIX ?= 2.14.1
+MATRIX_DIR ?= build/matrix
+# What the matrix runs on each of them: the layers, the ops (TorchScript included), and export and parity.
+MATRIX_TESTS ?= tests/nn tests/ops tests/export/test_layers_export.py tests/export/test_custom_ops_export.py \
+  tests/export/test_torchscript_export.py tests/export/test_jit_deprecation.py \
+  tests/export/test_parity_networks.py tests/export/test_verification.py
 
-.PHONY: setup test demo lint bench wheel clean
+.PHONY: setup test matrix demo lint typecheck bench wheel clean
 
 setup:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@inc=$$(scripts/fetch_ort_headers.sh $(ORT_HEADERS_DIR)) && \
 	  echo "onnxruntime headers: $$inc" && \
-	  ONNXRUNTIME_INCLUDE_DIR=$$inc $(BIN)/python -m pip install -q -e ".[test,interop]"
+	  ONNXRUNTIME_INCLUDE_DIR=$$inc $(BIN)/python -m pip install -q -e ".[test,interop]" "torch==$(TORCH)"
 
-test: setup
-	HOLOCRON_REQUIRE_RUNTIME=1 $(BIN)/python -m pytest -q
+# The README's test command: lint, type check, then the whole test suite.
+test: setup lint typecheck
+	HOLOCRON_TEST_TORCH=$(TORCH) HOLOCRON_REQUIRE_RUNTIME=1 $(BIN)/python -m pytest -q
+
+# MATRIX_TESTS on each release of TORCH_MATRIX, each in its own environment under MATRIX_DIR (kept: a rerun installs
+# nothing new), with holocron installed editable but without a second kernel build: the tests load .venv's library.
+matrix: setup
+	@lib=$$($(BIN)/python -c "import holocron.runtime as r; print(r.library_path())") && \
+	for version in $(TORCH_MATRIX); do \
+	  env=$(MATRIX_DIR)/torch-$$version; \
+	  if [ ! -f $$env/.installed ] || [ pyproject.toml -nt $$env/.installed ]; then \
+	    echo "torch $$version: installing into $$env"; \
+	    { test -x $$env/bin/python || $(PYTHON) -m venv $$env; } && \
+	    $$env/bin/python -m pip install -q -e ".[test]" "torch==$$version" \
+	      -Cbuild-dir=$(MATRIX_DIR)/cmake -Ccmake.define.HOLOCRON_BUILD_RUNTIME=OFF && \
+	    touch $$env/.installed || exit 1; \
+	  fi; \
+	  echo "torch $$version: $(MATRIX_TESTS)"; \
+	  HOLOCRON_REQUIRE_RUNTIME=1 HOLOCRON_RUNTIME_LIBRARY=$$lib $$env/bin/python -m pytest -q -p no:cacheprovider \
+	    $(MATRIX_TESTS) || exit 1; \
+	done
 
 demo: setup
 	$(BIN)/holocron-export --demo --format onnx -o build/demo.onnx --report build/demo-report.json --force
@@ -23,6 +51,9 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+typecheck: setup
+	scripts/typecheck.sh $(BIN)/mypy
 
 bench: setup
 	$(BIN)/python benchmarks/bench_ops.py

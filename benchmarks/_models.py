@@ -7,7 +7,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from onnx.inliner import inline_local_functions
 
-from holocron.ops.contract import DOMAIN, DOMAIN_VERSION
+from holocron.contract import DOMAIN, DOMAIN_VERSION
 
 __all__ = ["OPSET", "conv_model", "fallback_model", "node_model", "session"]
 
@@ -45,9 +45,9 @@ def conv_model(x: np.ndarray, w: np.ndarray, attributes: dict[str, object]) -> o
 
 def fallback_model(model: onnx.ModelProto) -> onnx.ModelProto | None:
     """``model`` with its holocron nodes replaced by their specialised standard-ONNX fallback functions (inlined, as
-    ``custom_ops=False`` exports are), or ``None`` when ``holocron.export.ops`` is not available."""
+    ``custom_ops=False`` exports are), or ``None`` when ``holocron.export.onnx.ops`` is not available."""
     try:
-        from holocron.export.ops import attach_fallback_functions
+        from holocron.export.onnx.ops import attach_fallback_functions
     except ImportError:
         return None
     with_functions = onnx.ModelProto()

@@ -8,7 +8,7 @@ import pytest
 import torch
 from helpers import single_node_model
 
-from holocron.export.ops import OpExport, attach_fallback_functions, register_schemas
+from holocron.export.onnx.ops import OpExport, attach_fallback_functions, register_schemas
 
 RunNode = Callable[[OpExport, dict[str, torch.Tensor], dict[str, object], int, tuple[int, ...]], np.ndarray]
 

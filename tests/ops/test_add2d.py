@@ -10,10 +10,10 @@ import torch.nn.functional as F
 from helpers import WindowCase, bad_arguments_test
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from holocron.export.ops import OP_EXPORTS
-from holocron.export.ops import add2d as add2d_onnx
+from holocron.contract import ADD2D
+from holocron.export.onnx.ops import OP_EXPORTS
+from holocron.export.onnx.ops import add2d as add2d_onnx
 from holocron.ops import add2d
-from holocron.ops.contract import ADD2D
 
 EXPORT = next(op for op in OP_EXPORTS if op.contract is ADD2D)
 

@@ -9,10 +9,10 @@ import torch.nn.functional as F
 from helpers import WindowCase, bad_arguments_test
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from holocron.export.ops import OP_EXPORTS
-from holocron.export.ops import involution2d as involution2d_onnx
+from holocron.contract import INVOLUTION2D
+from holocron.export.onnx.ops import OP_EXPORTS
+from holocron.export.onnx.ops import involution2d as involution2d_onnx
 from holocron.ops import involution2d
-from holocron.ops.contract import INVOLUTION2D
 
 EXPORT = next(op for op in OP_EXPORTS if op.contract is INVOLUTION2D)
 

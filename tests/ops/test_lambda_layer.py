@@ -9,10 +9,10 @@ import torch.nn.functional as F
 from helpers import bad_arguments_test
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from holocron.export.ops import OP_EXPORTS
-from holocron.export.ops import lambda_layer as lambda_onnx
+from holocron.contract import LAMBDA
+from holocron.export.onnx.ops import OP_EXPORTS
+from holocron.export.onnx.ops import lambda_layer as lambda_onnx
 from holocron.ops import lambda_layer
-from holocron.ops.contract import LAMBDA
 
 EXPORT = next(op for op in OP_EXPORTS if op.contract is LAMBDA)
 
