@@ -123,4 +123,42 @@ def check_inputs(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
         with eval_mode(model), torch.no_grad():
             model(*inputs)
     except Exception as error:
-        raise ValueError(f"the model rejects inputs of shape {shapes}: {summarize_error(error)}") from error
+        where = _failure_place(model, error)
+        raise ValueError(f"{where} inputs of shape {shapes}: {summarize_error(error)}{_state_hint(error)}") from error
+
+
+def _failing_module(model: nn.Module, error: BaseException) -> tuple[str, nn.Module] | None:
+    """The innermost submodule of ``model`` whose Python ``forward`` (or a method it called) raised ``error``.
+
+    Found from the frames of the traceback: each frame whose ``self`` is one of ``model``'s modules. ``None`` when no
+    frame is (a TorchScript model runs no Python frames; its error text says where it failed).
+    """
+    names = {id(module): name for name, module in model.named_modules()}
+    found: tuple[str, nn.Module] | None = None
+    trace = error.__traceback__
+    while trace is not None:
+        owner = trace.tb_frame.f_locals.get("self")
+        if isinstance(owner, nn.Module) and id(owner) in names:
+            found = names[id(owner)], owner
+        trace = trace.tb_next
+    return found
+
+
+def _failure_place(model: nn.Module, error: BaseException) -> str:
+    """The message's start: ``the model fails in module 'layer1.0.conv' (Involution2d) on``, else ``... rejects``."""
+    found = _failing_module(model, error)
+    if found is None or found[0] == "":
+        return "the model rejects"
+    name, module = found
+    return f"the model fails in module {name!r} ({type(module).__name__}) on"
+
+
+def _state_hint(error: BaseException) -> str:
+    """A hint for a module missing an attribute its ``forward`` reads: a pickle made from other code of its class."""
+    if isinstance(error, AttributeError) and isinstance(getattr(error, "obj", None), nn.Module):
+        cls = type(error.obj)
+        return (
+            f"; the model file was probably pickled from another version of {cls.__module__}.{cls.__qualname__}, "
+            "whose state this code does not know: re-save it from a model built with this code"
+        )
+    return ""

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from holocron._jit import jit_deprecation_silenced
+from holocron._upstream import UPSTREAM_ENV
 
 from ..errors import ModelLoadError, UnsafePickleError, summarize_error
 from .archives import ArchiveCheckError, check_archive, weights_only_loads
@@ -149,6 +150,12 @@ def _import_hint(error: BaseException) -> str:
     while cause is not None:
         if isinstance(cause, ImportError):
             module = getattr(cause, "name", None) or "its module"
+            if module.split(".")[0] == "holocron":
+                return (
+                    f"; the pickle refers to {module!r}, which is upstream holocron's (pylocron) code, not part of "
+                    f"this package: install it beside this package and name its folder in {UPSTREAM_ENV} (README: "
+                    "'Upstream holocron beside this package')"
+                )
             return (
                 f"; the pickle refers to code in module {module!r}, which cannot be imported: add the folder that "
                 "holds it to PYTHONPATH"
