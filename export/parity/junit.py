@@ -51,31 +51,26 @@ def junit_xml(report: VerificationReport, suite: str = "holocron-verify") -> byt
     """
     root = ElementTree.Element("testsuites")
     cases: list[ElementTree.Element] = []
-    failures = skipped = 0
+
+    def add(group: str, name: str, *, failure: str | None = None, skipped: str | None = None) -> None:
+        """One test case: passed, or with a ``failure`` or ``skipped`` child saying why."""
+        case = ElementTree.Element("testcase", classname=f"{suite}.{group}", name=name)
+        if failure is not None:
+            ElementTree.SubElement(case, "failure", message=failure, type="divergence").text = failure
+        if skipped is not None:
+            ElementTree.SubElement(case, "skipped", message=skipped)
+        cases.append(case)
+
     for out in report.outputs:
-        case = ElementTree.Element("testcase", classname=f"{suite}.outputs", name=out.name)
-        if not out.passed:
-            failures += 1
-            message = _output_failure(out)
-            ElementTree.SubElement(case, "failure", message=message, type="divergence").text = message
-        cases.append(case)
+        add("outputs", out.name, failure=None if out.passed else _output_failure(out))
     for mod in report.modules:
-        case = ElementTree.Element("testcase", classname=f"{suite}.modules", name=mod.module)
-        if not mod.passed:
-            failures += 1
-            message = _module_failure(mod)
-            ElementTree.SubElement(case, "failure", message=message, type="divergence").text = message
-        cases.append(case)
+        add("modules", mod.module, failure=None if mod.passed else _module_failure(mod))
     for unlocalized in report.unlocalized:
-        case = ElementTree.Element("testcase", classname=f"{suite}.modules", name=unlocalized.module)
-        ElementTree.SubElement(case, "skipped", message=f"not compared: {unlocalized.detail}")
-        skipped += 1
-        cases.append(case)
+        add("modules", unlocalized.module, skipped=f"not compared: {unlocalized.detail}")
     if report.localization_note:
-        case = ElementTree.Element("testcase", classname=f"{suite}.modules", name="localization")
-        ElementTree.SubElement(case, "skipped", message=f"not localized: {report.localization_note}")
-        skipped += 1
-        cases.append(case)
+        add("modules", "localization", skipped=f"not localized: {report.localization_note}")
+    failures = sum(case.find("failure") is not None for case in cases)
+    skipped = sum(case.find("skipped") is not None for case in cases)
     attributes = {"name": suite, "tests": str(len(cases)), "failures": str(failures), "errors": "0"}
     testsuite = ElementTree.SubElement(root, "testsuite", {**attributes, "skipped": str(skipped)})
     properties = ElementTree.SubElement(testsuite, "properties")

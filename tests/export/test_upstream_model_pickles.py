@@ -29,43 +29,23 @@ from holocron import nn as hnn
 Layer = nn.Module | str  # a torch layer, or the id of a case of ``upstream_state.CASES``
 
 
+def _stem() -> list[Layer]:
+    return [nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)]
+
+
 def _rednet() -> list[Layer]:
-    return [
-        nn.Conv2d(3, 8, 3, padding=1, bias=False),
-        nn.BatchNorm2d(8),
-        nn.ReLU(),
-        "Involution2d-s2",
-        nn.BatchNorm2d(8),
-        nn.ReLU(),
-        "Involution2d-g2-d2",
-        hnn.GlobalAvgPool2d(flatten=True),
-        nn.Linear(8, 10),
-    ]
+    head = [hnn.GlobalAvgPool2d(flatten=True), nn.Linear(8, 10)]
+    return [*_stem(), nn.ReLU(), "Involution2d-s2", nn.BatchNorm2d(8), nn.ReLU(), "Involution2d-g2-d2", *head]
 
 
 def _darknet() -> list[Layer]:
-    return [
-        nn.Conv2d(3, 8, 3, padding=1, bias=False),
-        nn.BatchNorm2d(8),
-        "NLReLU-0.2.1",
-        "BlurPool2d",
-        nn.Conv2d(8, 4, 1),
-        "BlurPool2d-k5-s1",
-        hnn.GlobalAvgPool2d(flatten=True),
-    ]
+    blur = ["BlurPool2d", nn.Conv2d(8, 4, 1), "BlurPool2d-k5-s1"]
+    return [*_stem(), "NLReLU-0.2.1", *blur, hnn.GlobalAvgPool2d(flatten=True)]
 
 
 def _lambda_resnet() -> list[Layer]:
-    return [
-        nn.Conv2d(3, 8, 3, padding=1, bias=False),
-        nn.BatchNorm2d(8),
-        nn.ReLU(),
-        "LambdaLayer-local",
-        nn.BatchNorm2d(32),
-        nn.ReLU(),
-        nn.Conv2d(32, 8, 1),
-        "LambdaLayer-global",
-    ]
+    middle = [nn.BatchNorm2d(32), nn.ReLU(), nn.Conv2d(32, 8, 1)]
+    return [*_stem(), nn.ReLU(), "LambdaLayer-local", *middle, "LambdaLayer-global"]
 
 
 # model -> input shape (the global Lambda layer is built for 8x8 = 64 positions)

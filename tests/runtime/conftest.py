@@ -1,4 +1,4 @@
-"""Shared pieces of the kernel tests: the custom-op library and running single-node models with it.
+"""Shared pieces of the kernel tests: running single-node models with the custom-op library (tests/conftest.py).
 
 Without the library the tests skip, unless ``HOLOCRON_REQUIRE_RUNTIME=1`` (``make test``) makes them fail.
 """
@@ -14,24 +14,10 @@ import onnx
 import pytest
 from helpers import run_with_kernels, single_node_model
 
-from holocron.runtime import RuntimeNotBuiltError, library_path
-
-REQUIRE_ENV = "HOLOCRON_REQUIRE_RUNTIME"
 RUN_MODEL_SCRIPT = Path(__file__).with_name("run_model_script.py")
 
 RunKernel = Callable[..., np.ndarray]
 RunInSubprocess = Callable[..., subprocess.CompletedProcess[str]]
-
-
-@pytest.fixture(scope="session")
-def library() -> Path:
-    """The built custom-op library; skips (or fails under ``HOLOCRON_REQUIRE_RUNTIME=1``) when it is missing."""
-    try:
-        return Path(library_path())
-    except RuntimeNotBuiltError as error:
-        if os.environ.get(REQUIRE_ENV) == "1":
-            pytest.fail(f"{REQUIRE_ENV}=1 but the runtime library is missing: {error}")
-        pytest.skip(f"holocron runtime library not built: {error}")
 
 
 @pytest.fixture(scope="session")
