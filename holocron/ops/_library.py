@@ -63,7 +63,8 @@ def define_op(
     Args:
         contract: the op's contract (torch name, reference semantics for the docstring).
         signature: the public wrapper; its annotations give the op's schema.
-        forward: eager kernel, taking the arguments of ``signature``.
+        forward: pure-torch eager kernel, taking the arguments of ``signature`` (where the native library is
+            loaded, the kernel of the dtypes and devices it lacks).
         output_shape: validates the arguments of ``signature`` and returns the output shape (the fake kernel's).
         backward: eager kernel of the backward op: ``grad_output`` then the arguments of ``signature`` without its
             optional tensors; returns the contiguous gradients of the required tensor arguments.

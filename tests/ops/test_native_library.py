@@ -212,6 +212,12 @@ def test_archive_runs_where_only_the_library_is_loaded(torch_library: Path, tmp_
             outputs = model(*torch.load("inputs.pt"))
         torch.save(outputs, "outputs.pt")
         assert not any(name == "holocron" or name.startswith("holocron.") for name in sys.modules), "imported"
+        # Importing holocron afterwards extends the ops the library defined (Python cannot define them again).
+        import holocron.ops
+        assert holocron.ops._native.is_loaded()
+        with torch.no_grad():
+            again = model(*torch.load("inputs.pt"))
+        assert all(torch.equal(a, b) for a, b in zip(again, outputs))
     """
     # Run from a neutral folder; the script checks that nothing imported holocron (an editable install could).
     result = _run_python(code, dict(os.environ), tmp_path)
