@@ -107,7 +107,9 @@ def load() -> bool:
         return False
     try:
         path = torch_library_path()
-    except TorchLibraryNotBuiltError:
+    except TorchLibraryNotBuiltError as error:
+        if os.environ.get(LIBRARY_ENV):  # asked for a library that is not there: say so (not built: silent)
+            warnings.warn(f"holocron: {error}; the ops use their pure-torch kernels", RuntimeWarning, stacklevel=2)
         return False
     try:
         torch.ops.load_library(path)

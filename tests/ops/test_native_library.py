@@ -226,3 +226,9 @@ def test_archive_runs_where_only_the_library_is_loaded(torch_library: Path, tmp_
     # The same kernels on the same inputs: identical, whatever the thread count (the tasks' split is fixed).
     for got, want in zip(outputs, expected, strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_override_that_is_not_a_file_names_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(_native.LIBRARY_ENV, str(tmp_path / "missing.so"))
+    with pytest.raises(_native.TorchLibraryNotBuiltError, match=r"HOLOCRON_TORCH_LIBRARY=.*missing\.so.* not a file"):
+        holocron.ops.torch_library_path()
