@@ -86,6 +86,34 @@ if(NOT EXISTS "${_holocron_torch_include}/torch/csrc/stable/library.h" OR NOT EX
                  "include/torch/csrc/stable/library.h or lib/libtorch_cpu.so; torch op library skipped.")
   return()
 endif()
+
+# TORCH_TARGET_VERSION 2.13 (0x020D000000000000: major << 56 | minor << 48): only the stable API of torch 2.13 is
+# used (the headers refuse newer calls), so one build loads on 2.13 and later; TORCH_STABLE_ONLY: the unstable C++
+# API (ATen, c10) cannot be included by mistake.
+set(_holocron_torch_defines TORCH_TARGET_VERSION=0x020D000000000000ULL TORCH_STABLE_ONLY)
+set(_holocron_kernels "${CMAKE_CURRENT_LIST_DIR}/src")
+
+# The op glue is compiled once at configure time: headers of a torch whose stable API this code does not fit make
+# the library skip, with the compiler's words, instead of failing the whole install.
+set(CMAKE_TRY_COMPILE_TARGET_TYPE STATIC_LIBRARY)
+unset(_holocron_torch_compiles CACHE)  # before CMake 3.25 the result is cached: probe the torch of this configure
+list(TRANSFORM _holocron_torch_defines PREPEND "-D" OUTPUT_VARIABLE _holocron_torch_flags)
+try_compile(
+  _holocron_torch_compiles "${CMAKE_BINARY_DIR}/holocron-torch-probe"
+  SOURCES "${_holocron_kernels}/torch/library.cc"
+  CMAKE_FLAGS "-DINCLUDE_DIRECTORIES=${_holocron_kernels};${_holocron_torch_include}"
+  COMPILE_DEFINITIONS ${_holocron_torch_flags}
+  CXX_STANDARD 17
+  CXX_EXTENSIONS ON
+  OUTPUT_VARIABLE _holocron_torch_compile_log)
+unset(CMAKE_TRY_COMPILE_TARGET_TYPE)
+if(NOT _holocron_torch_compiles)
+  string(REGEX MATCH "[^\n]*error[^\n]*" _holocron_torch_first_error "${_holocron_torch_compile_log}")
+  message(WARNING "holocron torch ops: runtime/src/torch/library.cc does not compile against torch "
+                  "${_holocron_torch_version}'s stable API (${_holocron_torch_include}): ${_holocron_torch_first_error}; "
+                  "torch op library skipped (holocron.ops uses its pure-torch implementation).")
+  return()
+endif()
 message(STATUS "holocron torch ops: torch ${_holocron_torch_version} headers ${_holocron_torch_include}, "
                "stable ABI target 2.13")
 
@@ -93,7 +121,6 @@ if(NOT CMAKE_BUILD_TYPE AND NOT CMAKE_CONFIGURATION_TYPES)
   set(CMAKE_BUILD_TYPE Release)
 endif()
 
-set(_holocron_kernels "${CMAKE_CURRENT_LIST_DIR}/src")
 add_library(
   holocron_torch MODULE
   "${_holocron_kernels}/kernels/cpu/cpu_features.cc"
@@ -103,10 +130,7 @@ add_library(
   "${_holocron_kernels}/torch/library.cc")
 target_include_directories(holocron_torch PRIVATE "${_holocron_kernels}")
 target_include_directories(holocron_torch SYSTEM PRIVATE "${_holocron_torch_include}")
-# TORCH_TARGET_VERSION: only the stable API of torch 2.13 is used (the headers refuse newer calls), so one build
-# loads on 2.13 and later; TORCH_STABLE_ONLY: the unstable C++ API (ATen, c10) cannot be included by mistake.
-target_compile_definitions(holocron_torch PRIVATE "TORCH_TARGET_VERSION=(((0ULL + 2) << 56) | ((0ULL + 13) << 48))"
-                                                  TORCH_STABLE_ONLY)
+target_compile_definitions(holocron_torch PRIVATE ${_holocron_torch_defines})
 target_compile_features(holocron_torch PRIVATE cxx_std_17)
 set_target_properties(
   holocron_torch
