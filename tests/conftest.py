@@ -13,7 +13,8 @@ import pytest
 
 from holocron.runtime import RuntimeNotBuiltError, library_path
 
-#: ``HOLOCRON_REQUIRE_RUNTIME=1`` (``make test``) turns a missing kernel library from a skip into a failure.
+#: ``HOLOCRON_REQUIRE_RUNTIME=1`` (``make test``, ``make matrix``) turns a missing kernel library (onnxruntime's or
+#: the torch op library) from a skip into a failure.
 REQUIRE_ENV = "HOLOCRON_REQUIRE_RUNTIME"
 
 _TESTS = str(Path(__file__).parent)
@@ -36,3 +37,22 @@ def library() -> Path:
         if os.environ.get(REQUIRE_ENV) == "1":
             pytest.fail(f"{REQUIRE_ENV}=1 but the runtime library is missing: {error}")
         pytest.skip(f"holocron runtime library not built: {error}")
+
+
+@pytest.fixture(scope="session")
+def torch_library() -> Path:
+    """The torch op library holocron.ops loaded; skips (or fails under ``HOLOCRON_REQUIRE_RUNTIME=1``) when the ops
+    run their pure-torch kernels (not built, or ``HOLOCRON_PURE_TORCH=1``)."""
+    from holocron.ops import _native
+
+    if os.environ.get(_native.PURE_TORCH_ENV) == "1":
+        pytest.skip(f"{_native.PURE_TORCH_ENV}=1: the ops run their pure-torch kernels")
+    try:
+        path = Path(_native.torch_library_path())
+    except _native.TorchLibraryNotBuiltError as error:
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(f"{REQUIRE_ENV}=1 but the torch op library is missing: {error}")
+        pytest.skip(f"holocron torch op library not built: {error}")
+    if not _native.is_loaded():
+        pytest.fail(f"the torch op library {path} exists but holocron.ops did not load it (see its warning)")
+    return path
