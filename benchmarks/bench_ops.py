@@ -5,20 +5,25 @@ three medians, the variants of a case measured in turn, so that load from other 
 torch op
 (``torch.ops.holocron.*``, the heavy part of the layer), onnxruntime running the op's standard-ONNX fallback
 (inlined), onnxruntime running holocron's kernel, and for Add2d onnxruntime's Conv of the same shape (the
-multiply-accumulate baseline; an adder needs a subtraction, an absolute value and an addition per tap). Involution2d
+multiply-accumulate baseline; the adder kernel needs a min and an addition per tap, through
+|s - w| = s + w - 2 min(s, w), where Conv needs one fused multiply-add). Involution2d
 is also compared with its memory floor: the bytes it must read and write over the copy bandwidth measured here.
+For Add2d, the kernel and Conv are timed a second time on one core: one-thread sessions, timed as the calling
+thread's CPU time, so that other processes on a loaded machine inflate neither figure nor their ratio.
 Then the peak memory of an Add2d session, and the demo model eager vs onnxruntime with kernels vs fallback.
 
-Usage: ``python benchmarks/bench_ops.py [--threads 2] [--json results.json] [--skip-demo]``.
+Usage: ``python benchmarks/bench_ops.py [--threads 2] [--json results.json] [--skip-demo] [--only Add2d]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -152,7 +157,21 @@ def bench_case(case: Case, threads: int) -> Result:
         result.ratios["fallback / kernel"] = t["fallback"] / t["kernel"]
     if "conv" in t:
         result.ratios["kernel / conv"] = t["kernel"] / t["conv"]
+        add_one_core(result, case, model)
     return result
+
+
+def add_one_core(result: Result, case: Case, model: onnx.ModelProto) -> None:
+    """Kernel and Conv on one core: one-thread sessions, timed as the calling thread's CPU time."""
+    kernel = session(model, 1, kernels=True)
+    conv = session(conv_model(case.inputs["X"], case.weights["W"], case.attributes), 1, kernels=False)
+    runs: dict[str, Callable[[], object]] = {
+        "kernel 1-core cpu": lambda: kernel.run(None, case.inputs),
+        "conv 1-core cpu": lambda: conv.run(None, case.inputs),
+    }
+    result.timings_ms.update(interleaved_medians(runs, clock=time.thread_time))
+    t = result.timings_ms
+    result.ratios["kernel / conv 1-core cpu"] = t["kernel 1-core cpu"] / t["conv 1-core cpu"]
 
 
 def add_memory_floor(result: Result, case: Case, threads: int) -> None:
@@ -231,17 +250,23 @@ def bench_demo(threads: int) -> Result | str:
 
 
 def print_table(results: list[Result]) -> None:
-    columns = ["eager", "fallback", "kernel", "conv", "memory floor"]
-    ratio_names = ["eager / kernel", "fallback / kernel", "kernel / conv", "kernel / memory floor"]
-    header = f"{'case':48} " + " ".join(f"{c:>12}" for c in columns) + "  " + "  ".join(ratio_names)
+    columns = ["eager", "fallback", "kernel", "conv", "memory floor", "kernel 1-core cpu", "conv 1-core cpu"]
+    ratio_names = [
+        "eager / kernel",
+        "fallback / kernel",
+        "kernel / conv",
+        "kernel / conv 1-core cpu",
+        "kernel / memory floor",
+    ]
+    header = f"{'case':48} " + " ".join(f"{c:>17}" for c in columns) + "  " + "  ".join(ratio_names)
     print(header)
     for r in results:
-        times = " ".join(f"{r.timings_ms[c]:12.3f}" if c in r.timings_ms else f"{'-':>12}" for c in columns)
+        times = " ".join(f"{r.timings_ms[c]:17.3f}" if c in r.timings_ms else f"{'-':>17}" for c in columns)
         ratios = "  ".join(f"{r.ratios[n]:{len(n)}.2f}" if n in r.ratios else f"{'-':>{len(n)}}" for n in ratio_names)
         print(f"{r.name:48} {times}  {ratios}")
     print(
         "(milliseconds: per variant the lowest of 3 medians, variants measured in turn; eager = torch.ops.holocron op,"
-        " fallback = inlined standard-ONNX function)"
+        " fallback = inlined standard-ONNX function; 1-core cpu: one-thread sessions, the thread's CPU time)"
     )
 
 
@@ -250,23 +275,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch and onnxruntime intra-op threads (default 2)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--skip-demo", action="store_true", help="do not benchmark the demo model")
+    parser.add_argument("--only", help="only the cases whose name contains this text (e.g. Add2d)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     results: list[Result] = []
-    all_cases = cases()
+    all_cases = [case for case in cases() if args.only is None or args.only in case.name]
     for case in all_cases:
         result = bench_case(case, args.threads)
         if case.op_type == "Involution2d":
             add_memory_floor(result, case, args.threads)
         results.append(result)
-    memory = peak_memory(all_cases[0])
-    results[0].notes["peak memory"] = memory
+    if all_cases and all_cases[0].op_type == "Add2d":
+        results[0].notes["peak memory"] = peak_memory(all_cases[0])
     demo = None if args.skip_demo else bench_demo(args.threads)
     if isinstance(demo, Result):
         results.append(demo)
 
-    print(f"threads: {args.threads}, onnxruntime CPU, float32")
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(f"threads: {args.threads}, onnxruntime CPU, float32, load average (1, 5, 15 min) at the end: {load}")
     print_table(results)
     for result in results:
         for key, value in result.notes.items():
@@ -275,7 +302,12 @@ def main(argv: list[str] | None = None) -> None:
         print(demo)
     if args.json:
         skipped = demo if isinstance(demo, str) else None
-        payload = {"threads": args.threads, "results": [asdict(r) for r in results], "demo_skipped": skipped}
+        payload = {
+            "threads": args.threads,
+            "load_average": os.getloadavg(),
+            "results": [asdict(r) for r in results],
+            "demo_skipped": skipped,
+        }
         args.json.write_text(json.dumps(payload, indent=2, default=float) + "\n")
 
 
