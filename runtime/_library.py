@@ -7,10 +7,11 @@ source by pip (an sdist or a source folder), or from a prebuilt wheel.
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.resources
 import json
 import os
 from pathlib import Path
+
+from holocron._package_files import packaged_file
 
 __all__ = ["LIBRARY_ENV", "RuntimeNotBuiltError", "is_available", "library_path"]
 
@@ -115,7 +116,7 @@ def library_path() -> str:
             installed (checkout, source build or wheel).
     """
     override = os.environ.get(LIBRARY_ENV)
-    installed = _installed_library()
+    installed = packaged_file(__package__ or "holocron.runtime", _LIBRARY_NAMES)
     if override:
         if not Path(override).is_file():
             fix = (
@@ -130,16 +131,6 @@ def library_path() -> str:
             f"holocron's onnxruntime custom-op library is not installed: {_missing_library_message()}"
         )
     return installed
-
-
-def _installed_library() -> str | None:
-    """The library file inside the ``holocron.runtime`` package, or ``None``."""
-    package = importlib.resources.files(__package__ or "holocron.runtime")
-    for name in _LIBRARY_NAMES:
-        candidate = package / name
-        if candidate.is_file():
-            return str(Path(str(candidate)))  # a file of an installed package: a real path
-    return None
 
 
 def is_available() -> bool:

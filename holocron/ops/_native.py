@@ -11,12 +11,13 @@ defined in Python with their pure-torch kernels.
 
 from __future__ import annotations
 
-import importlib.resources
 import os
 import warnings
 from pathlib import Path
 
 import torch
+
+from holocron._package_files import packaged_file
 
 __all__ = [
     "LIBRARY_ENV",
@@ -43,16 +44,6 @@ class TorchLibraryNotBuiltError(FileNotFoundError):
     """holocron's torch op library is not installed (built without torch's headers or a C++ compiler)."""
 
 
-def _installed_library() -> str | None:
-    """The library file inside the ``holocron.ops`` package, or ``None``."""
-    package = importlib.resources.files(__package__ or "holocron.ops")
-    for name in _LIBRARY_NAMES:
-        candidate = package / name
-        if candidate.is_file():
-            return str(Path(str(candidate)))  # a file of an installed package: a real path
-    return None
-
-
 def torch_library_path() -> str:
     """Path of the torch op library registering the ``holocron`` ops' schemas and CPU kernels.
 
@@ -72,7 +63,7 @@ def torch_library_path() -> str:
         if not Path(override).is_file():
             raise TorchLibraryNotBuiltError(f"{LIBRARY_ENV}={override!r} is not a file")
         return override
-    installed = _installed_library()
+    installed = packaged_file(__package__ or "holocron.ops", _LIBRARY_NAMES)
     if installed is None:
         raise TorchLibraryNotBuiltError(
             "holocron's torch op library (libholocron_torch.so) is not installed: the build skipped it (it needs a "

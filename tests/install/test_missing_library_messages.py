@@ -45,7 +45,7 @@ def test_override_that_is_not_a_file_names_the_variable(tmp_path: Path, monkeypa
     monkeypatch.setenv(_library.LIBRARY_ENV, str(tmp_path / "missing.so"))
     with pytest.raises(_library.RuntimeNotBuiltError, match=r"HOLOCRON_RUNTIME_LIBRARY=.*missing\.so.* not a file"):
         _library.library_path()
-    monkeypatch.setattr(_library, "_installed_library", lambda: None)
+    monkeypatch.setattr(_library, "packaged_file", lambda package, names: None)
     with pytest.raises(_library.RuntimeNotBuiltError, match=r"no library is installed either: .*make setup"):
         _library.library_path()
 
