@@ -3,10 +3,11 @@
 For each op at fixed shapes, in one run and with the same number of threads everywhere (each timing is the lowest of
 three medians, the variants of a case measured in turn, so that load from other processes skews no ratio): the eager
 torch op
-(``torch.ops.holocron.*``, the heavy part of the layer), onnxruntime running the op's standard-ONNX fallback
-(inlined), onnxruntime running holocron's kernel, and for Add2d onnxruntime's Conv of the same shape (the
-multiply-accumulate baseline; the adder kernel needs a min and an addition per tap, through
-|s - w| = s + w - 2 min(s, w), where Conv needs one fused multiply-add). Involution2d
+(``torch.ops.holocron.*``, the heavy part of the layer: the native CPU kernels of ``libholocron_torch.so`` where it
+is loaded, else the pure-torch ones; ``HOLOCRON_PURE_TORCH=1`` times the latter), onnxruntime running the op's
+standard-ONNX fallback (inlined), onnxruntime running holocron's kernel, and for Add2d onnxruntime's Conv of the same
+shape (the multiply-accumulate baseline: the adder kernel needs a subtraction, an absolute value and an addition per
+tap where Conv needs one fused multiply-add). Involution2d
 is also compared with its memory floor: the bytes it must read and write over the copy bandwidth measured here.
 For Add2d, the kernel and Conv are timed a second time on one core: one-thread sessions, timed as the calling
 thread's CPU time, so that other processes on a loaded machine inflate neither figure nor their ratio.
@@ -264,9 +265,11 @@ def print_table(results: list[Result]) -> None:
         times = " ".join(f"{r.timings_ms[c]:17.3f}" if c in r.timings_ms else f"{'-':>17}" for c in columns)
         ratios = "  ".join(f"{r.ratios[n]:{len(n)}.2f}" if n in r.ratios else f"{'-':>{len(n)}}" for n in ratio_names)
         print(f"{r.name:48} {times}  {ratios}")
+    eager = "native" if holocron.ops.torch_library_loaded() else "pure-torch"
     print(
         "(milliseconds: per variant the lowest of 3 medians, variants measured in turn; eager = torch.ops.holocron op,"
-        " fallback = inlined standard-ONNX function; 1-core cpu: one-thread sessions, the thread's CPU time)"
+        f" {eager} kernels; fallback = inlined standard-ONNX function; 1-core cpu: one-thread sessions, the thread's"
+        " CPU time)"
     )
 
 
