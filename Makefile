@@ -66,6 +66,7 @@ typecheck: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_ops.py
 	$(BIN)/python benchmarks/bench_networks.py
+	$(BIN)/python benchmarks/bench_localize.py
 
 # A manylinux wheel in dist/: pip builds it (C++/CUDA library included), auditwheel checks the library's system
 # dependencies and retags it from linux_x86_64 to the manylinux policy they fit. The torch op library, when the
