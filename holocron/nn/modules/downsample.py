@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-import warnings
 
 import torch
 from torch import Tensor, nn
 
+from ..._jit import jit_deprecation_silenced
 from .. import functional as F
 from .._upstream_state import UpstreamAttributes, accepts_upstream_state
 from .._validation import HolocronArgumentError, check_positive_int
@@ -60,9 +60,9 @@ class ConcatDownsample2dJit:
         return F.concat_downsample2d(x, self.scale_factor)
 
 
-with warnings.catch_warnings():
-    # Compiled once at import, as upstream's; torch's deprecation notice of torch.jit.script stays out of the logs.
-    warnings.simplefilter("ignore", DeprecationWarning)
+with jit_deprecation_silenced():
+    # Compiled once at import, as upstream's; torch's deprecation notice of torch.jit.script (torch >= 2.14) is not
+    # the user's to act on.
     ConcatDownsample2dJit = torch.jit.script(ConcatDownsample2dJit)  # type: ignore[misc]
 
 
