@@ -1,6 +1,7 @@
 """holocron's own calls of ``torch.jit``'s entry points, without the deprecation warning torch 2.14 added to them.
 
-torch 2.14 deprecates ``torch.jit.script``, ``trace``, ``save`` and ``load`` with a ``FutureWarning`` on every call.
+torch 2.14 deprecates ``torch.jit.script``, ``trace``, ``save`` and ``load`` with a ``FutureWarning`` on every call
+(2.13 already says so for ``script`` with a ``DeprecationWarning``, which Python hides by default).
 TorchScript is one of holocron's export formats, so that warning, raised by holocron's calls, is not the user's to act
 on: :func:`jit_deprecation_silenced` drops exactly that warning (matched by its category and text) around those
 calls. The user's own ``torch.jit`` calls keep their warning, and so do other warnings, torch's "not supported in
@@ -21,8 +22,9 @@ JIT_DEPRECATION = r"`torch\.jit\.\w+` is deprecated\."
 
 @contextlib.contextmanager
 def jit_deprecation_silenced() -> Iterator[None]:
-    """Within the block, ignore torch's ``FutureWarning`` that a ``torch.jit`` function (``script``, ``trace``,
-    ``save``, ``load``, and those they call) is deprecated; every other warning is unaffected."""
+    """Within the block, ignore torch's ``FutureWarning`` (or ``DeprecationWarning``) that a ``torch.jit`` function
+    (``script``, ``trace``, ``save``, ``load``, and those they call) is deprecated; other warnings are unaffected."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=JIT_DEPRECATION, category=FutureWarning)
+        for category in (FutureWarning, DeprecationWarning):
+            warnings.filterwarnings("ignore", message=JIT_DEPRECATION, category=category)
         yield
