@@ -28,12 +28,13 @@ setup:
 
 # The README's test command: lint, type check, then the whole test suite.
 test: setup lint typecheck
-	HOLOCRON_TEST_TORCH=$(TORCH) HOLOCRON_REQUIRE_RUNTIME=1 $(BIN)/python -m pytest -q
+	HOLOCRON_TEST_TORCH=$(TORCH) HOLOCRON_REQUIRE_RUNTIME=1 HOLOCRON_TEST_TORCH_LIBRARY=required $(BIN)/python -m pytest -q
 
 # MATRIX_TESTS on each release of TORCH_MATRIX, each in its own environment under MATRIX_DIR (kept: a rerun installs
-# nothing new), with holocron installed editable but without a second kernel build: the tests load .venv's
+# nothing new), with holocron installed editable but without a second kernel build, twice: first with .venv's
 # libraries, the onnxruntime one and the torch op library (built on TORCH's stable ABI, it loads on the newer
-# releases too; where .venv has none, the ops run their pure-torch kernels).
+# releases too), then without the torch op library, which that environment does not build: the ops run their
+# pure-torch kernels, the path of every install whose build found no torch.
 matrix: setup
 	@lib=$$($(BIN)/python -c "import holocron.runtime as r; print(r.library_path())") && \
 	torchlib=$$($(BIN)/python -c "import holocron.ops as o; print(o.torch_library_path())" 2>/dev/null || true) && \
@@ -46,10 +47,13 @@ matrix: setup
 	      -Cbuild-dir=$(MATRIX_DIR)/cmake -Ccmake.define.HOLOCRON_BUILD_RUNTIME=OFF && \
 	    touch $$env/.installed || exit 1; \
 	  fi; \
-	  echo "torch $$version: $(MATRIX_TESTS)"; \
+	  echo "torch $$version, torch op library $$torchlib: $(MATRIX_TESTS)"; \
 	  HOLOCRON_REQUIRE_RUNTIME=1 HOLOCRON_RUNTIME_LIBRARY=$$lib HOLOCRON_TORCH_LIBRARY=$$torchlib \
-	    $$env/bin/python -m pytest -q -p no:cacheprovider \
-	    $(MATRIX_TESTS) || exit 1; \
+	    HOLOCRON_TEST_TORCH_LIBRARY=$${torchlib:+required} \
+	    $$env/bin/python -m pytest -q -p no:cacheprovider $(MATRIX_TESTS) || exit 1; \
+	  echo "torch $$version, no torch op library (pure-torch kernels): $(MATRIX_TESTS)"; \
+	  HOLOCRON_REQUIRE_RUNTIME=1 HOLOCRON_RUNTIME_LIBRARY=$$lib HOLOCRON_TEST_TORCH_LIBRARY=absent \
+	    $$env/bin/python -m pytest -q -p no:cacheprovider $(MATRIX_TESTS) || exit 1; \
 	done
 
 demo: setup

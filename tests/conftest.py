@@ -13,9 +13,13 @@ import pytest
 
 from holocron.runtime import RuntimeNotBuiltError, library_path
 
-#: ``HOLOCRON_REQUIRE_RUNTIME=1`` (``make test``, ``make matrix``) turns a missing kernel library (onnxruntime's or
-#: the torch op library) from a skip into a failure.
+#: ``HOLOCRON_REQUIRE_RUNTIME=1`` (``make test``, ``make matrix``) turns a missing onnxruntime kernel library from a
+#: skip into a failure.
 REQUIRE_ENV = "HOLOCRON_REQUIRE_RUNTIME"
+#: What the run expects of the torch op library: ``required`` (``make test``, the native half of ``make matrix``: a
+#: missing library fails) or ``absent`` (the matrix half run where it is not built: the ops must run pure torch);
+#: unset, a missing library skips the tests that need it.
+TORCH_LIBRARY_ENV = "HOLOCRON_TEST_TORCH_LIBRARY"
 
 _TESTS = str(Path(__file__).parent)
 if _TESTS not in sys.path:
@@ -50,8 +54,8 @@ def torch_library() -> Path:
     try:
         path = Path(_native.torch_library_path())
     except _native.TorchLibraryNotBuiltError as error:
-        if os.environ.get(REQUIRE_ENV) == "1":
-            pytest.fail(f"{REQUIRE_ENV}=1 but the torch op library is missing: {error}")
+        if os.environ.get(TORCH_LIBRARY_ENV) == "required":
+            pytest.fail(f"{TORCH_LIBRARY_ENV}=required but the torch op library is missing: {error}")
         pytest.skip(f"holocron torch op library not built: {error}")
     if not _native.is_loaded():
         pytest.fail(f"the torch op library {path} exists but holocron.ops did not load it (see its warning)")

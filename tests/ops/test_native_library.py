@@ -232,3 +232,17 @@ def test_override_that_is_not_a_file_names_the_variable(tmp_path: Path, monkeypa
     monkeypatch.setenv(_native.LIBRARY_ENV, str(tmp_path / "missing.so"))
     with pytest.raises(_native.TorchLibraryNotBuiltError, match=r"HOLOCRON_TORCH_LIBRARY=.*missing\.so.* not a file"):
         holocron.ops.torch_library_path()
+
+
+@pytest.mark.skipif(not os.environ.get("HOLOCRON_TEST_TORCH_LIBRARY"), reason="the run states no expectation")
+def test_the_ops_run_the_kernels_the_run_expects() -> None:
+    """A run that says which kernels it tests gets them: ``required`` loads the library, ``absent`` (the matrix run
+    where it is not built) finds none and runs pure torch, so neither half of the matrix passes on the other's
+    path."""
+    if os.environ["HOLOCRON_TEST_TORCH_LIBRARY"] == "required":
+        assert holocron.ops.torch_library_loaded()
+    else:
+        assert os.environ["HOLOCRON_TEST_TORCH_LIBRARY"] == "absent"
+        assert not holocron.ops.torch_library_loaded()
+        with pytest.raises(_native.TorchLibraryNotBuiltError):
+            holocron.ops.torch_library_path()
