@@ -5,7 +5,8 @@ Public API (imported on first use, as torch, onnx and onnxruntime are heavy):
 * :func:`to_onnx` / :func:`to_onnx_proto`: ONNX export through the dynamo or TorchScript exporter, Add2d /
   Involution2d / LambdaLayer as single nodes of the ``holocron`` domain with standard-ONNX fallback functions;
 * :func:`to_torchscript`: TorchScript archive;
-* :func:`to_triton`: an ONNX export written into a Triton Inference Server model repository with the op library;
+* :func:`to_triton`: an ONNX export (or TorchScript, for the PyTorch backend) written into a Triton Inference
+  Server model repository with the op library;
 * :func:`to_float16`: float16 conversion of an exported model (holocron nodes and fallback functions included);
 * :func:`reattach_fallback_functions`: restore the fallback functions a tool dropped (e.g. onnxruntime's saved
   optimized model);

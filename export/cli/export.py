@@ -5,6 +5,7 @@ Examples::
     holocron-export model.pt --format onnx -o model.onnx --input-shape 1,16,16,16
     holocron-export model.pt2 --format onnx --dynamic-batch --report parity.json
     holocron-export --demo --format onnx -o build/demo.onnx --force
+    holocron-export model.pt --format triton --backend pytorch -o repo --input-shape 1,3,64,64
 
 MODEL is a TorchScript archive (``torch.jit.save``), a ``torch.export`` archive (``.pt2``), or a whole pickled
 module (``torch.save``), which is only loaded with ``--trust-pickle`` because unpickling runs arbitrary code.
@@ -83,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="output_format",
         choices=("onnx", "torchscript", "triton"),
         default="onnx",
-        help="output format (default: onnx); triton writes the ONNX model into a Triton model repository",
+        help="output format (default: onnx); triton writes the model into a Triton model repository (ONNX, or "
+        "TorchScript with --backend pytorch)",
     )
     parser.add_argument(
         "-o",
@@ -118,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     triton = parser.add_argument_group("Triton options (--format triton)")
     triton.add_argument(
+        "--backend",
+        choices=("onnxruntime", "pytorch"),
+        help="Triton backend that serves the model (default onnxruntime: model.onnx and libholocron_ort.so; pytorch: "
+        "a TorchScript model.pt and libholocron_torch.so, which the server loads with LD_PRELOAD)",
+    )
+    triton.add_argument(
         "--model-name", help="model name and folder in the repository (default: MODEL's file name, or holocron-demo)"
     )
     triton.add_argument("--model-version", type=positive_int_type, help="version folder of the model, >= 1 (default 1)")
@@ -140,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     triton.add_argument(
         "--op-library-path",
-        help="holocron's op library as the server opens it (default SERVER_REPOSITORY/NAME/libholocron_ort.so)",
+        help="holocron's op library as the server opens it (default SERVER_REPOSITORY/NAME/ and the library's file "
+        "name: libholocron_ort.so, or libholocron_torch.so with --backend pytorch)",
     )
     triton.add_argument(
         "--no-op-library",
@@ -184,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.demo == (args.model is not None):
         parser.error("give either MODEL or --demo" if not args.demo else "MODEL and --demo are mutually exclusive")
-    if args.output_format == "torchscript":
+    if args.output_format == "torchscript" or args.backend == "pytorch":
         onnx_only = {
             "--opset": args.opset is not None,
             "--dynamic-batch": args.dynamic_batch,
@@ -194,7 +203,9 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         }
         given = [flag for flag, present in onnx_only.items() if present]
         if given:
-            parser.error(f"{', '.join(given)} only apply to --format onnx")
+            what = "--format torchscript" if args.output_format == "torchscript" else "--backend pytorch (TorchScript)"
+            verb = "applies" if len(given) == 1 else "apply"
+            parser.error(f"{', '.join(given)} {verb} only to ONNX exports, not to {what}")
     elif args.exporter == "torchscript":
         try:
             check_opset_for_exporter(args.opset, "torchscript")
@@ -203,7 +214,8 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
     if args.output_format != "triton":
         triton_only = [flag for flag, dest in _TRITON_FLAGS.items() if getattr(args, dest) is not None]
         if triton_only:
-            parser.error(f"{', '.join(triton_only)} only apply to --format triton")
+            verb = "applies" if len(triton_only) == 1 else "apply"
+            parser.error(f"{', '.join(triton_only)} {verb} only to --format triton")
     elif args.model_name is not None and not _valid_model_name(args.model_name):
         parser.error(
             f"--model-name must be letters, digits, '_', '.' or '-', not starting with '.' or '-'; got "
@@ -215,6 +227,10 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         parser.error(f"--server-repository must be an absolute path in the container; got {args.server_repository!r}")
     elif args.op_library is False and args.op_library_path is not None:
         parser.error("--op-library-path and --no-op-library are mutually exclusive")
+    elif args.op_library is False and args.backend == "pytorch":
+        parser.error(
+            "--no-op-library applies to --backend onnxruntime only: TorchScript has no fallback for holocron ops"
+        )
     if args.report_path is not None and not args.verify:
         parser.error("--report needs verification; drop --no-verify")
     if args.localize and not args.verify:
@@ -222,6 +238,7 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
 
 
 _TRITON_FLAGS = {
+    "--backend": "backend",
     "--model-name": "model_name",
     "--model-version": "model_version",
     "--max-batch-size": "max_batch_size",
@@ -329,6 +346,7 @@ def _triton_options(args: argparse.Namespace) -> TritonOptions | None:
         op_library_path=args.op_library_path,
         server_repository=args.server_repository or DEFAULT_SERVER_REPOSITORY,
         op_library=args.op_library is not False,
+        backend=args.backend or "onnxruntime",
     )
 
 

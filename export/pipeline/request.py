@@ -48,7 +48,8 @@ class ExportRequest:
     Args:
         model_path: model file; None with ``demo`` or ``module``.
         demo: export the built-in demo model instead of a file.
-        output_format: ``onnx``, ``torchscript`` or ``triton`` (an ONNX model in a Triton model repository).
+        output_format: ``onnx``, ``torchscript`` or ``triton`` (a model in a Triton model repository: ONNX, or
+            TorchScript with ``triton.backend`` pytorch).
         output: destination; None derives it from ``model_path`` (or the demo name) and the format's suffix.
         input_shapes: one shape per model input; empty uses the shapes recorded in the model when there are some.
         opset: ONNX opset (ONNX only; None = default).
@@ -91,6 +92,24 @@ class ExportRequest:
     triton: TritonOptions | None = None
     module: nn.Module | None = None
     example_inputs: tuple[torch.Tensor, ...] | None = None
+
+    @property
+    def writes_torchscript(self) -> bool:
+        """Whether the artifact is a TorchScript archive (``torchscript``, or ``triton`` for the PyTorch backend)."""
+        if self.output_format == "triton":
+            return self.triton is not None and self.triton.backend == "pytorch"
+        return self.output_format == "torchscript"
+
+    def onnx_only_fields(self) -> list[str]:
+        """The ONNX-only fields this request sets (an error where it writes TorchScript)."""
+        given = {
+            "opset": self.opset is not None,
+            "dynamic_batch": self.dynamic_batch,
+            "exporter": self.exporter is not None,
+            "custom_ops": not self.custom_ops,
+            "localize": bool(self.localize),
+        }
+        return [name for name, present in given.items() if present]
 
 
 @dataclass(frozen=True)
@@ -157,6 +176,11 @@ def prepare_export(request: ExportRequest, *, cli_names: Mapping[str, str] | Non
         raise ValueError(f"`output_format` must be onnx, torchscript or triton, got {request.output_format!r}")
     if (request.output_format == "triton") != (request.triton is not None):
         raise ValueError("`triton` options go with output_format='triton', and only with it")
+    if request.writes_torchscript and request.onnx_only_fields():
+        what = "a TorchScript archive" if request.output_format == "torchscript" else "Triton's PyTorch backend"
+        fields = [f"`{name}`" for name in request.onnx_only_fields()]
+        verb = "applies" if len(fields) == 1 else "apply"
+        raise ValueError(f"{', '.join(fields)} {verb} only to ONNX exports, not to {what}")
     sources = sum((request.model_path is not None, request.demo, request.module is not None))
     if sources != 1:
         raise ValueError("give exactly one of `model_path`, `demo` and `module`")

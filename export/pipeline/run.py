@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import warnings
+import zipfile
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import onnx
@@ -14,7 +16,7 @@ from torch import nn
 
 from holocron._jit import jit_deprecation_silenced
 
-from ..errors import ModelLoadError
+from ..errors import ExportError, ModelLoadError
 from ..files import write_bytes_atomically
 from ..model.inputs import check_input_size, check_inputs, make_inputs
 from ..model.loading import load_model
@@ -24,7 +26,15 @@ from ..onnx.graph import holocron_nodes
 from ..parity.api import verify, verify_torchscript
 from ..parity.report import VerificationFailedError, VerificationReport
 from ..torchscript import TracingFallbackWarning, to_script_module
-from ..triton import DEFAULT_SERVER_REPOSITORY, InstanceKind, TritonOptions, write_repository
+from ..triton import (
+    DEFAULT_SERVER_REPOSITORY,
+    Backend,
+    InstanceKind,
+    ModelSignature,
+    TorchScriptModel,
+    TritonOptions,
+    write_repository,
+)
 from .request import ExportPlan, ExportRequest, ExportResult, prepare_export
 
 __all__ = ["run_export", "to_triton"]
@@ -137,12 +147,15 @@ def run_export(request: ExportRequest | ExportPlan, *, progress: Callable[[str],
     verification_shapes = _verification_shapes(request, shapes) if request.verify else []
     notes: list[str] = []
     exported: onnx.ModelProto | bytes
-    say("exporting to TorchScript" if request.output_format == "torchscript" else "exporting to ONNX")
-    if request.output_format in ("onnx", "triton"):
+    say("exporting to TorchScript" if request.writes_torchscript else "exporting to ONNX")
+    if request.writes_torchscript:
+        exported = data = _export_torchscript(model, inputs, notes)
+    else:
         exported = _export_onnx(request, model, inputs, notes)
         data = exported.SerializeToString()
-    else:
-        exported = data = _export_torchscript(model, inputs, notes)
+    triton: tuple[onnx.ModelProto | TorchScriptModel, TritonOptions, str | None] | None = None
+    if request.triton is not None:  # what the server needs is known now: checked before the verification
+        triton = _repository_model(request.triton, exported, inputs, notes)
     reports: list[VerificationReport] = []
     for batch_shapes in verification_shapes:
         at = ", ".join("x".join(map(str, shape)) for shape in batch_shapes)
@@ -156,22 +169,72 @@ def run_export(request: ExportRequest | ExportPlan, *, progress: Callable[[str],
         raise VerificationFailedError(f"{reports[-1].failure_summary()}; output not written", reports[-1])
     output = plan.output
     say(f"writing {output}")
-    if request.triton is not None and isinstance(exported, onnx.ModelProto):
-        output = write_repository(
-            exported, output, request.triton, library=_op_library(exported, request.triton), overwrite=request.force
-        )
+    if triton is not None:
+        served, options, library = triton
+        output = write_repository(served, output, options, library=library, overwrite=request.force)
     else:
         write_bytes_atomically(output, data, overwrite=request.force)
     return ExportResult(output=output, reports=tuple(reports), notes=tuple(notes))
 
 
-def _op_library(model: onnx.ModelProto, options: TritonOptions) -> str | None:
-    """holocron's op library when ``model`` has holocron nodes and the server is to load it, else None."""
-    if not options.op_library or not holocron_nodes(model):
-        return None
-    from holocron.runtime import library_path
+def _repository_model(
+    options: TritonOptions, exported: onnx.ModelProto | bytes, inputs: tuple[torch.Tensor, ...], notes: list[str]
+) -> tuple[onnx.ModelProto | TorchScriptModel, TritonOptions, str | None]:
+    """The model to write into the repository, its options and the op library to copy beside it (None: none).
 
-    return library_path()
+    Raises:
+        ExportError: a TorchScript archive that calls ``holocron::*`` ops asks for GPU instances (the torch op
+            library has CPU kernels only), or the torch op library is not built.
+    """
+    if isinstance(exported, onnx.ModelProto):
+        if not options.op_library or not holocron_nodes(exported):
+            return exported, options, None
+        from holocron.runtime import library_path
+
+        return exported, options, library_path()
+    with jit_deprecation_silenced():
+        reloaded = torch.jit.load(io.BytesIO(exported), map_location="cpu")
+    with torch.no_grad():
+        returned = reloaded(*inputs)
+    outputs = (returned,) if isinstance(returned, torch.Tensor) else returned
+    if not isinstance(outputs, (tuple, list)) or not all(isinstance(t, torch.Tensor) for t in outputs):
+        raise ExportError(
+            f"Triton's PyTorch backend serves models that return a tensor or a tuple of tensors; this one returns "
+            f"{type(returned).__name__}"
+        )
+    served = TorchScriptModel(exported, ModelSignature.of_tensors(inputs, tuple(outputs)))
+    if not calls_holocron_ops(exported):
+        return served, options, None
+    if options.instance_kind == "gpu":
+        why = "the model calls holocron ops and holocron's torch op library has CPU kernels only"
+        raise ExportError(
+            f"`instance_kind` 'gpu' cannot serve it on Triton's PyTorch backend: {why}; use 'cpu', or the "
+            "onnxruntime backend",
+            cli_message=f"--instance-kind gpu cannot serve it with --backend pytorch: {why}; use --instance-kind cpu, "
+            "or --backend onnxruntime",
+        )
+    if options.instance_kind == "auto":
+        notes.append(
+            "the model calls holocron ops, whose torch op library has CPU kernels only: the PyTorch backend's "
+            "instances are pinned to the CPU (KIND_CPU)"
+        )
+        options = replace(options, instance_kind="cpu")
+    from holocron.ops import TorchLibraryNotBuiltError, torch_library_path
+
+    try:
+        return served, options, torch_library_path()
+    except TorchLibraryNotBuiltError as error:
+        raise ExportError(f"Triton's PyTorch backend needs holocron's torch op library here: {error}") from None
+
+
+def calls_holocron_ops(archive: bytes) -> bool:
+    """Whether a TorchScript archive (the bytes ``torch.jit.save`` wrote) calls ``holocron::*`` ops anywhere: its
+    serialized code says ``ops.holocron.<op>`` for each call."""
+    with zipfile.ZipFile(io.BytesIO(archive)) as files:
+        for name in files.namelist():
+            if "/code/" in name and name.endswith(".py") and b"ops.holocron." in files.read(name):
+                return True
+    return False
 
 
 def to_triton(
@@ -187,26 +250,28 @@ def to_triton(
     op_library_path: str | None = None,
     server_repository: str = DEFAULT_SERVER_REPOSITORY,
     op_library: bool = True,
+    backend: Backend = "onnxruntime",
     opset: int | None = None,
-    exporter: Exporter = "dynamo",
+    exporter: Exporter | None = None,
     custom_ops: bool = True,
     verify: bool = True,
     overwrite: bool = False,
 ) -> Path:
-    """Export ``model`` to ONNX, verify it against eager PyTorch, and write it into a Triton model repository.
+    """Export ``model`` (to ONNX, or to TorchScript for ``backend="pytorch"``), verify it against eager PyTorch, and
+    write it into a Triton model repository.
 
     The same pipeline as ``holocron-export --format triton``: with ``max_batch_size`` > 0 the model is exported with
     a dynamic batch dimension and verified at batch 1 and at ``max_batch_size``. The op library is copied next to the
-    config when the model holds ``holocron`` nodes.
+    config when the model needs it (``holocron`` nodes, or ``holocron::*`` calls in the archive).
 
     Args:
         model: the module to export.
         args: example input tensor(s) (batch 1 recommended).
         repository: the model repository folder.
         model_name: the model's folder and Triton name.
-        model_version, max_batch_size, instance_kind, instances, op_library_path, server_repository, op_library:
-            see :class:`~holocron.export.triton.TritonOptions`.
-        opset, exporter, custom_ops, verify: see :class:`ExportRequest`.
+        model_version, max_batch_size, instance_kind, instances, op_library_path, server_repository, op_library,
+            backend: see :class:`~holocron.export.triton.TritonOptions`.
+        opset, exporter, custom_ops, verify: see :class:`ExportRequest` (the first three: ONNX only).
         overwrite: replace an existing model of that name (other models are never touched).
 
     Returns:
@@ -216,8 +281,12 @@ def to_triton(
         OutputExistsError: the model exists and ``overwrite`` is False (checked before any work).
         VerificationFailedError: the export diverges from eager PyTorch; nothing is written.
         ValueError: invalid options.
+        ExportError: see :func:`run_export`; with ``backend="pytorch"``, also a model calling holocron ops on GPU
+            instances or without the torch op library built.
     """
-    layout = (model_version, max_batch_size, instance_kind, instances, op_library_path, server_repository, op_library)
+    layout = (
+        model_version, max_batch_size, instance_kind, instances, op_library_path, server_repository, op_library, backend
+    )  # fmt: skip
     options = TritonOptions(model_name, *layout)
     example = (args,) if isinstance(args, torch.Tensor) else tuple(args)
     request = ExportRequest(
