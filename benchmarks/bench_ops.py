@@ -392,6 +392,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", help="only the cases whose name contains this text (e.g. Add2d)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    start_load = os.getloadavg()
+    print(f"load average (1, 5, 15 min) at the start: {', '.join(f'{v:.2f}' for v in start_load)}", flush=True)
 
     results: list[Result] = []
     all_cases = [case for case in cases() if args.only is None or args.only in case.name]
@@ -424,6 +426,7 @@ def main(argv: list[str] | None = None) -> None:
         payload = {
             "threads": args.threads,
             "load_average": os.getloadavg(),
+            "load_average_start": start_load,
             "results": [asdict(r) for r in results],
             "peers": [asdict(r) for r in peers],
             "demo_skipped": skipped,
