@@ -55,8 +55,14 @@ def interleaved_medians(
     return best
 
 
-def alternating_medians(runs: dict[str, Callable[[], object]], repeats: int = 3, warmup: int = 1) -> dict[str, float]:
-    """Per variant, the median of ``repeats`` single runs in milliseconds, one run of each variant in turn.
+def alternating_medians(
+    runs: dict[str, Callable[[], object]],
+    repeats: int = 3,
+    warmup: int = 1,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, float]:
+    """Per variant, the median of ``repeats`` single runs in milliseconds (on ``clock``, see :func:`median_ms`), one
+    run of each variant in turn.
 
     For runs of seconds, where :func:`interleaved_medians` would take minutes: a burst of load from other processes
     then hits one run of each variant rather than one variant. Each variant first runs ``warmup`` times.
@@ -67,9 +73,9 @@ def alternating_medians(runs: dict[str, Callable[[], object]], repeats: int = 3,
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
-            begin = time.perf_counter()
+            begin = clock()
             run()
-            times[name].append(time.perf_counter() - begin)
+            times[name].append(clock() - begin)
     return {name: 1e3 * statistics.median(values) for name, values in times.items()}
 
 

@@ -8,17 +8,24 @@ same number of threads everywhere:
 - batch 1: per variant the lowest of three medians, the variants measured in turn (as ``bench_ops.py`` does);
 - batch 8: the median of three single runs, one run of each variant in turn (a run takes seconds);
 - the kernels' speed-up vs eager and vs the fallback, against the targets of issue 10 (>= 3x and >= 1.5x at batch 1);
+- the same on one core (unless ``--no-one-core``): one-thread onnxruntime sessions and eager under
+  ``torch.set_num_threads(1)``, timed as the calling thread's CPU time (as ``bench_ops.py``'s one-core columns), which
+  other processes on the machine do not inflate;
+- the load average (``os.getloadavg``) at the start and the end of the run; a set of figures during which the
+  one-minute load average exceeded ``MAX_LOAD`` (at its start or its end) prints as "no result" (the JSON keeps it);
 - where the time goes at batch 1: onnxruntime's own profile (``SessionOptions.enable_profiling``) of the kernel and
   the fallback sessions, node durations summed by op type (the warm-up run left out), and the eager forward's
   ``torch.profiler`` table (self CPU time by op).
 
-Usage: ``python benchmarks/bench_networks.py [--threads 2] [--networks NAME ...] [--batches 1 8] [--json out.json]``.
+Usage: ``python benchmarks/bench_networks.py [--threads 2] [--networks NAME ...] [--batches 1 8] [--no-one-core]
+[--json out.json]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from collections import Counter
@@ -40,6 +47,10 @@ TARGETS = {"eager / kernel": 3.0, "fallback / kernel": 1.5}
 HOLOCRON_OPS = ("Add2d", "Involution2d", "Lambda")
 PROFILED_RUNS = 3
 TOP_OPS = 5
+#: Above this one-minute load average (at the start or the end of a set of figures) they print as "no result".
+MAX_LOAD = 3.0
+VARIANTS = ("eager", "fallback", "kernel")
+ONE_CORE = " 1-core cpu"
 
 
 @dataclass
@@ -49,6 +60,11 @@ class Timing:
     input_shape: tuple[int, ...]
     timings_ms: dict[str, float] = field(default_factory=dict)
     ratios: dict[str, float] = field(default_factory=dict)
+    #: Per set of figures ("threads", "1-core"), the one-minute load average at its start and its end.
+    loads: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def loaded(self, figures: str) -> bool:
+        return figures in self.loads and max(self.loads[figures]) > MAX_LOAD
 
 
 @dataclass
@@ -120,8 +136,45 @@ def breakdown(network: str, variant: str, totals: Counter[str]) -> Breakdown:
     return Breakdown(network, variant, total / 1e3 / PROFILED_RUNS, ops)
 
 
+def load_1min() -> float:
+    return os.getloadavg()[0]
+
+
+def timed(
+    result: Timing,
+    figures: str,
+    runs: dict[str, Callable[[], object]],
+    clock: Callable[[], float] = time.perf_counter,
+) -> None:
+    """``runs`` timed as ``bench_ops.py`` does at batch 1, else alternated (a run takes seconds), into ``result``,
+    the ratios of the kernels from them, and the load average around it."""
+    before = load_1min()
+    measured = interleaved_medians(runs, clock=clock) if result.batch == 1 else alternating_medians(runs, clock=clock)
+    result.loads[figures] = (before, load_1min())
+    result.timings_ms.update(measured)
+    suffix = ONE_CORE if figures == "1-core" else ""
+    t = result.timings_ms
+    for ratio in TARGETS:
+        numerator = ratio.split(" / ")[0]
+        result.ratios[ratio + suffix] = t[numerator + suffix] / t["kernel" + suffix]
+
+
+def variant_runs(
+    model: torch.nn.Module, fallback, kernel, x: torch.Tensor, feeds: dict[str, np.ndarray], suffix: str = ""
+) -> dict[str, Callable[[], object]]:
+    def eager() -> object:
+        with torch.no_grad():
+            return model(x)
+
+    return {
+        "eager" + suffix: eager,
+        "fallback" + suffix: lambda: fallback.run(None, feeds),
+        "kernel" + suffix: lambda: kernel.run(None, feeds),
+    }
+
+
 def bench_network(
-    name: str, threads: int, batches: list[int], size: int | None, profile: bool
+    name: str, threads: int, batches: list[int], size: int | None, profile: bool, one_core: bool
 ) -> tuple[list[Timing], list[Breakdown]]:
     from holocron.export import to_onnx_proto
 
@@ -133,6 +186,9 @@ def bench_network(
     print(f"{name}: built, calibrated and exported in {time.perf_counter() - start:.0f} s", flush=True)
     kernel = session(with_ops, threads, kernels=True)
     fallback = session(without_ops, threads, kernels=False)
+    if one_core:
+        kernel_one = session(with_ops, 1, kernels=True)
+        fallback_one = session(without_ops, 1, kernels=False)
     input_name = with_ops.graph.input[0].name
 
     timings: list[Timing] = []
@@ -140,22 +196,16 @@ def bench_network(
     for batch in batches:
         x = torch.randn((batch, *shape[1:]), generator=torch.Generator().manual_seed(batch))
         feeds = {input_name: x.numpy()}
-
-        def eager(x: torch.Tensor = x) -> object:
-            with torch.no_grad():
-                return model(x)
-
-        runs: dict[str, Callable[[], object]] = {
-            "eager": eager,
-            "fallback": lambda feeds=feeds: fallback.run(None, feeds),
-            "kernel": lambda feeds=feeds: kernel.run(None, feeds),
-        }
+        result = Timing(name, batch, (batch, *shape[1:]))
         start = time.perf_counter()
-        measured = interleaved_medians(runs) if batch == 1 else alternating_medians(runs)
-        result = Timing(name, batch, (batch, *shape[1:]), measured)
-        t = result.timings_ms
-        result.ratios["eager / kernel"] = t["eager"] / t["kernel"]
-        result.ratios["fallback / kernel"] = t["fallback"] / t["kernel"]
+        timed(result, "threads", variant_runs(model, fallback, kernel, x, feeds))
+        if one_core:
+            torch.set_num_threads(1)  # eager then runs its ops on the calling thread, whose CPU time is measured
+            try:
+                runs = variant_runs(model, fallback_one, kernel_one, x, feeds, ONE_CORE)
+                timed(result, "1-core", runs, clock=time.thread_time)
+            finally:
+                torch.set_num_threads(threads)
         timings.append(result)
         print(f"{name}: batch {batch} timed in {time.perf_counter() - start:.0f} s", flush=True)
         if profile and batch == batches[0]:
@@ -165,22 +215,38 @@ def bench_network(
     return timings, breakdowns
 
 
-def print_results(timings: list[Timing], breakdowns: list[Breakdown]) -> None:
-    columns = ["eager", "fallback", "kernel"]
-    ratios = list(TARGETS)
-    print(f"\n{'network':18} {'input':18} " + " ".join(f"{c:>10}" for c in columns) + "  " + "  ".join(ratios))
-    for r in timings:
-        times = " ".join(f"{r.timings_ms[c]:10.2f}" for c in columns)
-        marks = "  ".join(
-            f"{r.ratios[n]:{len(n) - 2}.2f}" + (" *" if r.batch == 1 and r.ratios[n] < TARGETS[n] else "  ")
-            for n in ratios
-        )
-        print(f"{r.network:18} {r.input_shape!s:18} {times}  {marks}")
+def format_figures(r: Timing, figures: str, width: int) -> str:
+    """The three times and two ratios of one set of figures, or "no result" where the load exceeded ``MAX_LOAD``."""
+    suffix = ONE_CORE if figures == "1-core" else ""
+    if figures not in r.loads:
+        return f"{'-':>{3 * (width + 1) + 2 * 21}}"
+    if r.loaded(figures):
+        before, after = r.loads[figures]
+        return f"{f'no result (load {before:.1f} -> {after:.1f})':>{3 * (width + 1) + 2 * 21}}"
+    times = " ".join(f"{r.timings_ms[c + suffix]:{width}.2f}" for c in VARIANTS)
+    marks = "".join(
+        f"{r.ratios[n + suffix]:19.2f}" + (" *" if r.batch == 1 and r.ratios[n + suffix] < TARGETS[n] else "  ")
+        for n in TARGETS
+    )
+    return f"{times} {marks}"
+
+
+def print_results(timings: list[Timing], breakdowns: list[Breakdown], threads: int) -> None:
+    width = 10
+    ratio_header = "".join(f"{n:>21}" for n in TARGETS)
+    figures = [("threads", f"{threads} threads, wall time"), ("1-core", "1 core, thread CPU time")]
+    for key, title in figures:
+        if not any(key in r.loads for r in timings):
+            continue
+        print(f"\n{title}")
+        print(f"{'network':18} {'input':18} " + " ".join(f"{c:>{width}}" for c in VARIANTS) + " " + ratio_header)
+        for r in timings:
+            print(f"{r.network:18} {r.input_shape!s:18} {format_figures(r, key, width)}")
     print(
         "(milliseconds; batch 1: per variant the lowest of 3 medians, batch 8: median of 3 runs, variants measured"
         " in turn; * = below issue 10's batch-1 target of "
         + ", ".join(f"{name} >= {value}x" for name, value in TARGETS.items())
-        + ")"
+        + f"; no result: one-minute load average above {MAX_LOAD:g} at the start or the end of those figures)"
     )
     for b in breakdowns:
         top = ", ".join(f"{op} {ms:.1f} ms ({share:.0%})" for op, ms, share in b.ops[:TOP_OPS])
@@ -196,23 +262,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 8], help="batch sizes (default 1 8)")
     parser.add_argument("--size", type=int, help="input side of the ResNet-26 networks (default 224)")
     parser.add_argument("--no-profile", action="store_true", help="skip the per-op breakdowns")
+    parser.add_argument("--no-one-core", action="store_true", help="skip the one-core (one-thread) figures")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    start_load = os.getloadavg()
+    print(f"load average (1, 5, 15 min) at the start: {', '.join(f'{v:.2f}' for v in start_load)}", flush=True)
 
     timings: list[Timing] = []
     breakdowns: list[Breakdown] = []
     for name in args.networks:
         network_timings, network_breakdowns = bench_network(
-            name, args.threads, args.batches, args.size, not args.no_profile
+            name, args.threads, args.batches, args.size, not args.no_profile, not args.no_one_core
         )
         timings += network_timings
         breakdowns += network_breakdowns
-    print(f"threads: {args.threads}, onnxruntime CPU, float32")
-    print_results(timings, breakdowns)
+    end_load = os.getloadavg()
+    loads = " at the start, ".join(", ".join(f"{v:.2f}" for v in load) for load in (start_load, end_load))
+    print(f"threads: {args.threads}, onnxruntime CPU, float32, load average (1, 5, 15 min): {loads} at the end")
+    print_results(timings, breakdowns, args.threads)
     if args.json:
         payload = {
             "threads": args.threads,
+            "load_average": {"start": start_load, "end": end_load},
+            "max_load": MAX_LOAD,
             "timings": [asdict(t) for t in timings],
             "breakdowns": [asdict(b) for b in breakdowns],
         }

@@ -11,20 +11,31 @@ tap where Conv needs one fused multiply-add). Involution2d
 is also compared with its memory floor: the bytes it must read and write over the copy bandwidth measured here.
 For Add2d, the kernel and Conv are timed a second time on one core: one-thread sessions, timed as the calling
 thread's CPU time, so that other processes on a loaded machine inflate neither figure nor their ratio.
+
+Peer rows (``LambdaLayer ...``): the whole lambda layer, ours (``holocron.nn.LambdaLayer`` exported with the Lambda
+node, onnxruntime with the kernel) against timm's (``timm.layers.lambda_layer.LambdaLayer`` exported to plain ONNX by
+the TorchScript exporter, standard onnxruntime) at timm's per-layer configuration of LambdaResNet (r = 9, 4 heads,
+key depth 16, out channels = in channels): 16 x 16 with C = 256 and C = 512, 8 x 8 with C = 512, batch 1. Both are
+timed like the other rows (same threads, lowest of three interleaved medians) and on one core (one-thread sessions,
+the thread's CPU time). timm is optional (``pip install holocron[bench]``); without it the rows say so.
+
 Then the peak memory of an Add2d session, and the demo model eager vs onnxruntime with kernels vs fallback.
 
-Usage: ``python benchmarks/bench_ops.py [--threads 2] [--json results.json] [--skip-demo] [--only Add2d]``.
+Usage: ``python benchmarks/bench_ops.py [--threads 2] [--json results.json] [--skip-demo] [--only Add2d]``
+(``--only LambdaLayer`` runs just the peer rows, ``--only Lambda`` the Lambda op rows and the peer rows).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
-from _models import conv_model, fallback_model, node_model, session
+from _models import OPSET, conv_model, fallback_model, node_model, session
 from _timing import copy_bandwidth, interleaved_medians
 
 import holocron.ops
@@ -162,17 +173,93 @@ def bench_case(case: Case, threads: int) -> Result:
     return result
 
 
-def add_one_core(result: Result, case: Case, model: onnx.ModelProto) -> None:
-    """Kernel and Conv on one core: one-thread sessions, timed as the calling thread's CPU time."""
-    kernel = session(model, 1, kernels=True)
-    conv = session(conv_model(case.inputs["X"], case.weights["W"], case.attributes), 1, kernels=False)
+def one_core(result: Result, models: dict[str, tuple[onnx.ModelProto, bool]], feeds: dict[str, np.ndarray]) -> None:
+    """Per ``name: (model, kernels)``, ``"<name> 1-core cpu"``: a one-thread session timed as the calling thread's
+    CPU time (its nodes run on that thread), which other processes on a loaded machine do not inflate."""
+    sessions = {name: session(model, 1, kernels=kernels) for name, (model, kernels) in models.items()}
     runs: dict[str, Callable[[], object]] = {
-        "kernel 1-core cpu": lambda: kernel.run(None, case.inputs),
-        "conv 1-core cpu": lambda: conv.run(None, case.inputs),
+        f"{name} 1-core cpu": (lambda runner=runner: runner.run(None, feeds)) for name, runner in sessions.items()
     }
     result.timings_ms.update(interleaved_medians(runs, clock=time.thread_time))
+
+
+def add_one_core(result: Result, case: Case, model: onnx.ModelProto) -> None:
+    """Kernel and Conv on one core: one-thread sessions, timed as the calling thread's CPU time."""
+    conv = conv_model(case.inputs["X"], case.weights["W"], case.attributes)
+    one_core(result, {"kernel": (model, True), "conv": (conv, False)}, case.inputs)
     t = result.timings_ms
     result.ratios["kernel / conv 1-core cpu"] = t["kernel 1-core cpu"] / t["conv 1-core cpu"]
+
+
+#: timm's per-layer configuration of LambdaResNet: (channels, side) of the peer rows, batch 1.
+PEER_SHAPES = ((256, 16), (512, 16), (512, 8))
+PEER_R, PEER_HEADS, PEER_DIM_K = 9, 4, 16
+
+
+def peer_name(channels: int, side: int) -> str:
+    return f"LambdaLayer (1, {channels}, {side}, {side}) r={PEER_R} heads {PEER_HEADS} dim_k {PEER_DIM_K}"
+
+
+def peer_configurations(channels: int | str) -> dict[str, str]:
+    """The two layers a peer row compares, as constructed (printed with the table)."""
+    return {
+        "ours": f"holocron.nn.LambdaLayer(in_channels={channels}, out_channels={channels}, dim_k={PEER_DIM_K},"
+        f" r={PEER_R}, num_heads={PEER_HEADS}, dim_u=1), exported with the Lambda node (BatchNorms folded into the"
+        " q/v projections), onnxruntime with holocron's kernels",
+        "timm": f"timm.layers.lambda_layer.LambdaLayer(dim={channels}, dim_out={channels}, stride=1,"
+        f" num_heads={PEER_HEADS}, dim_head={PEER_DIM_K}, r={PEER_R}, qk_ratio=1.0, qkv_bias=False) (u = 1; one fused"
+        " q/k/v projection; the position lambda a Conv3d with bias), torch.onnx.export(dynamo=False), standard"
+        " onnxruntime",
+    }
+
+
+def timm_lambda_layer() -> type | str:
+    """timm's LambdaLayer class, or why it cannot be imported."""
+    try:
+        from timm.layers.lambda_layer import LambdaLayer
+    except ImportError as error:
+        return f"timm not installed ({error})"
+    except Exception as error:  # e.g. a torchvision built for another torch fails at import with a RuntimeError
+        return f"timm not importable: {type(error).__name__}: {error}"
+    return LambdaLayer
+
+
+def bench_peer(channels: int, side: int, threads: int) -> Result:
+    """Ours vs timm's whole lambda layer at one of timm's per-layer shapes (see the module docstring)."""
+    result = Result(peer_name(channels, side))
+    result.notes["configurations"] = peer_configurations(channels)
+    timm_layer = timm_lambda_layer()
+    if isinstance(timm_layer, str):
+        result.notes["skipped"] = timm_layer
+        return result
+    from holocron.export import to_onnx_proto
+    from holocron.nn import LambdaLayer
+
+    torch.manual_seed(0)
+    ours = LambdaLayer(channels, channels, PEER_DIM_K, r=PEER_R, num_heads=PEER_HEADS, dim_u=1).eval()
+    theirs = timm_layer(
+        channels, channels, stride=1, num_heads=PEER_HEADS, dim_head=PEER_DIM_K, r=PEER_R, qkv_bias=False
+    ).eval()
+    x = torch.randn(1, channels, side, side, generator=torch.Generator().manual_seed(0))
+    ours_model = to_onnx_proto(ours, x, custom_ops=True)
+    feeds = {ours_model.graph.input[0].name: x.numpy()}
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter's notice, not a problem here
+        torch.onnx.export(theirs, (x,), buffer, dynamo=False, opset_version=OPSET, input_names=list(feeds))
+    timm_model = onnx.load_from_string(buffer.getvalue())
+    ours_session = session(ours_model, threads, kernels=True)
+    timm_session = session(timm_model, threads, kernels=False)
+    runs: dict[str, Callable[[], object]] = {
+        "ours": lambda: ours_session.run(None, feeds),
+        "timm": lambda: timm_session.run(None, feeds),
+    }
+    result.timings_ms.update(interleaved_medians(runs))
+    one_core(result, {"ours": (ours_model, True), "timm": (timm_model, False)}, feeds)
+    t = result.timings_ms
+    result.ratios["ours / timm"] = t["ours"] / t["timm"]
+    result.ratios["ours / timm 1-core cpu"] = t["ours 1-core cpu"] / t["timm 1-core cpu"]
+    return result
 
 
 def add_memory_floor(result: Result, case: Case, threads: int) -> None:
@@ -273,6 +360,30 @@ def print_table(results: list[Result]) -> None:
     )
 
 
+def print_peers(peers: list[Result], threads: int) -> None:
+    """The peer table: ours vs timm's lambda layer, the configurations compared, and rows that could not run."""
+    columns = ["ours", "timm", "ours 1-core cpu", "timm 1-core cpu"]
+    ratio_names = ["ours / timm", "ours / timm 1-core cpu"]
+    print(
+        f"\npeer rows: our lambda layer (onnxruntime, Lambda kernel) vs timm's (plain ONNX, standard onnxruntime),"
+        f" {threads} threads and 1 core"
+    )
+    print(f"{'case':50} " + " ".join(f"{c:>15}" for c in columns) + "  " + "  ".join(ratio_names))
+    for r in peers:
+        if "skipped" in r.notes:
+            print(f"{r.name:50} {r.notes['skipped']}")
+            continue
+        times = " ".join(f"{r.timings_ms[c]:15.3f}" for c in columns)
+        ratios = "  ".join(f"{r.ratios[n]:{len(n)}.2f}" for n in ratio_names)
+        print(f"{r.name:50} {times}  {ratios}")
+    print(
+        "(milliseconds as above; ours / timm < 1: ours is faster; 1-core cpu: one-thread sessions, the thread's CPU"
+        " time)"
+    )
+    for name, text in peer_configurations("C").items():
+        print(f"{name}: {text}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="torch and onnxruntime intra-op threads (default 2)")
@@ -281,6 +392,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", help="only the cases whose name contains this text (e.g. Add2d)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    start_load = os.getloadavg()
+    print(f"load average (1, 5, 15 min) at the start: {', '.join(f'{v:.2f}' for v in start_load)}", flush=True)
 
     results: list[Result] = []
     all_cases = [case for case in cases() if args.only is None or args.only in case.name]
@@ -289,6 +402,8 @@ def main(argv: list[str] | None = None) -> None:
         if case.op_type == "Involution2d":
             add_memory_floor(result, case, args.threads)
         results.append(result)
+    peer_shapes = [s for s in PEER_SHAPES if args.only is None or args.only in peer_name(*s)]
+    peers = [bench_peer(channels, side, args.threads) for channels, side in peer_shapes]
     if all_cases and all_cases[0].op_type == "Add2d":
         results[0].notes["peak memory"] = peak_memory(all_cases[0])
     demo = None if args.skip_demo else bench_demo(args.threads)
@@ -297,7 +412,10 @@ def main(argv: list[str] | None = None) -> None:
 
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     print(f"threads: {args.threads}, onnxruntime CPU, float32, load average (1, 5, 15 min) at the end: {load}")
-    print_table(results)
+    if results:
+        print_table(results)
+    if peers:
+        print_peers(peers, args.threads)
     for result in results:
         for key, value in result.notes.items():
             print(f"{result.name}: {key}: {value}")
@@ -308,7 +426,9 @@ def main(argv: list[str] | None = None) -> None:
         payload = {
             "threads": args.threads,
             "load_average": os.getloadavg(),
+            "load_average_start": start_load,
             "results": [asdict(r) for r in results],
+            "peers": [asdict(r) for r in peers],
             "demo_skipped": skipped,
         }
         args.json.write_text(json.dumps(payload, indent=2, default=float) + "\n")
