@@ -116,6 +116,23 @@ def run_cli(
 PROGRESS_LINE = re.compile(r"^holocron-[a-z]+: \[ *\d+\.\ds\] ")
 
 
+def readme_commands(heading: str, program: str) -> list[list[str]]:
+    """The ``program`` command lines of the README section under ``heading`` (a ``##`` or ``###`` title, up to the
+    next title of any level), from its ``bash`` blocks, continuation lines joined, each split into its words without
+    the program name: what a test runs as written."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = text.index(f"{heading}\n")
+    end = re.search(r"\n#{2,3} ", text[start + len(heading) :])
+    section = text[start : start + len(heading) + end.start()] if end else text[start:]
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = line.split()
+            if words and words[0] == program:
+                commands.append(words[1:])
+    return commands
+
+
 def one_line_error(result: subprocess.CompletedProcess[str], name: str = "holocron-export") -> str:
     """The one line a failed run printed on stderr (asserting there is exactly one, in the CLI's format)."""
     lines = [line for line in result.stderr.strip().splitlines() if not PROGRESS_LINE.match(line)]

@@ -9,7 +9,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from helpers import run_cli
+from helpers import readme_commands, run_cli
 
 from holocron import nn as hnn
 from holocron.export import to_onnx_proto
@@ -336,3 +336,28 @@ def test_cli_no_op_library_and_server_repository(tmp_path: Path, torchscript_fil
     both = run_cli(*common, "-o", tmp_path / "x", "--no-op-library", "--op-library-path", "/a.so", cwd=tmp_path)
     assert both.returncode == 2
     assert "--no-op-library" in both.stderr
+
+
+def test_the_readme_onnxruntime_command_runs_as_written(tmp_path: Path) -> None:
+    """README's ``holocron-export ... --format triton`` line, as written, on a scripted RedNet-26 (narrow width) saved
+    as ``model.pt``; the repository it writes is then served by the emulated onnxruntime backend."""
+    from holocron._networks import NETWORKS, calibrate_batchnorm
+
+    (args,) = readme_commands("## Serving with Triton", "holocron-export")
+    spec = NETWORKS["rednet26"]
+    model = calibrate_batchnorm(spec.builder(**spec.narrow_kwargs), spec.test_input_shape)
+    torch.jit.save(torch.jit.script(model), tmp_path / "model.pt")
+    result = run_cli(*args, "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    name = args[args.index("--model-name") + 1]
+    config = _parse(tmp_path / "repo" / name / "config.pbtxt")
+    assert (config.backend, config.max_batch_size) == ("onnxruntime", int(args[args.index("--max-batch-size") + 1]))
+    instances = int(args[args.index("--instances") + 1])
+    assert [(g.count, g.kind) for g in config.instance_group] == [
+        (instances, model_config_pb2.ModelInstanceGroup.KIND_GPU)
+    ]
+    session = _server_session(tmp_path / "repo", config)
+    x = torch.randn(2, 3, 224, 224)  # the README's --input-shape, at another batch size
+    (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    with torch.no_grad():
+        np.testing.assert_allclose(got, model(x).numpy(), rtol=1e-4, atol=1e-4)

@@ -4,7 +4,6 @@ them (the op library preloaded into a process that never imports holocron, then 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import textwrap
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import one_line_error, run_cli
+from helpers import one_line_error, readme_commands, run_cli
 
 from holocron import nn as hnn
 from holocron._networks import NETWORKS, calibrate_batchnorm
@@ -25,7 +24,6 @@ text_format = pytest.importorskip("google.protobuf.text_format")
 
 pytestmark = pytest.mark.usefixtures("torch_library")
 
-REPO = Path(__file__).resolve().parents[2]
 MAX_BATCH = 4
 KIND_CPU = model_config_pb2.ModelInstanceGroup.KIND_CPU
 
@@ -205,18 +203,9 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[torch.nn.Modul
     return model, folder
 
 
-def _readme_pytorch_command() -> list[str]:
-    text = (REPO / "README.md").read_text()
-    section = text[text.index("### Triton's PyTorch backend") :]
-    block = re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL)[0]
-    command = block.replace("\\\n", " ").split()
-    assert command[0] == "holocron-export"
-    return command[1:]
-
-
 def test_the_readme_pytorch_backend_command_runs_as_written(model_file, tmp_path: Path) -> None:
     model, folder = model_file
-    args = _readme_pytorch_command()
+    (args,) = readme_commands("### Triton's PyTorch backend", "holocron-export")
     assert "--backend" in args and args[args.index("--backend") + 1] == "pytorch"
     result = run_cli(*args, "--quiet", cwd=folder)
     assert result.returncode == 0, result.stderr
