@@ -203,7 +203,7 @@ def _repository_model(
             f"{type(returned).__name__}"
         )
     served = TorchScriptModel(exported, ModelSignature.of_tensors(inputs, tuple(outputs)))
-    if not calls_holocron_ops(exported):
+    if not _calls_holocron_ops(exported):
         return served, options, None
     if options.instance_kind == "gpu":
         why = "the model calls holocron ops and holocron's torch op library has CPU kernels only"
@@ -227,7 +227,7 @@ def _repository_model(
         raise ExportError(f"Triton's PyTorch backend needs holocron's torch op library here: {error}") from None
 
 
-def calls_holocron_ops(archive: bytes) -> bool:
+def _calls_holocron_ops(archive: bytes) -> bool:
     """Whether a TorchScript archive (the bytes ``torch.jit.save`` wrote) calls ``holocron::*`` ops anywhere: its
     serialized code says ``ops.holocron.<op>`` for each call."""
     with zipfile.ZipFile(io.BytesIO(archive)) as files:
