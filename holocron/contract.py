@@ -221,7 +221,12 @@ ADD2D = OpContract(
         "(S - mean(S)) / sqrt(var(S) + eps) (biased variance over the slice; a slice with var(S) + eps = 0, i.e. a\n"
         "constant slice with eps = 0, is replaced by zeros; mean and variance are meant exactly, e.g. in float64, so\n"
         "that a constant slice centres to exactly 0 whatever eps). Then\n"
-        "Y[n, o, y, x] = -sum_{c, i, j} |S[c, i, j] - W[o, c, i, j]| + B[o]   (B = 0 when absent)."
+        "Y[n, o, y, x] = -sum_{c, i, j} |S[c, i, j] - W[o, c, i, j]| + B[o]   (B = 0 when absent).\n"
+        "Accuracy: a kernel may sum in any order and through |s - w| = s + w - 2 min(s, w) (holocron's CPU kernel\n"
+        "does), so for float32 it is within float32 rounding of the summed magnitudes, about\n"
+        "2 D u (sum_{c, i, j} (|S| + |W|) + |B|) with D the slice length and u = 2^-24, not of the distance itself;\n"
+        "where every partial sum is exactly representable (e.g. small integers) the result is exact. Non-finite\n"
+        "inputs give what the formula gives (inf - inf, NaN: NaN)."
     ),
 )
 

@@ -4,19 +4,32 @@
 //
 // A task owns (image n, group g, a tile of consecutive output pixels, a chunk of g's output channels). It packs the
 // tile's slices into a panel P[l][pixel] (l = (c, i, j) in C order, the zero padding written out, pixels contiguous,
-// normalized per pixel when asked), then for every micro-tile of MR output channels x NR pixels accumulates
-// |P[l] - W[o, l]| over l in registers, NR pixels across the vector lanes, and writes B[o] - sum.
+// normalized per pixel when asked; a contiguous copy per output row at stride 1, a deinterleave at stride 2), then
+// for every micro-tile of MR output channels x NR pixels accumulates over l in registers, NR pixels across the vector
+// lanes, and writes B[o] - sum.
 //
-// The panel is the only scratch memory, bounded by kPanelBudgetFloats (128 KiB) plus 4 KiB of slice statistics per
-// task whatever the filter size; a thread runs one task at a time. A tile of whole micro-tiles is packed at once when
-// its slices fit; a slice longer than the budget allows for one micro-tile of pixels is cut into row blocks
-// [l0, l0 + rows) packed one after the other, the running sums parked in Y between blocks (a float stored and
-// reloaded is exact, and the sum still runs over l in order, so the result is bit-identical to one block).
-// normalize_slices then needs the statistics of the whole slice first: two passes over the blocks (sum, then the
-// squared deviations, in l order as for one block) before the distance pass normalizes each block.
+// The distances go through the identity |s - w| = s + w - 2 min(s, w): over a row block, sum_l |P[l] - W[o, l]| =
+// sum_l P[l] + sum_l W[o, l] - 2 sum_l min(P[l], W[o, l]), so the inner loop is one min and one accumulation per
+// tap and filter instead of a subtraction, a mask and an addition, and the accumulation is a multiply-add by 1
+// (exact), which AMD Zen runs on its multiply-add units while the mins take the adders: on Zen 4 the pair runs at
+// the rate of Conv's fused multiply-adds (benchmarks/floor.cc). The filter sums per block are taken once per call
+// (in double), the column sums of P once per packed block. The error is then float32 rounding of the summed
+// magnitudes sum_l (|P[l]| + |W[o, l]|), not of the distance (the contract's accuracy clause); where a micro-tile's
+// result is not finite (an input that is inf or NaN, or sums that overflow) it is recomputed with the exact
+// |P[l] - W[o, l]| loop before anything is stored, so non-finite inputs give what the formula gives.
+//
+// Scratch memory is the panel, bounded by kPanelBudgetFloats (128 KiB), plus 5 KiB of slice statistics and column
+// sums per task whatever the filter size (a thread runs one task at a time), and the filter sums per call. A tile of
+// whole micro-tiles is packed at once when its slices fit; a slice longer than the budget allows for one micro-tile
+// of pixels is cut into row blocks [l0, l0 + rows) packed one after the other, each block's distances added to the
+// running sums parked in Y. normalize_slices then needs the statistics of the whole slice first: two passes over the
+// blocks (sum, then the squared deviations, in l order as for one block) before the distance pass normalizes each
+// block.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "kernels/cpu/launch.h"
 #include "kernels/cpu/cpu_features.h"
@@ -51,11 +64,14 @@ struct Add2dTask {
   int64_t channels;    // output channels in the chunk
   float* y;            // Y[n, first channel, first pixel]
   int64_t y_stride;    // H_out * W_out
+  const float* w_sums;  // sum of each chunk channel's filter over the block, or null: the exact loop only
+  float* column_sums;   // ld floats: the task fills them with the panel's column sums when w_sums is set
 };
 
-// Micro-tile: MR output channels x NV vectors of W pixels.
+// Micro-tile: MR output channels x NV vectors of W pixels, the exact loop: the running sums of Y (earlier blocks)
+// plus |P[l] - W[o, l]| over the block's rows.
 template <int W, int MR, int NV>
-HOLOCRON_INLINE void AdderMicroTile(const Add2dTask& t, int64_t o, int64_t pixel) {
+HOLOCRON_INLINE void ExactMicroTile(const Add2dTask& t, int64_t o, int64_t pixel) {
   const int64_t valid = std::min<int64_t>(W * NV, t.pixels - pixel);
   Vec<W> acc[MR][NV];
   for (int m = 0; m < MR; ++m) {
@@ -94,6 +110,66 @@ HOLOCRON_INLINE void AdderMicroTile(const Add2dTask& t, int64_t o, int64_t pixel
   }
 }
 
+// The same micro-tile through the min identity (see the top of the file); falls back to the exact loop when a
+// result is not finite, before anything is written.
+template <int W, int MR, int NV>
+HOLOCRON_INLINE void AdderMicroTile(const Add2dTask& t, int64_t o, int64_t pixel) {
+  if (t.w_sums == nullptr) {
+    ExactMicroTile<W, MR, NV>(t, o, pixel);
+    return;
+  }
+  const int64_t valid = std::min<int64_t>(W * NV, t.pixels - pixel);
+  Vec<W> acc[MR][NV];
+  for (int m = 0; m < MR; ++m) {
+    for (int v = 0; v < NV; ++v) acc[m][v] = simd::Zero<W>();
+  }
+  const float* column = t.panel + pixel;
+  const float* w = t.w + o * t.w_stride;
+  // acc += min(x, w) as a multiply-add by 1 (exact): the mins take the adders, the sums the multiply-add units.
+  const Vec<W> one = simd::Broadcast<W>(1.0f);
+  for (int64_t l = 0; l < t.rows; ++l) {
+    Vec<W> x[NV];
+    for (int v = 0; v < NV; ++v) x[v] = simd::Load<W>(column + l * t.ld + v * W);
+    for (int m = 0; m < MR; ++m) {
+      const Vec<W> wv = simd::Broadcast<W>(w[m * t.w_stride + l]);
+      for (int v = 0; v < NV; ++v) acc[m][v] = simd::AccumulateOnFma<W>(acc[m][v], simd::Min<W>(x[v], wv), one);
+    }
+  }
+  // Column sums past the valid pixels are sums of zero padding: finite, and never stored.
+  Vec<W> finite = simd::Zero<W>();  // stays 0 in every lane while all results are finite (inf - inf, NaN: NaN)
+  Vec<W> distance[MR][NV];
+  for (int m = 0; m < MR; ++m) {
+    const Vec<W> w_sum = simd::Broadcast<W>(t.w_sums[o + m]);
+    for (int v = 0; v < NV; ++v) {
+      const Vec<W> x_sum = simd::Load<W>(t.column_sums + pixel + v * W);
+      distance[m][v] = (x_sum + w_sum) - (acc[m][v] + acc[m][v]);
+      finite += distance[m][v] - distance[m][v];
+    }
+  }
+  if (!simd::AllZero<W>(finite)) {
+    ExactMicroTile<W, MR, NV>(t, o, pixel);
+    return;
+  }
+  for (int m = 0; m < MR; ++m) {
+    const Vec<W> b = simd::Broadcast<W>(t.bias != nullptr ? t.bias[o + m] : 0.0f);
+    float* out = t.y + (o + m) * t.y_stride + pixel;
+    for (int v = 0; v < NV; ++v) {
+      const int64_t lanes = valid - v * W;
+      if (lanes <= 0) continue;
+      Vec<W> running = distance[m][v];
+      if (!t.first) {
+        running += lanes >= W ? simd::Load<W>(out + v * W) : simd::LoadPartial<W>(out + v * W, lanes);
+      }
+      const Vec<W> result = t.last ? b - running : running;
+      if (lanes >= W) {
+        simd::Store<W>(out + v * W, result);
+      } else {
+        simd::StorePartial<W>(out + v * W, result, lanes);
+      }
+    }
+  }
+}
+
 // The last (channels % MR) channels, with a narrower micro-tile.
 template <int W, int MR, int NV>
 HOLOCRON_INLINE void AdderRemainder(const Add2dTask& t, int64_t o, int64_t pixel, int64_t remaining) {
@@ -108,6 +184,13 @@ HOLOCRON_INLINE void AdderRemainder(const Add2dTask& t, int64_t o, int64_t pixel
 
 template <int W, int MR, int NV>
 HOLOCRON_INLINE void AdderTask(const Add2dTask& t) {
+  if (t.w_sums != nullptr) {  // the panel's column sums, rows in l order
+    for (int64_t k = 0; k < t.ld; k += W) {
+      Vec<W> sum = simd::Zero<W>();
+      for (int64_t l = 0; l < t.rows; ++l) sum += simd::Load<W>(t.panel + l * t.ld + k);
+      simd::Store<W>(t.column_sums + k, sum);
+    }
+  }
   for (int64_t pixel = 0; pixel < t.pixels; pixel += W * NV) {
     int64_t o = 0;
     for (; o + MR <= t.channels; o += MR) AdderMicroTile<W, MR, NV>(t, o, pixel);
@@ -118,7 +201,9 @@ HOLOCRON_INLINE void AdderTask(const Add2dTask& t) {
 void AdderTaskBaseline(const Add2dTask& t) { AdderTask<4, 4, 2>(t); }
 #if HOLOCRON_X86
 HOLOCRON_TARGET_AVX2 void AdderTaskAvx2(const Add2dTask& t) { AdderTask<8, 4, 2>(t); }
+HOLOCRON_TARGET_AVX2 void AdderTaskAvx2Narrow(const Add2dTask& t) { AdderTask<8, 8, 1>(t); }
 HOLOCRON_TARGET_AVX512 void AdderTaskAvx512(const Add2dTask& t) { AdderTask<16, 6, 2>(t); }
+HOLOCRON_TARGET_AVX512 void AdderTaskAvx512Narrow(const Add2dTask& t) { AdderTask<16, 12, 1>(t); }
 #endif
 
 struct AdderVariant {
@@ -127,25 +212,64 @@ struct AdderVariant {
   int64_t micro_channels;  // MR
 };
 
-AdderVariant SelectVariant() {
+// Two micro-tile shapes per instruction set, both about the register file's worth of accumulators: `wide` (2
+// vectors of pixels) loads fewer pixels per tap and filter; `narrow` (1 vector, twice the channels) wastes fewer
+// lanes on narrow images and gives twice the pixel tasks on small ones.
+struct AdderVariants {
+  AdderVariant wide;
+  AdderVariant narrow;
+};
+
+AdderVariants SelectVariants() {
   switch (ActiveIsa()) {
 #if HOLOCRON_X86
     case Isa::kAvx512:
-      return {&AdderTaskAvx512, 32, 6};
+      return {{&AdderTaskAvx512, 32, 6}, {&AdderTaskAvx512Narrow, 16, 12}};
     case Isa::kAvx2:
-      return {&AdderTaskAvx2, 16, 4};
+      return {{&AdderTaskAvx2, 16, 4}, {&AdderTaskAvx2Narrow, 8, 8}};
 #endif
     default:
-      return {&AdderTaskBaseline, 8, 4};
+      return {{&AdderTaskBaseline, 8, 4}, {&AdderTaskBaseline, 8, 4}};
   }
 }
 
+// dst[k] = src[2 k] for k < n: pairs of vectors deinterleaved, reading no further than src[2 (n - 1)].
+void GatherStride2(const float* src, float* dst, int64_t n) {
+  using V = simd::Vec<4>;
+  using I = simd::VecTraits<4>::I;
+  int64_t k = 0;
+  for (; k + 4 < n; k += 4) {  // reads src[2k, 2k + 8), all below 2 (n - 1) + 1
+    const V even = __builtin_shuffle(simd::Load<4>(src + 2 * k), simd::Load<4>(src + 2 * k + 4), I{0, 2, 4, 6});
+    simd::Store<4>(dst + k, even);
+  }
+  for (; k < n; ++k) dst[k] = src[2 * k];
+}
+
+// One output row's share of a tile: columns [x0, x1) of output row y, at panel column `column` onwards.
+struct PixelRun {
+  int64_t y;
+  int64_t x0;
+  int64_t x1;
+  int64_t column;
+};
+constexpr int64_t kMaxTilePixels = kMaxBlocksPerTile * 32;  // the widest micro-tile has 32 pixels
+
 // Writes elements [l0, l0 + rows) of the slices of output pixels [first, first + count) of one (image, group) into
 // panel rows of ld floats (row r holds element l0 + r), zeros for the padding and for the columns past count. The
-// rows are visited tap column j first, as the window geometry depends on j only.
+// rows are visited tap column j first, as the window geometry depends on j only; the tile's output rows are listed
+// once, as they are the same for every element.
 void PackPanel(const Add2dParams& p, const float* x_group, int64_t first, int64_t count, int64_t ld, int64_t l0,
                int64_t rows, float* panel) {
   const Window2d& g = p.window;
+  std::array<PixelRun, kMaxTilePixels + 1> runs;
+  int64_t run_count = 0;
+  for (int64_t done = 0; done < count; ++run_count) {
+    const int64_t pixel = first + done;
+    const int64_t x0 = pixel % g.out_w;
+    const int64_t run = std::min(g.out_w - x0, count - done);
+    runs[static_cast<size_t>(run_count)] = {pixel / g.out_w, x0, x0 + run, done};
+    done += run;
+  }
   const int64_t l1 = l0 + rows;
   for (int64_t jj = 0; jj < std::min(g.kernel_w, rows); ++jj) {
     const int64_t j = (l0 + jj) % g.kernel_w;
@@ -160,30 +284,26 @@ void PackPanel(const Add2dParams& p, const float* x_group, int64_t first, int64_
     for (int64_t l = l0 + jj; l < l1; l += g.kernel_w) {
       const float* plane = x_group + c * g.height * g.width;
       float* dst = panel + (l - l0) * ld;
-      int64_t done = 0;
-      while (done < count) {
-        const int64_t pixel = first + done;
-        const int64_t y = pixel / g.out_w;
-        const int64_t x0 = pixel % g.out_w;
-        const int64_t run = std::min(g.out_w - x0, count - done);
-        const int64_t iy = y * g.stride_h + i * g.dilation_h - g.pad_top;
-        float* out = dst + done - x0;  // out[x] is the panel entry of column x of this row
+      for (int64_t r = 0; r < run_count; ++r) {
+        const PixelRun& run = runs[static_cast<size_t>(r)];
+        const int64_t iy = run.y * g.stride_h + i * g.dilation_h - g.pad_top;
+        float* out = dst + run.column - run.x0;  // out[x] is the panel entry of column x of this row
         if (iy < 0 || iy >= g.height) {
-          std::fill(out + x0, out + x0 + run, 0.0f);
-        } else {
-          const float* row = plane + iy * g.width;
-          const int64_t x1 = x0 + run;
-          const int64_t a = std::clamp(x_lo, x0, x1);
-          const int64_t b = std::clamp(x_hi, a, x1);
-          std::fill(out + x0, out + a, 0.0f);
-          if (g.stride_w == 1) {
-            std::memcpy(out + a, row + a + offset, static_cast<size_t>(b - a) * sizeof(float));
-          } else {
-            for (int64_t x = a; x < b; ++x) out[x] = row[x * g.stride_w + offset];
-          }
-          std::fill(out + b, out + x1, 0.0f);
+          std::fill(out + run.x0, out + run.x1, 0.0f);
+          continue;
         }
-        done += run;
+        const float* row = plane + iy * g.width;
+        const int64_t a = std::clamp(x_lo, run.x0, run.x1);
+        const int64_t b = std::clamp(x_hi, a, run.x1);
+        std::fill(out + run.x0, out + a, 0.0f);
+        if (g.stride_w == 1) {
+          std::memcpy(out + a, row + a + offset, static_cast<size_t>(b - a) * sizeof(float));
+        } else if (g.stride_w == 2) {
+          GatherStride2(row + 2 * a + offset, out + a, b - a);
+        } else {
+          for (int64_t x = a; x < b; ++x) out[x] = row[x * g.stride_w + offset];
+        }
+        std::fill(out + b, out + run.x1, 0.0f);
       }
       std::fill(dst + count, dst + ld, 0.0f);
       if (++i == g.kernel_h) {
@@ -243,17 +363,50 @@ struct SliceStats {
   }
 };
 
+// Sums of each filter over consecutive blocks of `block` slice elements, for the min identity: sums[b * C_out + o],
+// in double with eight running sums (so the loop vectorizes), rounded once.
+std::vector<float> FilterSums(const float* w, int64_t out_channels, int64_t slice, int64_t block) {
+  const int64_t blocks = CeilDiv(slice, block);
+  std::vector<float> sums(static_cast<size_t>(blocks * out_channels));
+  for (int64_t o = 0; o < out_channels; ++o) {
+    for (int64_t b = 0; b < blocks; ++b) {
+      const float* filter = w + o * slice + b * block;
+      const int64_t count = std::min(block, slice - b * block);
+      double lanes[8] = {};
+      int64_t l = 0;
+      for (; l + 8 <= count; l += 8) {
+        for (int k = 0; k < 8; ++k) lanes[k] += filter[l + k];
+      }
+      for (; l < count; ++l) lanes[0] += filter[l];
+      double sum = 0.0;
+      for (const double lane : lanes) sum += lane;
+      sums[static_cast<size_t>(b * out_channels + o)] = static_cast<float>(sum);
+    }
+  }
+  return sums;
+}
+
+// Few pixel tasks: the output channels are split too, so every thread gets work; the chunk size in channels.
+int64_t ChannelChunk(int64_t group_out, int64_t pixel_tasks, int64_t micro_channels) {
+  const int64_t max_chunks = CeilDiv(group_out, micro_channels);
+  const int64_t wanted = std::clamp<int64_t>(CeilDiv(TaskCountHint(), pixel_tasks), 1, max_chunks);
+  return CeilDiv(CeilDiv(group_out, wanted), micro_channels) * micro_channels;
+}
+
 }  // namespace
 
 void Add2dCpu(const Add2dParams& p, const float* x, const float* w, const float* bias, float* y,
               const ParallelFor& parallel) {
   const Window2d& g = p.window;
-  const AdderVariant variant = SelectVariant();
+  const AdderVariants variants = SelectVariants();
   const int64_t group_in = g.channels / g.groups;
   const int64_t group_out = p.out_channels / g.groups;
   const int64_t slice = group_in * g.kernel_h * g.kernel_w;
   const int64_t pixels = g.out_h * g.out_w;
   if (g.batch == 0 || pixels == 0 || group_out == 0) return;
+  // The wide micro-tile, unless its pixel tiles are too few to go round the threads.
+  const bool few_tiles = g.batch * g.groups * CeilDiv(pixels, variants.wide.micro_pixels) < TaskCountHint();
+  const AdderVariant& variant = few_tiles ? variants.narrow : variants.wide;
 
   // Tiles of whole micro-tiles, as many as the panel budget allows, evened out over the image; slices longer than
   // the budget allows for one micro-tile go through the panel in row blocks.
@@ -263,12 +416,10 @@ void Add2dCpu(const Add2dParams& p, const float* x, const float* w, const float*
   const int64_t tiles = CeilDiv(blocks, max_blocks);
   const int64_t tile = CeilDiv(blocks, tiles) * variant.micro_pixels;
   const int64_t panel_rows = std::min(slice, kPanelBudgetFloats / variant.micro_pixels);
-  // Few pixel tiles: split the output channels too, so every thread gets work.
-  const int64_t pixel_tasks = g.batch * g.groups * tiles;
-  const int64_t max_chunks = CeilDiv(group_out, variant.micro_channels);
-  const int64_t wanted_chunks = std::clamp<int64_t>(CeilDiv(TaskCountHint(), pixel_tasks), 1, max_chunks);
-  const int64_t chunk = CeilDiv(CeilDiv(group_out, wanted_chunks), variant.micro_channels) * variant.micro_channels;
+  const int64_t chunk = ChannelChunk(group_out, g.batch * g.groups * tiles, variant.micro_channels);
   const int64_t chunks = CeilDiv(group_out, chunk);
+
+  const std::vector<float> w_sums = FilterSums(w, p.out_channels, slice, panel_rows);
 
   TaskFailures failures;
   const auto task = [&](size_t index) {
@@ -281,8 +432,8 @@ void Add2dCpu(const Add2dParams& p, const float* x, const float* w, const float*
     const int64_t count = std::min(tile, pixels - first);
     const int64_t ld = CeilDiv(count, variant.micro_pixels) * variant.micro_pixels;
     const int64_t rows = std::min(slice, panel_rows);
-    // Panel, then 2 * ld doubles of slice statistics (ld is a multiple of 8: they stay aligned).
-    Scratch scratch(static_cast<size_t>(rows * ld + 4 * ld));
+    // Panel, then 2 * ld doubles of slice statistics (ld is a multiple of 8: they stay aligned), then ld column sums.
+    Scratch scratch(static_cast<size_t>(rows * ld + 5 * ld));
     if (scratch.data() == nullptr) {
       failures.Record();
       return;
@@ -290,6 +441,7 @@ void Add2dCpu(const Add2dParams& p, const float* x, const float* w, const float*
     float* panel = scratch.data();
     auto* stats_data = reinterpret_cast<double*>(panel + rows * ld);
     SliceStats stats{stats_data, stats_data + ld, ld};
+    float* column_sums = panel + rows * ld + 4 * ld;
     const float* x_group = x + (n * g.channels + group * group_in) * g.height * g.width;
     if (p.normalize_slices && rows < slice) {  // statistics of the whole slice, block by block
       stats.Clear();
@@ -333,6 +485,8 @@ void Add2dCpu(const Add2dParams& p, const float* x, const float* w, const float*
       t.channels = std::min(chunk, group_out - chunk_id * chunk);
       t.y = y + (n * p.out_channels + o0) * pixels + first;
       t.y_stride = pixels;
+      t.w_sums = w_sums.data() + (l0 / rows) * p.out_channels + o0;
+      t.column_sums = column_sums;
       variant.run(t);
     }
   };

@@ -17,6 +17,7 @@
 #define HOLOCRON_X86 0
 #endif
 
+
 namespace holocron::kernels::simd {
 
 template <int W>
@@ -87,6 +88,39 @@ template <int W>
 HOLOCRON_INLINE Vec<W> Abs(Vec<W> v) {
   using I = typename VecTraits<W>::I;
   return reinterpret_cast<Vec<W>>(reinterpret_cast<I>(v) & 0x7fffffff);
+}
+
+// Lane-wise min(a, b); b where a lane compares unordered (NaN), like minps.
+template <int W>
+HOLOCRON_INLINE Vec<W> Min(Vec<W> a, Vec<W> b) {
+  return a < b ? a : b;
+}
+
+// c + a, with the addition done by a fused multiply-add (a * 1 + c, exact) where the instruction set has one: on
+// some CPUs (AMD Zen) the multiply-add units are separate from the adders that min and add share, so the kernels
+// can put an accumulation there. Written as inline assembly for the vector widths that have FMA (an intrinsic would
+// not inline through the target-less templates of this file), so W = 8 and W = 16 may only be instantiated inside
+// the AVX2 and AVX-512 entry points, as every W > 4 kernel body is; `one` must hold 1.0 in every lane.
+template <int W>
+HOLOCRON_INLINE Vec<W> AccumulateOnFma(Vec<W> c, Vec<W> a, Vec<W> one) {
+#if HOLOCRON_X86
+  if constexpr (W == 8 || W == 16) {
+    __asm__("vfmadd231ps %2, %1, %0" : "+v"(c) : "v"(a), "v"(one));
+    return c;
+  }
+#endif
+  (void)one;
+  return c + a;
+}
+
+// True when every lane is exactly zero (either sign); false for NaN lanes.
+template <int W>
+HOLOCRON_INLINE bool AllZero(Vec<W> v) {
+  using I = typename VecTraits<W>::I;
+  const I nonzero = v != Zero<W>();
+  I any{};
+  for (int i = 0; i < W; ++i) any[0] |= nonzero[i];
+  return any[0] == 0;
 }
 
 template <int W>
