@@ -157,33 +157,40 @@ HOLOCRON_INLINE void InvolvePairRemainder(const InvolutionTask& t, int64_t c0, i
   }
 }
 
-// CB channels per block for one row, PB for a pair of rows (two accumulators each).
+// Output columns [x_begin, x_end) of the task's rows: CB channels per block for one row, PB for a pair of rows (two
+// accumulators each); a last partial vector only where x_end is the row's end.
 template <int W, int CB, int PB>
-HOLOCRON_INLINE void InvolutionRows(const InvolutionTask& t) {
+HOLOCRON_INLINE void InvolutionRows(const InvolutionTask& t, int64_t x_begin, int64_t x_end) {
   int64_t r = 0;
   if (t.out_row_step == t.tap_row_step) {
     for (; r + 1 < t.row_count; r += 2) {
-      int64_t x = 0;
-      for (; x + W <= t.out_w; x += W) {
+      int64_t x = x_begin;
+      for (; x + W <= x_end; x += W) {
         int64_t c = 0;
         for (; c + PB <= t.channels; c += PB) InvolveChannelsPair<W, PB>(t, c, r, x);
         if (c < t.channels) InvolvePairRemainder<W, PB - 1>(t, c, r, x, t.channels - c);
       }
-      if (x < t.out_w) {
+      if (x < x_end) {
         InvolveVector<W, CB>(t, r, x);
         InvolveVector<W, CB>(t, r + 1, x);
       }
     }
   }
   for (; r < t.row_count; ++r) {
-    for (int64_t x = 0; x < t.out_w; x += W) InvolveVector<W, CB>(t, r, x);
+    for (int64_t x = x_begin; x < x_end; x += W) InvolveVector<W, CB>(t, r, x);
   }
 }
 
-void InvolutionBaseline(const InvolutionTask& t) { InvolutionRows<4, 8, 6>(t); }
+void InvolutionBaseline(const InvolutionTask& t) { InvolutionRows<4, 8, 6>(t, 0, t.out_w); }
 #if HOLOCRON_X86
-HOLOCRON_TARGET_AVX2 void InvolutionAvx2(const InvolutionTask& t) { InvolutionRows<8, 8, 6>(t); }
-HOLOCRON_TARGET_AVX512 void InvolutionAvx512(const InvolutionTask& t) { InvolutionRows<16, 8, 12>(t); }
+HOLOCRON_TARGET_AVX2 void InvolutionAvx2(const InvolutionTask& t) { InvolutionRows<8, 8, 6>(t, 0, t.out_w); }
+// Whole 16-lane vectors, then the rest of each row in 8-lane ones: a 56-wide row is 3 x 16 + 8 instead of ending on
+// a half-empty vector that goes through the partial-vector path (AVX-512 ran 1.4x slower than AVX2 there).
+HOLOCRON_TARGET_AVX512 void InvolutionAvx512(const InvolutionTask& t) {
+  const int64_t split = t.out_w / 16 * 16;
+  InvolutionRows<16, 8, 12>(t, 0, split);
+  if (split < t.out_w) InvolutionRows<8, 8, 6>(t, split, t.out_w);
+}
 #endif
 
 struct InvolutionVariant {
