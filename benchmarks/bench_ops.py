@@ -6,8 +6,11 @@ torch op
 (``torch.ops.holocron.*``, the heavy part of the layer: the native CPU kernels of ``libholocron_torch.so`` where it
 is loaded, else the pure-torch ones; ``HOLOCRON_PURE_TORCH=1`` times the latter), onnxruntime running the op's
 standard-ONNX fallback (inlined), onnxruntime running holocron's kernel, and for Add2d onnxruntime's Conv of the same
-shape (the multiply-accumulate baseline: the adder kernel needs a subtraction, an absolute value and an addition per
-tap where Conv needs one fused multiply-add). Involution2d
+shape (the multiply-accumulate baseline: Conv needs one fused multiply-add per tap, the adder kernel a min and an
+accumulation through |x - w| = x + w - 2 min(x, w)); beside it the floor, the best kernel / conv ratio this CPU
+allows: the peak rate of fused multiply-adds over that of min + accumulate on one core, measured by
+``benchmarks/floor.cc`` (compiled with the system C++ compiler) for the instruction set the kernels run
+(``HOLOCRON_CPU_ISA`` caps it). Involution2d
 is also compared with its memory floor: the bytes it must read and write over the copy bandwidth measured here.
 For Add2d, the kernel and Conv are timed a second time on one core: one-thread sessions, timed as the calling
 thread's CPU time, so that other processes on a loaded machine inflate neither figure nor their ratio.
@@ -31,6 +34,8 @@ import argparse
 import io
 import json
 import os
+import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -337,6 +342,60 @@ def bench_demo(threads: int) -> Result | str:
     return result
 
 
+FLOOR_SOURCE = Path(__file__).with_name("floor.cc")
+ISA_ORDER = ["baseline", "avx2", "avx512"]
+
+
+def measure_floor() -> dict[str, dict[str, float]] | str:
+    """Peak per-core rates (G lanes/s) of Conv's and Add2d's instruction mixes on this CPU, per instruction set.
+
+    ``benchmarks/floor.cc`` is compiled with the system C++ compiler and run on one thread: ``fma`` (Conv's
+    multiply-accumulate), ``min+fma`` (the kernel's adder term through the min identity) and ``sub+and+add`` (the
+    exact adder term). A string says why there are no figures.
+    """
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return "floor: x86-64 only"
+    compiler = shutil.which("c++") or shutil.which("g++")
+    if compiler is None:
+        return "floor: no C++ compiler on PATH"
+    with tempfile.TemporaryDirectory() as folder:
+        program = Path(folder) / "floor"
+        build = subprocess.run([compiler, "-O2", "-o", str(program), str(FLOOR_SOURCE)], capture_output=True, text=True)
+        if build.returncode != 0:
+            return f"floor: {compiler} could not build {FLOOR_SOURCE.name}: {build.stderr.strip()[-300:]}"
+        run = subprocess.run([str(program)], capture_output=True, text=True, timeout=300)
+    rates: dict[str, dict[str, float]] = {}
+    for line in run.stdout.splitlines():
+        fields = line.split()
+        if len(fields) == 3 and fields[0] in ISA_ORDER:
+            rates.setdefault(fields[0], {})[fields[1]] = float(fields[2])
+    return rates or f"floor: {run.stdout.strip()}"
+
+
+def active_isa(rates: dict[str, dict[str, float]]) -> str | None:
+    """The widest measured instruction set that HOLOCRON_CPU_ISA (if set) allows: the one the kernels run."""
+    cap = os.environ.get("HOLOCRON_CPU_ISA", ISA_ORDER[-1])
+    allowed = ISA_ORDER[: ISA_ORDER.index(cap) + 1] if cap in ISA_ORDER else ISA_ORDER
+    measured = [isa for isa in allowed if isa in rates]
+    return measured[-1] if measured else None
+
+
+def print_floor(rates: dict[str, dict[str, float]] | str, isa: str | None) -> None:
+    if isinstance(rates, str):
+        print(rates)
+        return
+    print(
+        "\nfloor, one core (benchmarks/floor.cc, G lanes/s; floor = fma / min+fma, the best kernel / conv ratio;"
+        f" the table's floor column is {isa}'s, the instruction set the kernels ran):"
+    )
+    for isa, mix in rates.items():
+        figures = ", ".join(f"{name} {value:.1f}" for name, value in mix.items())
+        print(
+            f"  {isa}: {figures}; floor {mix['fma'] / mix['min+fma']:.2f}"
+            f" (the exact loop's: {mix['fma'] / mix['sub+and+add']:.2f})"
+        )
+
+
 def print_table(results: list[Result]) -> None:
     columns = ["eager", "fallback", "kernel", "conv", "memory floor", "kernel 1-core cpu", "conv 1-core cpu"]
     ratio_names = [
@@ -344,6 +403,7 @@ def print_table(results: list[Result]) -> None:
         "fallback / kernel",
         "kernel / conv",
         "kernel / conv 1-core cpu",
+        "floor",
         "kernel / memory floor",
     ]
     header = f"{'case':48} " + " ".join(f"{c:>17}" for c in columns) + "  " + "  ".join(ratio_names)
@@ -397,10 +457,14 @@ def main(argv: list[str] | None = None) -> None:
 
     results: list[Result] = []
     all_cases = [case for case in cases() if args.only is None or args.only in case.name]
+    floor = measure_floor() if any(case.with_conv for case in all_cases) else None
+    isa = active_isa(floor) if isinstance(floor, dict) else None
     for case in all_cases:
         result = bench_case(case, args.threads)
         if case.op_type == "Involution2d":
             add_memory_floor(result, case, args.threads)
+        if case.with_conv and isinstance(floor, dict) and isa is not None:
+            result.ratios["floor"] = floor[isa]["fma"] / floor[isa]["min+fma"]
         results.append(result)
     peer_shapes = [s for s in PEER_SHAPES if args.only is None or args.only in peer_name(*s)]
     peers = [bench_peer(channels, side, args.threads) for channels, side in peer_shapes]
@@ -414,6 +478,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"threads: {args.threads}, onnxruntime CPU, float32, load average (1, 5, 15 min) at the end: {load}")
     if results:
         print_table(results)
+    if floor is not None:
+        print_floor(floor, isa)
     if peers:
         print_peers(peers, args.threads)
     for result in results:
@@ -430,6 +496,7 @@ def main(argv: list[str] | None = None) -> None:
             "results": [asdict(r) for r in results],
             "peers": [asdict(r) for r in peers],
             "demo_skipped": skipped,
+            "floor_g_lanes_per_s": floor,
         }
         args.json.write_text(json.dumps(payload, indent=2, default=float) + "\n")
 
