@@ -1,0 +1,55 @@
+"""bench_ops.py's floor figures: benchmarks/floor.cc builds and reports every mix, and the floor column follows the
+instruction set the kernels run (HOLOCRON_CPU_ISA)."""
+
+import importlib.util
+import platform
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def bench_ops():
+    sys.path.insert(0, str(BENCHMARKS))  # bench_ops imports its sibling _models, _timing
+    try:
+        spec = importlib.util.spec_from_file_location("bench_ops", BENCHMARKS / "bench_ops.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["bench_ops"] = module  # its dataclasses look their module up
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop("bench_ops", None)
+        sys.path.remove(str(BENCHMARKS))
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="floor.cc is x86-64 assembly")
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="no C++ compiler")
+def test_floor_program_reports_every_mix(bench_ops) -> None:
+    rates = bench_ops.measure_floor()
+    assert isinstance(rates, dict), rates
+    assert "avx2" in rates  # every x86-64 machine this project runs on has AVX2 with FMA
+    for isa, mixes in rates.items():
+        assert set(mixes) == {"fma", "min+fma", "sub+and+add"}, (isa, mixes)
+        assert all(value > 0 for value in mixes.values()), (isa, mixes)
+
+
+@pytest.mark.parametrize(
+    ("cap", "expected"),
+    [(None, "avx512"), ("avx512", "avx512"), ("avx2", "avx2"), ("baseline", None), ("avx3", "avx512")],
+)
+def test_floor_column_follows_the_cap(bench_ops, monkeypatch, cap: str | None, expected: str | None) -> None:
+    rates = {"avx2": {"fma": 2.0}, "avx512": {"fma": 4.0}}
+    if cap is None:
+        monkeypatch.delenv("HOLOCRON_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("HOLOCRON_CPU_ISA", cap)
+    assert bench_ops.active_isa(rates) == expected
+
+
+def test_floor_column_without_avx512_figures(bench_ops, monkeypatch) -> None:
+    monkeypatch.delenv("HOLOCRON_CPU_ISA", raising=False)
+    assert bench_ops.active_isa({"avx2": {"fma": 2.0}}) == "avx2"
