@@ -182,15 +182,31 @@ HOLOCRON_INLINE void AdderRemainder(const Add2dTask& t, int64_t o, int64_t pixel
   }
 }
 
+// The panel's column sums, each column summed over the rows in l order: blocks of NB vectors of columns walk down
+// the rows together, NB independent sums (one sum per vector stalled on the adder's latency, and walking a column
+// strides across the panel's cache lines).
+template <int W, int NB>
+HOLOCRON_INLINE void ColumnSumBlock(const Add2dTask& t, int64_t k) {
+  Vec<W> sums[NB];
+  for (int b = 0; b < NB; ++b) sums[b] = simd::Zero<W>();
+  for (int64_t l = 0; l < t.rows; ++l) {
+    const float* row = t.panel + l * t.ld + k;
+    for (int b = 0; b < NB; ++b) sums[b] += simd::Load<W>(row + b * W);
+  }
+  for (int b = 0; b < NB; ++b) simd::Store<W>(t.column_sums + k + b * W, sums[b]);
+}
+
+template <int W, int NV>
+HOLOCRON_INLINE void ColumnSums(const Add2dTask& t) {
+  constexpr int kBlock = 4 * NV;  // ld is a multiple of NV vectors
+  int64_t k = 0;
+  for (; k + kBlock * W <= t.ld; k += kBlock * W) ColumnSumBlock<W, kBlock>(t, k);
+  for (; k < t.ld; k += NV * W) ColumnSumBlock<W, NV>(t, k);
+}
+
 template <int W, int MR, int NV>
 HOLOCRON_INLINE void AdderTask(const Add2dTask& t) {
-  if (t.w_sums != nullptr) {  // the panel's column sums, rows in l order
-    for (int64_t k = 0; k < t.ld; k += W) {
-      Vec<W> sum = simd::Zero<W>();
-      for (int64_t l = 0; l < t.rows; ++l) sum += simd::Load<W>(t.panel + l * t.ld + k);
-      simd::Store<W>(t.column_sums + k, sum);
-    }
-  }
+  if (t.w_sums != nullptr) ColumnSums<W, NV>(t);
   for (int64_t pixel = 0; pixel < t.pixels; pixel += W * NV) {
     int64_t o = 0;
     for (; o + MR <= t.channels; o += MR) AdderMicroTile<W, MR, NV>(t, o, pixel);
