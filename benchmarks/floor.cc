@@ -17,12 +17,24 @@ double Now() {
   return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
 }
 
-// Ten ymm accumulators (ymm0-9), two temporaries (ymm10-11), x, w and 1.0 or the sign mask in ymm13-15.
-#define ACC10(op) op(0) op(1) op(2) op(3) op(4) op(5) op(6) op(7) op(8) op(9)
-#define FMA_Y(k) "vfmadd231ps %%ymm14, %%ymm13, %%ymm" #k "\n"
+// Ten ymm accumulators (ymm0-9), two temporaries (ymm10-11), x, w and 1.0 or the sign mask in ymm13-15; twelve zmm
+// accumulators (zmm0-11), temporaries zmm12-13, x, w and 1.0 or the mask in zmm14-16. The temporaries alternate
+// between consecutive accumulators.
+#define Y10(op) op(0, "10") op(1, "11") op(2, "10") op(3, "11") op(4, "10") op(5, "11") op(6, "10") op(7, "11") \
+  op(8, "10") op(9, "11")
+#define Z12(op) op(0, "12") op(1, "13") op(2, "12") op(3, "13") op(4, "12") op(5, "13") op(6, "12") op(7, "13") \
+  op(8, "12") op(9, "13") op(10, "12") op(11, "13")
 
-// Twelve zmm accumulators (zmm0-11), temporaries zmm12-13, x, w and 1.0 or the mask in zmm14-16.
-#define ACC12(op) op(0) op(1) op(2) op(3) op(4) op(5) op(6) op(7) op(8) op(9) op(10) op(11)
+#define ZERO_Y(k, t) "vxorps %%ymm" #k ", %%ymm" #k ", %%ymm" #k "\n"
+#define FMA_Y(k, t) "vfmadd231ps %%ymm14, %%ymm13, %%ymm" #k "\n"
+#define MIN_Y(k, t) "vminps %%ymm14, %%ymm13, %%ymm" t "\n vfmadd231ps %%ymm15, %%ymm" t ", %%ymm" #k "\n"
+#define SUB_Y(k, t) \
+  "vsubps %%ymm14, %%ymm13, %%ymm" t "\n vandps %%ymm15, %%ymm" t ", %%ymm" t "\n vaddps %%ymm" t ", %%ymm" #k ", %%ymm" #k "\n"
+#define ZERO_Z(k, t) "vpxord %%zmm" #k ", %%zmm" #k ", %%zmm" #k "\n"
+#define FMA_Z(k, t) "vfmadd231ps %%zmm15, %%zmm14, %%zmm" #k "\n"
+#define MIN_Z(k, t) "vminps %%zmm15, %%zmm14, %%zmm" t "\n vfmadd231ps %%zmm16, %%zmm" t ", %%zmm" #k "\n"
+#define SUB_Z(k, t) \
+  "vsubps %%zmm15, %%zmm14, %%zmm" t "\n vpandd %%zmm16, %%zmm" t ", %%zmm" t "\n vaddps %%zmm" t ", %%zmm" #k ", %%zmm" #k "\n"
 
 const float kOnes[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
 const unsigned kMask[16] = {0x7fffffffu, 0x7fffffffu, 0x7fffffffu, 0x7fffffffu, 0x7fffffffu, 0x7fffffffu,
@@ -33,82 +45,35 @@ const float kX[16] = {0.5f, 0.25f, 0.5f, 0.25f, 0.5f, 0.25f, 0.5f, 0.25f, 0.5f, 
 const float kW[16] = {0.75f, 0.125f, 0.75f, 0.125f, 0.75f, 0.125f, 0.75f, 0.125f, 0.75f, 0.125f, 0.75f, 0.125f,
                       0.75f, 0.125f, 0.75f, 0.125f};
 
-// Each loop body: (accumulators) x (lanes) terms per iteration.
-long Fma256(long n) {
-  asm volatile(
-      "vmovups %1, %%ymm13\n vmovups %2, %%ymm14\n vxorps %%ymm0, %%ymm0, %%ymm0\n"
-      "1:\n" ACC10(FMA_Y) "dec %0\n jnz 1b\n"
-      : "+r"(n)
-      : "m"(kX), "m"(kW)
-      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm13", "xmm14", "cc");
-  return 10 * 8;
-}
+// A timed loop: the accumulators zeroed, x, w and `third` (1.0 or the sign mask) loaded, then the mix `op` on every
+// accumulator, n times. Returns the terms per iteration: accumulators x lanes.
+#define YMM_LOOP(name, op, third)                                                                                  \
+  long name(long n) {                                                                                             \
+    asm volatile(Y10(ZERO_Y) "vmovups %1, %%ymm13\n vmovups %2, %%ymm14\n vmovups %3, %%ymm15\n"                  \
+                 "1:\n" Y10(op) "dec %0\n jnz 1b\n vzeroupper\n"                                                   \
+                 : "+r"(n)                                                                                        \
+                 : "m"(kX), "m"(kW), "m"(third)                                                                   \
+                 : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", \
+                   "xmm13", "xmm14", "xmm15", "cc");                                                              \
+    return 10 * 8;                                                                                                \
+  }
+#define ZMM_LOOP(name, op, third)                                                                                  \
+  __attribute__((target("avx512f"))) long name(long n) {                                                          \
+    asm volatile(Z12(ZERO_Z) "vmovups %1, %%zmm14\n vmovups %2, %%zmm15\n vmovups %3, %%zmm16\n"                  \
+                 "1:\n" Z12(op) "dec %0\n jnz 1b\n vzeroupper\n"                                                   \
+                 : "+r"(n)                                                                                        \
+                 : "m"(kX), "m"(kW), "m"(third)                                                                   \
+                 : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", \
+                   "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "cc");                                            \
+    return 12 * 16;                                                                                               \
+  }
 
-#define MIN_Y2(k, t) "vminps %%ymm14, %%ymm13, %%ymm" t "\n vfmadd231ps %%ymm15, %%ymm" t ", %%ymm" #k "\n"
-#define SUB_Y2(k, t) \
-  "vsubps %%ymm14, %%ymm13, %%ymm" t "\n vandps %%ymm15, %%ymm" t ", %%ymm" t "\n vaddps %%ymm" t ", %%ymm" #k ", %%ymm" #k "\n"
-#define MIN10 MIN_Y2(0, "10") MIN_Y2(1, "11") MIN_Y2(2, "10") MIN_Y2(3, "11") MIN_Y2(4, "10") MIN_Y2(5, "11") \
-  MIN_Y2(6, "10") MIN_Y2(7, "11") MIN_Y2(8, "10") MIN_Y2(9, "11")
-#define SUB10 SUB_Y2(0, "10") SUB_Y2(1, "11") SUB_Y2(2, "10") SUB_Y2(3, "11") SUB_Y2(4, "10") SUB_Y2(5, "11") \
-  SUB_Y2(6, "10") SUB_Y2(7, "11") SUB_Y2(8, "10") SUB_Y2(9, "11")
-
-long Min256(long n) {
-  asm volatile(
-      "vmovups %1, %%ymm13\n vmovups %2, %%ymm14\n vmovups %3, %%ymm15\n"
-      "1:\n" MIN10 "dec %0\n jnz 1b\n"
-      : "+r"(n)
-      : "m"(kX), "m"(kW), "m"(kOnes)
-      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm13",
-        "xmm14", "xmm15", "cc");
-  return 10 * 8;
-}
-
-long Sub256(long n) {
-  asm volatile(
-      "vmovups %1, %%ymm13\n vmovups %2, %%ymm14\n vmovups %3, %%ymm15\n"
-      "1:\n" SUB10 "dec %0\n jnz 1b\n"
-      : "+r"(n)
-      : "m"(kX), "m"(kW), "m"(kMask)
-      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm13",
-        "xmm14", "xmm15", "cc");
-  return 10 * 8;
-}
-
-#define FMA_Z(k) "vfmadd231ps %%zmm15, %%zmm14, %%zmm" #k "\n"
-#define MIN_Z(k, t) "vminps %%zmm15, %%zmm14, %%zmm" t "\n vfmadd231ps %%zmm16, %%zmm" t ", %%zmm" #k "\n"
-#define SUB_Z(k, t) \
-  "vsubps %%zmm15, %%zmm14, %%zmm" t "\n vpandd %%zmm16, %%zmm" t ", %%zmm" t "\n vaddps %%zmm" t ", %%zmm" #k ", %%zmm" #k "\n"
-#define Z12(op) op(0, "12") op(1, "13") op(2, "12") op(3, "13") op(4, "12") op(5, "13") op(6, "12") op(7, "13") \
-  op(8, "12") op(9, "13") op(10, "12") op(11, "13")
-#define ZREGS "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", \
-  "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "cc"
-
-__attribute__((target("avx512f"))) long Fma512(long n) {
-  asm volatile("vmovups %1, %%zmm14\n vmovups %2, %%zmm15\n"
-               "1:\n" ACC12(FMA_Z) "dec %0\n jnz 1b\n vzeroupper\n"
-               : "+r"(n)
-               : "m"(kX), "m"(kW)
-               : ZREGS);
-  return 12 * 16;
-}
-
-__attribute__((target("avx512f"))) long Min512(long n) {
-  asm volatile("vmovups %1, %%zmm14\n vmovups %2, %%zmm15\n vmovups %3, %%zmm16\n"
-               "1:\n" Z12(MIN_Z) "dec %0\n jnz 1b\n vzeroupper\n"
-               : "+r"(n)
-               : "m"(kX), "m"(kW), "m"(kOnes)
-               : ZREGS);
-  return 12 * 16;
-}
-
-__attribute__((target("avx512f"))) long Sub512(long n) {
-  asm volatile("vmovups %1, %%zmm14\n vmovups %2, %%zmm15\n vmovups %3, %%zmm16\n"
-               "1:\n" Z12(SUB_Z) "dec %0\n jnz 1b\n vzeroupper\n"
-               : "+r"(n)
-               : "m"(kX), "m"(kW), "m"(kMask)
-               : ZREGS);
-  return 12 * 16;
-}
+YMM_LOOP(Fma256, FMA_Y, kOnes)
+YMM_LOOP(Min256, MIN_Y, kOnes)
+YMM_LOOP(Sub256, SUB_Y, kMask)
+ZMM_LOOP(Fma512, FMA_Z, kOnes)
+ZMM_LOOP(Min512, MIN_Z, kOnes)
+ZMM_LOOP(Sub512, SUB_Z, kMask)
 
 // Best of five timed runs of ~20 ms each, in G terms per second.
 double Rate(long (*loop)(long)) {

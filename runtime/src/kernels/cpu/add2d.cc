@@ -64,8 +64,8 @@ struct Add2dTask {
   int64_t channels;    // output channels in the chunk
   float* y;            // Y[n, first channel, first pixel]
   int64_t y_stride;    // H_out * W_out
-  const float* w_sums;  // sum of each chunk channel's filter over the block, or null: the exact loop only
-  float* column_sums;   // ld floats: the task fills them with the panel's column sums when w_sums is set
+  const float* w_sums;  // sum of each chunk channel's filter over the block
+  float* column_sums;   // ld floats: the task fills them with the panel's column sums
 };
 
 // Micro-tile: MR output channels x NV vectors of W pixels, the exact loop: the running sums of Y (earlier blocks)
@@ -114,10 +114,6 @@ HOLOCRON_INLINE void ExactMicroTile(const Add2dTask& t, int64_t o, int64_t pixel
 // result is not finite, before anything is written.
 template <int W, int MR, int NV>
 HOLOCRON_INLINE void AdderMicroTile(const Add2dTask& t, int64_t o, int64_t pixel) {
-  if (t.w_sums == nullptr) {
-    ExactMicroTile<W, MR, NV>(t, o, pixel);
-    return;
-  }
   const int64_t valid = std::min<int64_t>(W * NV, t.pixels - pixel);
   Vec<W> acc[MR][NV];
   for (int m = 0; m < MR; ++m) {
@@ -206,7 +202,7 @@ HOLOCRON_INLINE void ColumnSums(const Add2dTask& t) {
 
 template <int W, int MR, int NV>
 HOLOCRON_INLINE void AdderTask(const Add2dTask& t) {
-  if (t.w_sums != nullptr) ColumnSums<W, NV>(t);
+  ColumnSums<W, NV>(t);
   for (int64_t pixel = 0; pixel < t.pixels; pixel += W * NV) {
     int64_t o = 0;
     for (; o + MR <= t.channels; o += MR) AdderMicroTile<W, MR, NV>(t, o, pixel);
