@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -60,15 +61,25 @@ def check_repository_slot(
         resolved, folder = Path(os.path.abspath(other)), Path(os.path.abspath(slot))
         if resolved == folder or folder in resolved.parents:
             raise ValueError(f"{label} {str(other)!r} lies inside the model folder {str(slot)!r}, which is replaced")
-    if slot.is_symlink() or slot.exists():
-        if not overwrite:
-            what = f"model {model_name!r} already exists in {str(repo)!r}"
-            raise OutputExistsError(
-                f"{what}; pass overwrite=True to replace it", cli_message=f"{what}; --force replaces it", path=slot
-            )
-        if not slot.is_symlink() and not slot.is_dir():
-            raise ValueError(f"{str(slot)!r} exists and is not a model folder; not replaced")
+    _check_slot_entry(slot, model_name, overwrite=overwrite)
     return slot
+
+
+def _check_slot_entry(slot: Path, model_name: str, *, overwrite: bool) -> None:
+    """Refuse what lies at ``slot``, read with one ``lstat``: another writer may swap the folder meanwhile (between
+    its two renames the slot is briefly missing), so two separate questions (exists? is a folder?) could see two
+    different moments and call a model folder 'not a folder'."""
+    try:
+        mode = slot.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not overwrite:
+        what = f"model {model_name!r} already exists in {str(slot.parent)!r}"
+        raise OutputExistsError(
+            f"{what}; pass overwrite=True to replace it", cli_message=f"{what}; --force replaces it", path=slot
+        )
+    if not (stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+        raise ValueError(f"{str(slot)!r} exists and is not a model folder; not replaced")
 
 
 def write_repository(
@@ -109,8 +120,7 @@ def write_repository(
     repo.mkdir(parents=True, exist_ok=True)
     with folder_lock(repo):
         recover_folder(repo, options.model_name, counts=str.isdigit)
-        if (slot.is_symlink() or slot.exists()) and not overwrite:
-            raise OutputExistsError(f"model folder {str(slot)!r} appeared while writing; not replaced")
+        _check_slot_entry(slot, options.model_name, overwrite=overwrite)  # again: it may have changed meanwhile
         with staging_folder(repo, options.model_name) as staging:
             version_dir = staging / str(options.model_version)
             version_dir.mkdir()

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import onnx
@@ -20,6 +21,7 @@ from onnx import TensorProto, helper
 from holocron.export.errors import OutputPathError
 from holocron.export.pipeline import ExportRequest, prepare_export
 from holocron.export.triton import TritonOptions, write_repository
+from holocron.export.triton.repository import check_repository_slot
 
 NAME = "m"
 
@@ -196,3 +198,26 @@ def test_long_model_name_and_dangling_repository_are_refused_before_any_work(tmp
     assert "255 bytes" in result.stderr or "symlink to a missing path" in result.stderr
     assert not (tmp_path / "missing").exists() and not (tmp_path / "repo").exists()
     assert os.path.islink(dangling)
+
+
+def test_the_slot_check_reads_a_folder_being_swapped_as_one_moment(tmp_path: Path) -> None:
+    """Another writer's swap leaves the slot missing between its two renames; the check before the lock must see
+    either a folder or nothing, never 'exists' then 'not a folder' (a race CI once hit with two --force writers)."""
+    repo = tmp_path / "repo"
+    _seed_repository(repo)
+    slot, aside = repo / NAME, repo / f".{NAME}.swap.old"
+    stop = threading.Event()
+
+    def swapper() -> None:
+        while not stop.is_set():
+            os.rename(slot, aside)
+            os.rename(aside, slot)
+
+    thread = threading.Thread(target=swapper)
+    thread.start()
+    try:
+        for _ in range(20000):
+            check_repository_slot(repo, NAME, overwrite=True)
+    finally:
+        stop.set()
+        thread.join()
