@@ -22,6 +22,14 @@ key depth 16, out channels = in channels): 16 x 16 with C = 256 and C = 512, 8 x
 timed like the other rows (same threads, lowest of three interleaved medians) and on one core (one-thread sessions,
 the thread's CPU time). timm is optional (``pip install holocron[bench]``); without it the rows say so.
 
+Instruction sets side by side (where the kernels run AVX-512 or AVX2; ``--no-isa-pair`` skips them): each op's
+kernel under the instruction set it runs and under the next narrower one (AVX-512 against the AVX2 cap), in the same
+run, alternated round by round. Two copies of the op library are loaded; each reads ``HOLOCRON_CPU_ISA`` once, at its
+first kernel call, so the narrower copy's sessions are built and first run with the cap set, and each copy then says
+which instruction set it runs (``HolocronCpuIsa``). Timed on one core (thread CPU time) and with the run's threads,
+the latter with onnxruntime's spinning workers off in both sessions, so that the idle session's threads take no core
+from the timed one; wide / narrow below 1 means the wider instruction set is faster.
+
 Then the peak memory of an Add2d session, and the demo model eager vs onnxruntime with kernels vs fallback.
 
 Usage: ``python benchmarks/bench_ops.py [--threads 2] [--json results.json] [--skip-demo] [--only Add2d]``
@@ -31,6 +39,7 @@ Usage: ``python benchmarks/bench_ops.py [--threads 2] [--json results.json] [--s
 from __future__ import annotations
 
 import argparse
+import ctypes
 import io
 import json
 import os
@@ -342,6 +351,83 @@ def bench_demo(threads: int) -> Result | str:
     return result
 
 
+class IsaPair:
+    """Two copies of the op library, one per instruction set, so that one process times both (see the docstring)."""
+
+    def __init__(self, wide: str, narrow: str, folder: Path) -> None:
+        from holocron.runtime import library_path
+
+        self.wide, self.narrow = wide, narrow
+        library = Path(library_path())
+        self.copies = {isa: folder / f"{isa}-{library.name}" for isa in (wide, narrow)}
+        for copy in self.copies.values():
+            shutil.copyfile(library, copy)
+
+    def session(self, isa: str, model: onnx.ModelProto, threads: int, feeds: dict[str, np.ndarray]):  # type: ignore[no-untyped-def]
+        """A session on ``isa``'s copy, run once under that cap so the copy fixes its instruction set."""
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.register_custom_ops_library(str(self.copies[isa]))
+        saved = os.environ.get("HOLOCRON_CPU_ISA")
+        os.environ["HOLOCRON_CPU_ISA"] = isa
+        try:
+            runner = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+            runner.run(None, feeds)
+        finally:
+            if saved is None:
+                del os.environ["HOLOCRON_CPU_ISA"]
+            else:
+                os.environ["HOLOCRON_CPU_ISA"] = saved
+        running = self.running_isa(isa)
+        if running != isa:
+            raise RuntimeError(f"the {isa} copy of the op library runs {running}: the pair would compare nothing")
+        return runner
+
+    def running_isa(self, isa: str) -> str:
+        """The instruction set ``isa``'s copy runs (the library's ``HolocronCpuIsa``; the same handle onnxruntime
+        loaded, as both name the same file)."""
+        query = ctypes.CDLL(str(self.copies[isa])).HolocronCpuIsa
+        query.restype = ctypes.c_char_p
+        return query().decode()
+
+
+def add_isa_pair(result: Result, case: Case, pair: IsaPair, threads: int) -> None:
+    """The kernel under ``pair.wide`` and ``pair.narrow``, alternated: on one core and with ``threads``."""
+    model = node_model(case.op_type, case.inputs, case.weights, case.attributes)
+    variants = (("1-core cpu", 1, time.thread_time), (f"{threads} threads", threads, time.perf_counter))
+    for label, count, clock in variants:
+        sessions = {isa: pair.session(isa, model, count, case.inputs) for isa in (pair.wide, pair.narrow)}
+        runs: dict[str, Callable[[], object]] = {
+            f"{isa} {label}": (lambda runner=runner: runner.run(None, case.inputs)) for isa, runner in sessions.items()
+        }
+        result.timings_ms.update(interleaved_medians(runs, clock=clock))
+        t = result.timings_ms
+        result.ratios[f"{pair.wide} / {pair.narrow} {label}"] = t[f"{pair.wide} {label}"] / t[f"{pair.narrow} {label}"]
+
+
+def print_isa_pairs(results: list[Result], pair: IsaPair, threads: int) -> None:
+    labels = ["1-core cpu", f"{threads} threads"]
+    columns = [f"{isa} {label}" for label in labels for isa in (pair.wide, pair.narrow)]
+    ratio_names = [f"{pair.wide} / {pair.narrow} {label}" for label in labels]
+    print(f"\ninstruction sets side by side: the kernel with {pair.wide} and with the {pair.narrow} cap, alternated")
+    print(f"{'case':48} " + " ".join(f"{c:>17}" for c in columns) + "  " + "  ".join(ratio_names))
+    for r in results:
+        if not all(c in r.timings_ms for c in columns):
+            continue
+        times = " ".join(f"{r.timings_ms[c]:17.3f}" for c in columns)
+        ratios = "  ".join(f"{r.ratios[n]:{len(n)}.2f}" for n in ratio_names)
+        print(f"{r.name:48} {times}  {ratios}")
+    print(
+        f"(milliseconds, lowest of 3 medians; {threads} threads: wall time, onnxruntime's worker spinning off in both"
+        f" sessions; below 1: {pair.wide} is faster)"
+    )
+
+
 FLOOR_SOURCE = Path(__file__).with_name("floor.cc")
 ISA_ORDER = ["baseline", "avx2", "avx512"]
 
@@ -450,6 +536,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--skip-demo", action="store_true", help="do not benchmark the demo model")
     parser.add_argument("--only", help="only the cases whose name contains this text (e.g. Add2d)")
+    parser.add_argument(
+        "--no-isa-pair", action="store_true", help="do not time each kernel with the next narrower instruction set"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     start_load = os.getloadavg()
@@ -457,10 +546,16 @@ def main(argv: list[str] | None = None) -> None:
 
     results: list[Result] = []
     all_cases = [case for case in cases() if args.only is None or args.only in case.name]
-    floor = measure_floor() if any(case.with_conv for case in all_cases) else None
+    floor = measure_floor() if all_cases else None
     isa = active_isa(floor) if isinstance(floor, dict) else None
+    pair_folder = tempfile.TemporaryDirectory()
+    pair = None
+    if not args.no_isa_pair and isa in ISA_ORDER[1:]:
+        pair = IsaPair(isa, ISA_ORDER[ISA_ORDER.index(isa) - 1], Path(pair_folder.name))
     for case in all_cases:
         result = bench_case(case, args.threads)
+        if pair is not None:
+            add_isa_pair(result, case, pair, args.threads)
         if case.op_type == "Involution2d":
             add_memory_floor(result, case, args.threads)
         if case.with_conv and isinstance(floor, dict) and isa is not None:
@@ -478,6 +573,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"threads: {args.threads}, onnxruntime CPU, float32, load average (1, 5, 15 min) at the end: {load}")
     if results:
         print_table(results)
+    if pair is not None:
+        print_isa_pairs(results, pair, args.threads)
+    pair_folder.cleanup()
     if floor is not None:
         print_floor(floor, isa)
     if peers:

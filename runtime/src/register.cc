@@ -50,6 +50,13 @@ OpList MakeOps() {
 
 }  // namespace
 
+// The instruction set this copy of the library runs its CPU kernels with ("baseline", "avx2" or "avx512"): fixed by
+// its first kernel call (or this one), HOLOCRON_CPU_ISA capping it then. Benchmarks load two copies of the library
+// and ask each which one it runs; nothing from onnxruntime is needed.
+extern "C" HOLOCRON_EXPORT const char* HolocronCpuIsa() {
+  return holocron::kernels::IsaName(holocron::kernels::ActiveIsa());
+}
+
 extern "C" HOLOCRON_EXPORT OrtStatus* ORT_API_CALL RegisterCustomOps(OrtSessionOptions* options,
                                                                        const OrtApiBase* api_base) {
   const OrtApi* api = api_base->GetApi(kOrtApiVersion);

@@ -1,5 +1,5 @@
 """bench_ops.py's floor figures: benchmarks/floor.cc builds and reports every mix, and the floor column follows the
-instruction set the kernels run (HOLOCRON_CPU_ISA)."""
+instruction set the kernels run (HOLOCRON_CPU_ISA); its side-by-side instruction-set rows run two instruction sets."""
 
 import importlib.util
 import platform
@@ -53,3 +53,17 @@ def test_floor_column_follows_the_cap(bench_ops, monkeypatch, cap: str | None, e
 def test_floor_column_without_avx512_figures(bench_ops, monkeypatch) -> None:
     monkeypatch.delenv("HOLOCRON_CPU_ISA", raising=False)
     assert bench_ops.active_isa({"avx2": {"fma": 2.0}}) == "avx2"
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="instruction-set caps are x86-64 only")
+def test_isa_pair_runs_two_instruction_sets_in_one_process(bench_ops, tmp_path) -> None:
+    """bench_ops' side-by-side rows: two copies of the op library in one process, each on its own instruction set
+    (the narrower fixed by the cap while its first session runs), with the same results."""
+    import numpy as np
+
+    case = next(case for case in bench_ops.cases() if case.op_type == "Involution2d")
+    model = bench_ops.node_model(case.op_type, case.inputs, case.weights, case.attributes)
+    pair = bench_ops.IsaPair("avx2", "baseline", tmp_path)
+    outputs = {isa: pair.session(isa, model, 1, case.inputs).run(None, case.inputs)[0] for isa in ("avx2", "baseline")}
+    assert {isa: pair.running_isa(isa) for isa in ("avx2", "baseline")} == {"avx2": "avx2", "baseline": "baseline"}
+    np.testing.assert_allclose(outputs["avx2"], outputs["baseline"], rtol=1e-4, atol=1e-4)

@@ -75,7 +75,7 @@ def test_inference_session_from_bytes_path_and_shared_options(library: Path, tmp
     np.testing.assert_array_equal(from_bytes.run(None, feeds)[0], from_path.run(None, feeds)[0])
 
 
-def test_library_exports_only_the_entry_point_and_links_no_onnxruntime(library: Path) -> None:
+def test_library_exports_only_the_entry_point_and_isa_query_and_links_no_onnxruntime(library: Path) -> None:
     readelf = shutil.which("readelf")
     if readelf is None or library.suffix != ".so":
         pytest.skip("needs readelf and an ELF library")
@@ -85,7 +85,7 @@ def test_library_exports_only_the_entry_point_and_links_no_onnxruntime(library: 
         for line in dynamic.splitlines()
         if " GLOBAL " in line and " UND " not in line and line.split()[-1] != "Name"
     }
-    assert exported == {"RegisterCustomOps"}
+    assert exported == {"RegisterCustomOps", "HolocronCpuIsa"}
     needed = subprocess.run([readelf, "-d", str(library)], capture_output=True, text=True).stdout
     assert "onnxruntime" not in needed
 

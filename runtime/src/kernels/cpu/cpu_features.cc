@@ -54,6 +54,13 @@ bool IsaOverrideIsValid() {
   return std::getenv("HOLOCRON_CPU_ISA") == nullptr || IsaFromEnvironment(cap);
 }
 
+const char* IsaName(Isa isa) {
+  for (const NamedIsa& entry : kIsaNames) {
+    if (entry.isa == isa) return entry.name;
+  }
+  return "unknown";
+}
+
 Isa ActiveIsa() {
   static const Isa isa = CapFromEnvironment(DetectIsa());
   return isa;

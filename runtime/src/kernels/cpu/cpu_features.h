@@ -14,6 +14,9 @@ Isa ActiveIsa();
 // silently running the widest kernels.
 bool IsaOverrideIsValid();
 
+// The name HOLOCRON_CPU_ISA gives `isa`: "baseline", "avx2" or "avx512".
+const char* IsaName(Isa isa);
+
 // How many tasks a kernel should split its work into when it can choose: enough for every hardware thread to get a
 // few (load balance), few enough that per-task overheads (packing, halos) stay small. 4 per hardware thread,
 // within [8, 64].
