@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from helpers import single_node_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -107,3 +108,31 @@ def test_lambda_kernel_matches_torch_op(run_kernel, r: int | None) -> None:
     out = run_kernel("Lambda", inputs, {"num_heads": 2})
     eager = holocron.ops.lambda_layer(*(torch.from_numpy(value) for value in inputs.values()), 2)
     np.testing.assert_allclose(out, eager.numpy(), rtol=RTOL, atol=ATOL)
+
+
+# Local-lambda shapes for the kernel's two local steps on every instruction set (lanes 4, 8, 16): along the values
+# (V >= 2 vectors; LambdaResNet's 14 x 14 stage; V = 35 ends on a partial vector of values; 5 keys need a remainder
+# tile) and along the pixels of a row (V below a vector).
+LOCAL_PATH_SHAPES = {
+    "values": dict(n=2, heads=3, dim_k=5, dim_u=2, dim_v=40, h=9, w=7, r=5),
+    "values-partial": dict(n=1, heads=2, dim_k=4, dim_u=1, dim_v=35, h=6, w=11, r=3),
+    "values-lambdaresnet": dict(n=1, heads=4, dim_k=16, dim_u=1, dim_v=64, h=14, w=14, r=23),
+    "pixels": dict(n=1, heads=2, dim_k=4, dim_u=2, dim_v=3, h=5, w=27, r=5),
+}
+
+
+@pytest.mark.parametrize("isa", ["baseline", "avx2", "avx512"])
+@pytest.mark.parametrize("name", list(LOCAL_PATH_SHAPES))
+def test_local_lambda_steps_match_reference_on_every_instruction_set(run_in_subprocess, name: str, isa: str) -> None:
+    shape = LOCAL_PATH_SHAPES[name]
+    inputs = make_inputs(11, **shape)
+    heads = shape["heads"]
+    model = single_node_model("Lambda", inputs, {"num_heads": heads})
+    result = run_in_subprocess(model, inputs, env={"HOLOCRON_CPU_ISA": isa})
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = np.load(result.args[-1])["Y"]
+    expected = lambda_reference(inputs["Q"], inputs["Kx"], inputs["V"], inputs["P"], heads)
+    magnitude = lambda_reference(*(np.abs(value) for value in inputs.values()), heads)
+    bound = ATOL + RTOL * np.abs(expected) + MAGNITUDE_ULPS * FLOAT32_EPS * magnitude
+    excess = np.abs(out - expected) - bound
+    assert excess.max() <= 0, f"worst element off by {np.abs(out - expected).flat[excess.argmax()]:.3g} past its bound"

@@ -26,7 +26,7 @@ namespace {
 
 using simd::Vec;
 
-constexpr int64_t kGlobalPositionsPerTask = 8;
+constexpr int64_t kPositionsPerTask = 8;  // the global and the along-the-values local step
 
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t RoundUp(int64_t a, int64_t b) { return CeilDiv(a, b) * b; }
@@ -181,6 +181,25 @@ struct GlobalTask {
   int64_t first, count;    // positions
 };
 
+// Y[h * V + v, p] = sum_k Q[h * K + k, p] * lambda[k][v] for one position p, lambda's rows value_stride apart.
+template <int W>
+HOLOCRON_INLINE void ApplyQueries(const LambdaShape& s, const float* q, const float* lambda, int64_t value_stride,
+                                  float* y, int64_t p) {
+  for (int64_t h = 0; h < s.heads; ++h) {
+    for (int64_t v0 = 0; v0 < value_stride; v0 += W) {
+      Vec<W> sum = simd::Zero<W>();
+      for (int64_t k = 0; k < s.keys; ++k) {
+        const Vec<W> query = simd::Broadcast<W>(q[(h * s.keys + k) * s.positions + p]);
+        sum += query * simd::Load<W>(lambda + k * value_stride + v0);
+      }
+      float lanes[W];
+      simd::Store<W>(lanes, sum);
+      const int64_t valid = std::min<int64_t>(W, s.values - v0);
+      for (int64_t v = 0; v < valid; ++v) y[(h * s.values + v0 + v) * s.positions + p] = lanes[v];
+    }
+  }
+}
+
 // lambda[k0 + kk][vector v0 + v] = Lc + sum_{m, u} E[p, m, k0 + kk, u] * Vt[u, m, v].
 template <int W, int MR, int NV>
 HOLOCRON_INLINE void GlobalMicroTile(const GlobalTask& t, const float* e_p, int64_t k0, int64_t v0) {
@@ -239,20 +258,98 @@ HOLOCRON_INLINE void GlobalPositions(const GlobalTask& t) {
     int64_t vec = 0;
     for (; vec + 2 <= vectors; vec += 2) GlobalKeyRows<W, MR, 2>(t, e_p, vec * W);
     if (vec < vectors) GlobalKeyRows<W, MR, 1>(t, e_p, vec * W);
-    // Y[h * V + v, p] = sum_k Q[h * K + k, p] * lambda[k][v].
-    for (int64_t h = 0; h < s.heads; ++h) {
-      for (int64_t v0 = 0; v0 < t.value_stride; v0 += W) {
-        Vec<W> sum = simd::Zero<W>();
-        for (int64_t k = 0; k < s.keys; ++k) {
-          sum += simd::Broadcast<W>(t.q[(h * s.keys + k) * s.positions + p]) *
-                 simd::Load<W>(t.lambda + k * t.value_stride + v0);
+    ApplyQueries<W>(s, t.q, t.lambda, t.value_stride, t.y, p);
+  }
+}
+
+// ---- step 2, local positional lambda along the values ---------------------------------------------------------------
+// For images narrow against the vector width and many values (LambdaResNet's later stages): vectors run along v, over
+// V transposed to [u][m][v] as in the global step, and each position's taps are clipped to the image exactly, so no
+// lane computes padding; the same sums in the same order (Lc, then u, i, j) as the pixel-vector path.
+
+struct LocalValueTask {
+  const LambdaShape* shape;
+  const float* vt;       // V[n] transposed: [u][m][v], v padded to value_stride with zeros
+  int64_t value_stride;  // V rounded up to whole vectors
+  const float* kernel;   // R transposed: [(u, i, j)][k]
+  int64_t r;
+  const float* lc;       // Lc[n]: [k][v]
+  const float* q;        // Q[n]
+  float* y;              // Y[n]
+  float* lambda;         // scratch: [k][value_stride]
+  int64_t first, count;  // positions
+};
+
+// lambda[k0 + kk][vector v0 + v] = Lc + sum_{u, i, j} R[k0 + kk, u, i, j] * Vt[u, position + (i, j) - r // 2, v].
+template <int W, int KB, int NV>
+HOLOCRON_INLINE void LocalValueTile(const LocalValueTask& t, int64_t py, int64_t px, int64_t k0, int64_t v0) {
+  const LambdaShape& s = *t.shape;
+  Vec<W> acc[KB][NV];
+  for (int kk = 0; kk < KB; ++kk) {
+    for (int v = 0; v < NV; ++v) acc[kk][v] = simd::Load<W>(t.lc + (k0 + kk) * t.value_stride + v0 + v * W);
+  }
+  const int64_t pad = t.r / 2, taps = t.r * t.r;
+  const int64_t i_begin = std::max<int64_t>(0, pad - py), i_end = std::min<int64_t>(t.r, s.height + pad - py);
+  const int64_t j_begin = std::max<int64_t>(0, pad - px), j_end = std::min<int64_t>(t.r, s.width + pad - px);
+  for (int64_t u = 0; u < s.intra; ++u) {
+    const float* plane = t.vt + u * s.positions * t.value_stride + v0;
+    const float* weights = t.kernel + u * taps * s.keys + k0;
+    for (int64_t i = i_begin; i < i_end; ++i) {
+      const int64_t m_row = (py + i - pad) * s.width + px - pad;  // + j: the position tap (i, j) reads
+      for (int64_t j = j_begin; j < j_end; ++j) {
+        const float* value = plane + (m_row + j) * t.value_stride;
+        Vec<W> x[NV];
+        for (int v = 0; v < NV; ++v) x[v] = simd::Load<W>(value + v * W);
+        const float* w = weights + (i * t.r + j) * s.keys;
+        for (int kk = 0; kk < KB; ++kk) {
+          const Vec<W> b = simd::Broadcast<W>(w[kk]);
+          for (int v = 0; v < NV; ++v) acc[kk][v] += b * x[v];
         }
-        float lanes[W];
-        simd::Store<W>(lanes, sum);
-        const int64_t valid = std::min<int64_t>(W, s.values - v0);
-        for (int64_t v = 0; v < valid; ++v) t.y[(h * s.values + v0 + v) * s.positions + p] = lanes[v];
       }
     }
+  }
+  for (int kk = 0; kk < KB; ++kk) {
+    float* out = t.lambda + (k0 + kk) * t.value_stride + v0;
+    for (int v = 0; v < NV; ++v) simd::Store<W>(out + v * W, acc[kk][v]);
+  }
+}
+
+// Keys [k0, k0 + remaining) with remaining < KB, one tile.
+template <int W, int KB, int NV>
+HOLOCRON_INLINE void LocalValueKeyRemainder(const LocalValueTask& t, int64_t py, int64_t px, int64_t k0, int64_t v0,
+                                            int64_t remaining) {
+  if constexpr (KB > 0) {
+    if (remaining == KB) {
+      LocalValueTile<W, KB, NV>(t, py, px, k0, v0);
+    } else {
+      LocalValueKeyRemainder<W, KB - 1, NV>(t, py, px, k0, v0, remaining);
+    }
+  }
+}
+
+template <int W, int KB, int NV>
+HOLOCRON_INLINE void LocalValueKeys(const LocalValueTask& t, int64_t py, int64_t px, int64_t v0) {
+  const int64_t keys = t.shape->keys;
+  int64_t k = 0;
+  for (; k + KB <= keys; k += KB) LocalValueTile<W, KB, NV>(t, py, px, k, v0);
+  if (k < keys) LocalValueKeyRemainder<W, KB - 1, NV>(t, py, px, k, v0, keys - k);
+}
+
+// Value vectors [vec, vectors) in tiles of NV, then of fewer.
+template <int W, int KB, int NV>
+HOLOCRON_INLINE void LocalValueVectors(const LocalValueTask& t, int64_t py, int64_t px, int64_t vec, int64_t vectors) {
+  if constexpr (NV > 0) {
+    for (; vec + NV <= vectors; vec += NV) LocalValueKeys<W, KB, NV>(t, py, px, vec * W);
+    if (vec < vectors) LocalValueVectors<W, KB, NV - 1>(t, py, px, vec, vectors);
+  }
+}
+
+template <int W, int KB, int NV>
+HOLOCRON_INLINE void LocalValuePositions(const LocalValueTask& t) {
+  const LambdaShape& s = *t.shape;
+  for (int64_t p = t.first; p < t.first + t.count; ++p) {
+    LocalValueVectors<W, KB, NV>(t, p / s.width, p % s.width, 0, t.value_stride / W);
+    ApplyQueries<W>(s, t.q, t.lambda, t.value_stride, t.y, p);
   }
 }
 
@@ -262,6 +359,7 @@ struct LambdaVariant {
   void (*content)(const LambdaShape&, const float*, const float*, int64_t, float*, float*);
   void (*local)(const LocalTask&);
   void (*global)(const GlobalTask&);
+  void (*local_values)(const LocalValueTask&);
   int64_t lanes;
 };
 
@@ -270,6 +368,7 @@ void ContentBaseline(const LambdaShape& s, const float* k, const float* v, int64
 }
 void LocalBaseline(const LocalTask& t) { LocalRows<4, 8>(t, 0, t.shape->width); }
 void GlobalBaseline(const GlobalTask& t) { GlobalPositions<4, 4>(t); }
+void LocalValuesBaseline(const LocalValueTask& t) { LocalValuePositions<4, 6, 2>(t); }
 #if HOLOCRON_X86
 HOLOCRON_TARGET_AVX2 void ContentAvx2(const LambdaShape& s, const float* k, const float* v, int64_t row, float* tmp,
                                       float* out) {
@@ -277,6 +376,7 @@ HOLOCRON_TARGET_AVX2 void ContentAvx2(const LambdaShape& s, const float* k, cons
 }
 HOLOCRON_TARGET_AVX2 void LocalAvx2(const LocalTask& t) { LocalRows<8, 8>(t, 0, t.shape->width); }
 HOLOCRON_TARGET_AVX2 void GlobalAvx2(const GlobalTask& t) { GlobalPositions<8, 6>(t); }
+HOLOCRON_TARGET_AVX2 void LocalValuesAvx2(const LocalValueTask& t) { LocalValuePositions<8, 6, 2>(t); }
 HOLOCRON_TARGET_AVX512 void ContentAvx512(const LambdaShape& s, const float* k, const float* v, int64_t row,
                                           float* tmp, float* out) {
   ContentRow<16>(s, k, v, row, tmp, out);
@@ -288,20 +388,99 @@ HOLOCRON_TARGET_AVX512 void LocalAvx512(const LocalTask& t) {
   LocalRows<16, 8>(t, 0, split);
   if (split < t.shape->width) LocalRows<8, 8>(t, split, t.shape->width);
 }
-HOLOCRON_TARGET_AVX512 void GlobalAvx512(const GlobalTask& t) { GlobalPositions<16, 8>(t); }
+// One vector of values (V <= 16): all 16 keys in one tile, so each position reads V transposed once, not twice (8 keys
+// a tile left AVX-512 6% behind AVX2's 6 x 2 tiles at V = 16).
+HOLOCRON_TARGET_AVX512 void GlobalAvx512(const GlobalTask& t) {
+  if (t.value_stride == 16) {
+    GlobalPositions<16, 16>(t);
+  } else {
+    GlobalPositions<16, 8>(t);
+  }
+}
+// 16 accumulators whatever the count of value vectors: 4 keys x 4 vectors, 8 x 2 or 16 x 1.
+HOLOCRON_TARGET_AVX512 void LocalValuesAvx512(const LocalValueTask& t) {
+  const int64_t vectors = t.value_stride / 16;
+  if (vectors == 1) {
+    LocalValuePositions<16, 16, 1>(t);
+  } else if (vectors == 2) {
+    LocalValuePositions<16, 8, 2>(t);
+  } else {
+    LocalValuePositions<16, 4, 4>(t);
+  }
+}
 #endif
 
 LambdaVariant SelectVariant() {
   switch (ActiveIsa()) {
 #if HOLOCRON_X86
     case Isa::kAvx512:
-      return {&ContentAvx512, &LocalAvx512, &GlobalAvx512, 16};
+      return {&ContentAvx512, &LocalAvx512, &GlobalAvx512, &LocalValuesAvx512, 16};
     case Isa::kAvx2:
-      return {&ContentAvx2, &LocalAvx2, &GlobalAvx2, 8};
+      return {&ContentAvx2, &LocalAvx2, &GlobalAvx2, &LocalValuesAvx2, 8};
 #endif
     default:
-      return {&ContentBaseline, &LocalBaseline, &GlobalBaseline, 4};
+      return {&ContentBaseline, &LocalBaseline, &GlobalBaseline, &LocalValuesBaseline, 4};
   }
+}
+
+// Whether the local step runs along the values (RunLocalAlongValues) rather than along the pixels of a row: with a
+// whole vector of values at least, and two of them or an image narrower than two vectors. Measured on one Zen 4 core
+// at LambdaResNet's shapes (r = 23), along the values took 0.42-0.45 of the time at 14 x 14 (V = 64, 128), 0.61-0.73
+// at 28 x 28 (V = 32, 64), 0.91 at 56 x 56 with V = 32, and 1.05 (a tie) at 56 x 56 with V = 16, which stays along
+// the pixels; the results are the same bit for bit.
+bool AlongValues(const LambdaShape& s, int64_t lanes) {
+  return s.values >= lanes && (s.values >= 2 * lanes || s.width < 2 * lanes);
+}
+
+// V transposed to [n][u][m][v] (v padded with zeros to value_stride), so that a step vectorised along v reads whole
+// value vectors.
+std::vector<float> TransposeValues(const LambdaShape& s, const float* values, int64_t value_stride,
+                                   const ParallelFor& parallel) {
+  std::vector<float> vt(static_cast<size_t>(s.n * s.intra * s.positions * value_stride), 0.0f);
+  parallel(static_cast<size_t>(s.n * s.intra), [&](size_t index) {
+    const int64_t nu = static_cast<int64_t>(index);
+    const int64_t n = nu / s.intra;
+    const int64_t u = nu % s.intra;
+    float* dst = vt.data() + nu * s.positions * value_stride;
+    for (int64_t v = 0; v < s.values; ++v) {
+      const float* src = values + ((n * s.values + v) * s.intra + u) * s.positions;
+      for (int64_t m = 0; m < s.positions; ++m) dst[m * value_stride + v] = src[m];
+    }
+  });
+  return vt;
+}
+
+void RunLocalAlongValues(const LambdaShape& s, const LambdaVariant& variant, const float* lc, int64_t value_stride,
+                         const float* q, const float* values, const float* kernel, int64_t r, float* y,
+                         const ParallelFor& parallel) {
+  const std::vector<float> vt = TransposeValues(s, values, value_stride, parallel);
+  const int64_t runs = CeilDiv(s.positions, kPositionsPerTask);
+  TaskFailures failures;
+  const auto task = [&](size_t index) {
+    const int64_t id = static_cast<int64_t>(index);
+    const int64_t n = id / runs;
+    const int64_t first = (id % runs) * kPositionsPerTask;
+    Scratch scratch(static_cast<size_t>(s.keys * value_stride));
+    if (scratch.data() == nullptr) {
+      failures.Record();
+      return;
+    }
+    LocalValueTask t;
+    t.shape = &s;
+    t.vt = vt.data() + n * s.intra * s.positions * value_stride;
+    t.value_stride = value_stride;
+    t.kernel = kernel;
+    t.r = r;
+    t.lc = lc + n * s.keys * value_stride;
+    t.q = q + n * s.heads * s.keys * s.positions;
+    t.y = y + n * s.heads * s.values * s.positions;
+    t.lambda = scratch.data();
+    t.first = first;
+    t.count = std::min(kPositionsPerTask, s.positions - first);
+    variant.local_values(t);
+  };
+  parallel(static_cast<size_t>(s.n * runs), task);
+  failures.ThrowIfAny();
 }
 
 void RunLocal(const LambdaShape& s, const LambdaVariant& variant, const float* lc, int64_t lc_stride,
@@ -316,6 +495,10 @@ void RunLocal(const LambdaShape& s, const LambdaVariant& variant, const float* l
         kernel[(u * taps + tap) * s.keys + k] = position[(k * s.intra + u) * taps + tap];
       }
     }
+  }
+  if (AlongValues(s, variant.lanes)) {
+    RunLocalAlongValues(s, variant, lc, lc_stride, q, values, kernel.data(), r, y, parallel);
+    return;
   }
   const int64_t pad = r / 2;
   const int64_t padded_width = RoundUp(s.width, variant.lanes) + r - 1;
@@ -367,24 +550,13 @@ void RunLocal(const LambdaShape& s, const LambdaVariant& variant, const float* l
 
 void RunGlobal(const LambdaShape& s, const LambdaVariant& variant, const float* lc, int64_t value_stride,
                const float* q, const float* values, const float* position, float* y, const ParallelFor& parallel) {
-  // V transposed to [n][u][m][v] (v padded with zeros) so the product with E reads whole value vectors.
-  std::vector<float> vt(static_cast<size_t>(s.n * s.intra * s.positions * value_stride), 0.0f);
-  parallel(static_cast<size_t>(s.n * s.intra), [&](size_t index) {
-    const int64_t nu = static_cast<int64_t>(index);
-    const int64_t n = nu / s.intra;
-    const int64_t u = nu % s.intra;
-    float* dst = vt.data() + nu * s.positions * value_stride;
-    for (int64_t v = 0; v < s.values; ++v) {
-      const float* src = values + ((n * s.values + v) * s.intra + u) * s.positions;
-      for (int64_t m = 0; m < s.positions; ++m) dst[m * value_stride + v] = src[m];
-    }
-  });
-  const int64_t runs = CeilDiv(s.positions, kGlobalPositionsPerTask);
+  const std::vector<float> vt = TransposeValues(s, values, value_stride, parallel);
+  const int64_t runs = CeilDiv(s.positions, kPositionsPerTask);
   TaskFailures failures;
   const auto task = [&](size_t index) {
     const int64_t id = static_cast<int64_t>(index);
     const int64_t n = id / runs;
-    const int64_t first = (id % runs) * kGlobalPositionsPerTask;
+    const int64_t first = (id % runs) * kPositionsPerTask;
     Scratch scratch(static_cast<size_t>(s.keys * value_stride));
     if (scratch.data() == nullptr) {
       failures.Record();
@@ -400,7 +572,7 @@ void RunGlobal(const LambdaShape& s, const LambdaVariant& variant, const float* 
     t.y = y + n * s.heads * s.values * s.positions;
     t.lambda = scratch.data();
     t.first = first;
-    t.count = std::min(kGlobalPositionsPerTask, s.positions - first);
+    t.count = std::min(kPositionsPerTask, s.positions - first);
     variant.global(t);
   };
   parallel(static_cast<size_t>(s.n * runs), task);
