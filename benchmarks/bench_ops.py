@@ -389,11 +389,16 @@ class IsaPair:
         return runner
 
     def running_isa(self, isa: str) -> str:
-        """The instruction set ``isa``'s copy runs (the library's ``HolocronCpuIsa``; the same handle onnxruntime
-        loaded, as both name the same file)."""
-        query = ctypes.CDLL(str(self.copies[isa])).HolocronCpuIsa
-        query.restype = ctypes.c_char_p
-        return query().decode()
+        """The instruction set ``isa``'s copy runs (the same handle onnxruntime loaded, as both name the file)."""
+        return library_isa(self.copies[isa])
+
+
+def library_isa(library: str | os.PathLike[str]) -> str:
+    """The instruction set the op library at ``library`` runs its CPU kernels with (its ``HolocronCpuIsa``; the first
+    call fixes it, under the ``HOLOCRON_CPU_ISA`` of that moment)."""
+    query = ctypes.CDLL(str(library)).HolocronCpuIsa
+    query.restype = ctypes.c_char_p
+    return query().decode()
 
 
 def add_isa_pair(result: Result, case: Case, pair: IsaPair, threads: int) -> None:
@@ -546,12 +551,16 @@ def main(argv: list[str] | None = None) -> None:
 
     results: list[Result] = []
     all_cases = [case for case in cases() if args.only is None or args.only in case.name]
-    floor = measure_floor() if all_cases else None
+    floor = measure_floor() if any(case.with_conv for case in all_cases) else None
     isa = active_isa(floor) if isinstance(floor, dict) else None
     pair_folder = tempfile.TemporaryDirectory()
     pair = None
-    if not args.no_isa_pair and isa in ISA_ORDER[1:]:
-        pair = IsaPair(isa, ISA_ORDER[ISA_ORDER.index(isa) - 1], Path(pair_folder.name))
+    if not args.no_isa_pair and all_cases:
+        from holocron.runtime import library_path
+
+        running = library_isa(library_path())  # the kernels' instruction set, as the sessions will load it
+        if running in ISA_ORDER[1:]:
+            pair = IsaPair(running, ISA_ORDER[ISA_ORDER.index(running) - 1], Path(pair_folder.name))
     for case in all_cases:
         result = bench_case(case, args.threads)
         if pair is not None:

@@ -169,9 +169,14 @@ HOLOCRON_INLINE void LocalRows(const LocalTask& t, int64_t x_begin, int64_t x_en
 
 // ---- step 2, global positional lambda -----------------------------------------------------------------------------
 
-struct GlobalTask {
+// A task of the steps vectorised along the values (the global step, and the local one along the values): one image n
+// and a run of positions, with V[n] transposed and a K x V lambda of scratch. The position source is E (global) or
+// R transposed and r (local).
+struct ValueTask {
   const LambdaShape* shape;
-  const float* embedding;  // E
+  const float* embedding;  // E (global)
+  const float* kernel;     // R transposed: [(u, i, j)][k] (local)
+  int64_t r;               // (local)
   const float* vt;         // V[n] transposed: [u][m][v], v padded to value_stride with zeros
   int64_t value_stride;    // V rounded up to whole vectors
   const float* lc;         // Lc[n]: [k][v]
@@ -202,7 +207,7 @@ HOLOCRON_INLINE void ApplyQueries(const LambdaShape& s, const float* q, const fl
 
 // lambda[k0 + kk][vector v0 + v] = Lc + sum_{m, u} E[p, m, k0 + kk, u] * Vt[u, m, v].
 template <int W, int MR, int NV>
-HOLOCRON_INLINE void GlobalMicroTile(const GlobalTask& t, const float* e_p, int64_t k0, int64_t v0) {
+HOLOCRON_INLINE void GlobalMicroTile(const ValueTask& t, const float* e_p, int64_t k0, int64_t v0) {
   const LambdaShape& s = *t.shape;
   Vec<W> acc[MR][NV];
   for (int kk = 0; kk < MR; ++kk) {
@@ -230,7 +235,7 @@ HOLOCRON_INLINE void GlobalMicroTile(const GlobalTask& t, const float* e_p, int6
 }
 
 template <int W, int MR, int NV>
-HOLOCRON_INLINE void GlobalRemainder(const GlobalTask& t, const float* e_p, int64_t k0, int64_t v0,
+HOLOCRON_INLINE void GlobalRemainder(const ValueTask& t, const float* e_p, int64_t k0, int64_t v0,
                                      int64_t remaining) {
   if constexpr (MR > 0) {
     if (remaining == MR) {
@@ -242,7 +247,7 @@ HOLOCRON_INLINE void GlobalRemainder(const GlobalTask& t, const float* e_p, int6
 }
 
 template <int W, int MR, int NV>
-HOLOCRON_INLINE void GlobalKeyRows(const GlobalTask& t, const float* e_p, int64_t v0) {
+HOLOCRON_INLINE void GlobalKeyRows(const ValueTask& t, const float* e_p, int64_t v0) {
   const int64_t keys = t.shape->keys;
   int64_t k = 0;
   for (; k + MR <= keys; k += MR) GlobalMicroTile<W, MR, NV>(t, e_p, k, v0);
@@ -250,7 +255,7 @@ HOLOCRON_INLINE void GlobalKeyRows(const GlobalTask& t, const float* e_p, int64_
 }
 
 template <int W, int MR>
-HOLOCRON_INLINE void GlobalPositions(const GlobalTask& t) {
+HOLOCRON_INLINE void GlobalPositions(const ValueTask& t) {
   const LambdaShape& s = *t.shape;
   const int64_t vectors = t.value_stride / W;
   for (int64_t p = t.first; p < t.first + t.count; ++p) {
@@ -267,22 +272,9 @@ HOLOCRON_INLINE void GlobalPositions(const GlobalTask& t) {
 // V transposed to [u][m][v] as in the global step, and each position's taps are clipped to the image exactly, so no
 // lane computes padding; the same sums in the same order (Lc, then u, i, j) as the pixel-vector path.
 
-struct LocalValueTask {
-  const LambdaShape* shape;
-  const float* vt;       // V[n] transposed: [u][m][v], v padded to value_stride with zeros
-  int64_t value_stride;  // V rounded up to whole vectors
-  const float* kernel;   // R transposed: [(u, i, j)][k]
-  int64_t r;
-  const float* lc;       // Lc[n]: [k][v]
-  const float* q;        // Q[n]
-  float* y;              // Y[n]
-  float* lambda;         // scratch: [k][value_stride]
-  int64_t first, count;  // positions
-};
-
 // lambda[k0 + kk][vector v0 + v] = Lc + sum_{u, i, j} R[k0 + kk, u, i, j] * Vt[u, position + (i, j) - r // 2, v].
 template <int W, int KB, int NV>
-HOLOCRON_INLINE void LocalValueTile(const LocalValueTask& t, int64_t py, int64_t px, int64_t k0, int64_t v0) {
+HOLOCRON_INLINE void LocalValueTile(const ValueTask& t, int64_t py, int64_t px, int64_t k0, int64_t v0) {
   const LambdaShape& s = *t.shape;
   Vec<W> acc[KB][NV];
   for (int kk = 0; kk < KB; ++kk) {
@@ -316,7 +308,7 @@ HOLOCRON_INLINE void LocalValueTile(const LocalValueTask& t, int64_t py, int64_t
 
 // Keys [k0, k0 + remaining) with remaining < KB, one tile.
 template <int W, int KB, int NV>
-HOLOCRON_INLINE void LocalValueKeyRemainder(const LocalValueTask& t, int64_t py, int64_t px, int64_t k0, int64_t v0,
+HOLOCRON_INLINE void LocalValueKeyRemainder(const ValueTask& t, int64_t py, int64_t px, int64_t k0, int64_t v0,
                                             int64_t remaining) {
   if constexpr (KB > 0) {
     if (remaining == KB) {
@@ -328,7 +320,7 @@ HOLOCRON_INLINE void LocalValueKeyRemainder(const LocalValueTask& t, int64_t py,
 }
 
 template <int W, int KB, int NV>
-HOLOCRON_INLINE void LocalValueKeys(const LocalValueTask& t, int64_t py, int64_t px, int64_t v0) {
+HOLOCRON_INLINE void LocalValueKeys(const ValueTask& t, int64_t py, int64_t px, int64_t v0) {
   const int64_t keys = t.shape->keys;
   int64_t k = 0;
   for (; k + KB <= keys; k += KB) LocalValueTile<W, KB, NV>(t, py, px, k, v0);
@@ -337,7 +329,7 @@ HOLOCRON_INLINE void LocalValueKeys(const LocalValueTask& t, int64_t py, int64_t
 
 // Value vectors [vec, vectors) in tiles of NV, then of fewer.
 template <int W, int KB, int NV>
-HOLOCRON_INLINE void LocalValueVectors(const LocalValueTask& t, int64_t py, int64_t px, int64_t vec, int64_t vectors) {
+HOLOCRON_INLINE void LocalValueVectors(const ValueTask& t, int64_t py, int64_t px, int64_t vec, int64_t vectors) {
   if constexpr (NV > 0) {
     for (; vec + NV <= vectors; vec += NV) LocalValueKeys<W, KB, NV>(t, py, px, vec * W);
     if (vec < vectors) LocalValueVectors<W, KB, NV - 1>(t, py, px, vec, vectors);
@@ -345,7 +337,7 @@ HOLOCRON_INLINE void LocalValueVectors(const LocalValueTask& t, int64_t py, int6
 }
 
 template <int W, int KB, int NV>
-HOLOCRON_INLINE void LocalValuePositions(const LocalValueTask& t) {
+HOLOCRON_INLINE void LocalValuePositions(const ValueTask& t) {
   const LambdaShape& s = *t.shape;
   for (int64_t p = t.first; p < t.first + t.count; ++p) {
     LocalValueVectors<W, KB, NV>(t, p / s.width, p % s.width, 0, t.value_stride / W);
@@ -358,8 +350,8 @@ HOLOCRON_INLINE void LocalValuePositions(const LocalValueTask& t) {
 struct LambdaVariant {
   void (*content)(const LambdaShape&, const float*, const float*, int64_t, float*, float*);
   void (*local)(const LocalTask&);
-  void (*global)(const GlobalTask&);
-  void (*local_values)(const LocalValueTask&);
+  void (*global)(const ValueTask&);
+  void (*local_values)(const ValueTask&);
   int64_t lanes;
 };
 
@@ -367,16 +359,16 @@ void ContentBaseline(const LambdaShape& s, const float* k, const float* v, int64
   ContentRow<4>(s, k, v, row, tmp, out);
 }
 void LocalBaseline(const LocalTask& t) { LocalRows<4, 8>(t, 0, t.shape->width); }
-void GlobalBaseline(const GlobalTask& t) { GlobalPositions<4, 4>(t); }
-void LocalValuesBaseline(const LocalValueTask& t) { LocalValuePositions<4, 6, 2>(t); }
+void GlobalBaseline(const ValueTask& t) { GlobalPositions<4, 4>(t); }
+void LocalValuesBaseline(const ValueTask& t) { LocalValuePositions<4, 6, 2>(t); }
 #if HOLOCRON_X86
 HOLOCRON_TARGET_AVX2 void ContentAvx2(const LambdaShape& s, const float* k, const float* v, int64_t row, float* tmp,
                                       float* out) {
   ContentRow<8>(s, k, v, row, tmp, out);
 }
 HOLOCRON_TARGET_AVX2 void LocalAvx2(const LocalTask& t) { LocalRows<8, 8>(t, 0, t.shape->width); }
-HOLOCRON_TARGET_AVX2 void GlobalAvx2(const GlobalTask& t) { GlobalPositions<8, 6>(t); }
-HOLOCRON_TARGET_AVX2 void LocalValuesAvx2(const LocalValueTask& t) { LocalValuePositions<8, 6, 2>(t); }
+HOLOCRON_TARGET_AVX2 void GlobalAvx2(const ValueTask& t) { GlobalPositions<8, 6>(t); }
+HOLOCRON_TARGET_AVX2 void LocalValuesAvx2(const ValueTask& t) { LocalValuePositions<8, 6, 2>(t); }
 HOLOCRON_TARGET_AVX512 void ContentAvx512(const LambdaShape& s, const float* k, const float* v, int64_t row,
                                           float* tmp, float* out) {
   ContentRow<16>(s, k, v, row, tmp, out);
@@ -390,7 +382,7 @@ HOLOCRON_TARGET_AVX512 void LocalAvx512(const LocalTask& t) {
 }
 // One vector of values (V <= 16): all 16 keys in one tile, so each position reads V transposed once, not twice (8 keys
 // a tile left AVX-512 6% behind AVX2's 6 x 2 tiles at V = 16).
-HOLOCRON_TARGET_AVX512 void GlobalAvx512(const GlobalTask& t) {
+HOLOCRON_TARGET_AVX512 void GlobalAvx512(const ValueTask& t) {
   if (t.value_stride == 16) {
     GlobalPositions<16, 16>(t);
   } else {
@@ -398,7 +390,7 @@ HOLOCRON_TARGET_AVX512 void GlobalAvx512(const GlobalTask& t) {
   }
 }
 // 16 accumulators whatever the count of value vectors: 4 keys x 4 vectors, 8 x 2 or 16 x 1.
-HOLOCRON_TARGET_AVX512 void LocalValuesAvx512(const LocalValueTask& t) {
+HOLOCRON_TARGET_AVX512 void LocalValuesAvx512(const ValueTask& t) {
   const int64_t vectors = t.value_stride / 16;
   if (vectors == 1) {
     LocalValuePositions<16, 16, 1>(t);
@@ -450,9 +442,11 @@ std::vector<float> TransposeValues(const LambdaShape& s, const float* values, in
   return vt;
 }
 
-void RunLocalAlongValues(const LambdaShape& s, const LambdaVariant& variant, const float* lc, int64_t value_stride,
-                         const float* q, const float* values, const float* kernel, int64_t r, float* y,
-                         const ParallelFor& parallel) {
+// Runs `step` over tasks of (image, run of positions); `base` holds the position source, the per-image pointers are
+// set here.
+void RunAlongValues(const LambdaShape& s, const ValueTask& base, void (*step)(const ValueTask&), const float* lc,
+                    const float* q, const float* values, float* y, const ParallelFor& parallel) {
+  const int64_t value_stride = base.value_stride;
   const std::vector<float> vt = TransposeValues(s, values, value_stride, parallel);
   const int64_t runs = CeilDiv(s.positions, kPositionsPerTask);
   TaskFailures failures;
@@ -465,19 +459,16 @@ void RunLocalAlongValues(const LambdaShape& s, const LambdaVariant& variant, con
       failures.Record();
       return;
     }
-    LocalValueTask t;
+    ValueTask t = base;
     t.shape = &s;
     t.vt = vt.data() + n * s.intra * s.positions * value_stride;
-    t.value_stride = value_stride;
-    t.kernel = kernel;
-    t.r = r;
     t.lc = lc + n * s.keys * value_stride;
     t.q = q + n * s.heads * s.keys * s.positions;
     t.y = y + n * s.heads * s.values * s.positions;
     t.lambda = scratch.data();
     t.first = first;
     t.count = std::min(kPositionsPerTask, s.positions - first);
-    variant.local_values(t);
+    step(t);
   };
   parallel(static_cast<size_t>(s.n * runs), task);
   failures.ThrowIfAny();
@@ -497,7 +488,11 @@ void RunLocal(const LambdaShape& s, const LambdaVariant& variant, const float* l
     }
   }
   if (AlongValues(s, variant.lanes)) {
-    RunLocalAlongValues(s, variant, lc, lc_stride, q, values, kernel.data(), r, y, parallel);
+    ValueTask base{};
+    base.kernel = kernel.data();
+    base.r = r;
+    base.value_stride = lc_stride;
+    RunAlongValues(s, base, variant.local_values, lc, q, values, y, parallel);
     return;
   }
   const int64_t pad = r / 2;
@@ -550,33 +545,10 @@ void RunLocal(const LambdaShape& s, const LambdaVariant& variant, const float* l
 
 void RunGlobal(const LambdaShape& s, const LambdaVariant& variant, const float* lc, int64_t value_stride,
                const float* q, const float* values, const float* position, float* y, const ParallelFor& parallel) {
-  const std::vector<float> vt = TransposeValues(s, values, value_stride, parallel);
-  const int64_t runs = CeilDiv(s.positions, kPositionsPerTask);
-  TaskFailures failures;
-  const auto task = [&](size_t index) {
-    const int64_t id = static_cast<int64_t>(index);
-    const int64_t n = id / runs;
-    const int64_t first = (id % runs) * kPositionsPerTask;
-    Scratch scratch(static_cast<size_t>(s.keys * value_stride));
-    if (scratch.data() == nullptr) {
-      failures.Record();
-      return;
-    }
-    GlobalTask t;
-    t.shape = &s;
-    t.embedding = position;
-    t.vt = vt.data() + n * s.intra * s.positions * value_stride;
-    t.value_stride = value_stride;
-    t.lc = lc + n * s.keys * value_stride;
-    t.q = q + n * s.heads * s.keys * s.positions;
-    t.y = y + n * s.heads * s.values * s.positions;
-    t.lambda = scratch.data();
-    t.first = first;
-    t.count = std::min(kPositionsPerTask, s.positions - first);
-    variant.global(t);
-  };
-  parallel(static_cast<size_t>(s.n * runs), task);
-  failures.ThrowIfAny();
+  ValueTask base{};
+  base.embedding = position;
+  base.value_stride = value_stride;
+  RunAlongValues(s, base, variant.global, lc, q, values, y, parallel);
 }
 
 }  // namespace
