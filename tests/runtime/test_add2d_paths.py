@@ -1,11 +1,13 @@
 """Add2d's CPU kernel on every vector width: exact on integer-valued inputs, and the min identity's exact fallback.
 
-The kernel sums ``|S - W|`` as ``sum S + sum W - 2 sum min(S, W)`` over slices packed per pixel tile (a contiguous
-copy at stride 1, a deinterleave at stride 2, a gather otherwise), with a wide micro-tile (two vectors of pixels) or,
-when the wide tiles are too few for the threads, a narrow one (one vector, twice the channels), and long slices in
-row blocks. On small integers every partial sum is exact in float32 whatever the order, so each configuration must
-give the float64 reference bit for bit: a wrong gather, block boundary, column or filter sum, or remainder tile is
-off by at least 1. Non-finite inputs (and sums that overflow) must give what the exact formula gives.
+The kernel sums ``|S - W|`` as ``sum S + sum W - 2 sum min(S, W)`` over slices packed per pixel tile (a contiguous copy
+at stride 1, a deinterleave at stride 2, a gather otherwise), with a wide micro-tile (two vectors of pixels) or, when
+the wide tiles are too few for the threads, a narrow one (one vector, twice the channels), and long slices in row
+blocks; or, at stride 1 along the rows where output rows fill the vectors and a band of input rows fits in L1, reads the
+slices in place from a padded copy of each task's band of input rows (the band path). On small integers every partial
+sum is exact in float32 whatever the order, so each configuration must give the float64 reference bit for bit: a wrong
+gather, block boundary, column or filter sum, or remainder tile is off by at least 1. Non-finite inputs (and sums that
+overflow) must give what the exact formula gives.
 """
 
 import os
@@ -24,7 +26,9 @@ if str(Path(__file__).parent) not in sys.path:
 from test_add2d_kernel import add2d_reference
 
 # name: (X shape, W shape, strides, pads, dilations, group); micro-tiles are 32 and 16 pixels wide with AVX-512, 16
-# and 8 with AVX2, 8 for the baseline.
+# and 8 with AVX2, 8 for the baseline. The band path needs an output row within 9/8 of whole micro-tiles: widths 28
+# and 5 never take it, 56 takes it with 8-pixel tiles (AVX2's narrow one, the baseline), 30 with 16 or 8, 16 and 32
+# with any.
 CASES = {
     # Many pixel tiles (wide micro-tiles); 13 output channels leave a remainder tile for every channel block.
     "s1": ((2, 6, 9, 28), (13, 6, 3, 3), [1, 1], [1, 1, 1, 1], [1, 1], 1),
@@ -44,6 +48,15 @@ CASES = {
     "narrow-rows": ((3, 4, 7, 7), (6, 4, 3, 3), [1, 1], [0, 0, 0, 0], [1, 1], 1),
     # A 4680-element slice: row blocks on every width (1024, 2048 or 4096 rows per block).
     "row-blocks": ((1, 520, 6, 6), (3, 520, 3, 3), [1, 1], [1, 1, 1, 1], [1, 1], 1),
+    # The band path on every width: 9 output rows in two bands (5 + 4), 13 output channels (remainder tiles).
+    "band": ((2, 6, 9, 32), (13, 6, 3, 3), [1, 1], [1, 1, 1, 1], [1, 1], 1),
+    # The band path with groups, dilations, uneven pads and a vertical stride.
+    "band-groups-dilations": ((1, 8, 12, 32), (6, 4, 3, 3), [2, 1], [2, 1, 0, 3], [2, 2], 2),
+    # A left pad of 4 and none on the right, 16-wide rows (AVX-512's narrow micro-tile).
+    "band-wide-pad": ((1, 3, 5, 16), (4, 3, 2, 5), [1, 1], [0, 4, 1, 0], [1, 1], 1),
+    # 48 input channels: only a band of one output row fits the budget beside the filters (of the wide micro-tile,
+    # which two images give enough pixel tiles for on 2 cores).
+    "band-one-row": ((2, 48, 4, 32), (5, 48, 3, 3), [1, 1], [1, 1, 1, 1], [1, 1], 1),
 }
 ISAS = ["baseline", "avx2", "avx512"]
 
@@ -105,7 +118,7 @@ def test_every_configuration_is_exact_on_integers(library: Path, tmp_path: Path,
 def test_non_finite_inputs_give_the_exact_formula(library: Path, tmp_path: Path, isa: str) -> None:
     """inf, -inf and NaN inputs, and a filter equal to a huge input (sum S + sum W overflows where |S - W| is 0)."""
     models, expected = {}, {}
-    for name in ["s1", "s2", "narrow-rows", "row-blocks"]:
+    for name in ["s1", "s2", "narrow-rows", "row-blocks", "band", "band-wide-pad"]:
         feeds, window = integer_feeds(name, 7)
         x, w = feeds["X"], feeds["W"]
         x[0, 0, 1, 1] = np.inf

@@ -6,7 +6,9 @@
 // tile's slices into a panel P[l][pixel] (l = (c, i, j) in C order, the zero padding written out, pixels contiguous,
 // normalized per pixel when asked; a contiguous copy per output row at stride 1, a deinterleave at stride 2), then
 // for every micro-tile of MR output channels x NR pixels accumulates over l in registers, NR pixels across the vector
-// lanes, and writes B[o] - sum.
+// lanes, and writes B[o] - sum. At stride 1 along the rows, where a band of input rows fits in L1, a task owns a
+// band of output rows instead and reads the slices in place from a padded copy of the input rows (the band path,
+// above Add2dCpu), with the same micro-tiles and the same results.
 //
 // The distances go through the identity |s - w| = s + w - 2 min(s, w): over a row block, sum_l |P[l] - W[o, l]| =
 // sum_l P[l] + sum_l W[o, l] - 2 sum_l min(P[l], W[o, l]), so the inner loop is one min and one accumulation per
@@ -18,13 +20,13 @@
 // result is not finite (an input that is inf or NaN, or sums that overflow) it is recomputed with the exact
 // |P[l] - W[o, l]| loop before anything is stored, so non-finite inputs give what the formula gives.
 //
-// Scratch memory is the panel, bounded by kPanelBudgetFloats (128 KiB), plus 5 KiB of slice statistics and column
-// sums per task whatever the filter size (a thread runs one task at a time), and the filter sums per call. A tile of
-// whole micro-tiles is packed at once when its slices fit; a slice longer than the budget allows for one micro-tile
-// of pixels is cut into row blocks [l0, l0 + rows) packed one after the other, each block's distances added to the
-// running sums parked in Y. normalize_slices then needs the statistics of the whole slice first: two passes over the
-// blocks (sum, then the squared deviations, in l order as for one block) before the distance pass normalizes each
-// block.
+// Scratch memory is the panel, bounded by kPanelBudgetFloats (128 KiB), plus 5 KiB of slice statistics and column sums
+// per task whatever the filter size (a thread runs one task at a time), and the filter sums per call (on the band path:
+// the band, under 32 KiB, an output row of column sums, and the filter sums and tap offsets per call). A tile of whole
+// micro-tiles is packed at once when its slices fit; a slice longer than the budget allows for one micro-tile of pixels
+// is cut into row blocks [l0, l0 + rows) packed one after the other, each block's distances added to the running sums
+// parked in Y. normalize_slices then needs the statistics of the whole slice first: two passes over the blocks (sum,
+// then the squared deviations, in l order as for one block) before the distance pass normalizes each block.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -66,11 +68,23 @@ struct Add2dTask {
   int64_t y_stride;    // H_out * W_out
   const float* w_sums;  // sum of each chunk channel's filter over the block
   float* column_sums;   // ld floats: the task fills them with the panel's column sums
+  const int64_t* offsets;  // band path: where element l of pixel 0's slice lies from `panel`, else null
 };
+
+// Where slice element l of the first pixel lies from t.panel: row l of the panel, or, on the band path, the tap's
+// place in the padded input band (the pixels of one output row follow each other there as in a panel row).
+template <bool kBand>
+HOLOCRON_INLINE int64_t Row(const Add2dTask& t, int64_t l) {
+  if constexpr (kBand) {
+    return t.offsets[l];
+  } else {
+    return l * t.ld;
+  }
+}
 
 // Micro-tile: MR output channels x NV vectors of W pixels, the exact loop: the running sums of Y (earlier blocks)
 // plus |P[l] - W[o, l]| over the block's rows.
-template <int W, int MR, int NV>
+template <int W, int MR, int NV, bool kBand>
 HOLOCRON_INLINE void ExactMicroTile(const Add2dTask& t, int64_t o, int64_t pixel) {
   const int64_t valid = std::min<int64_t>(W * NV, t.pixels - pixel);
   Vec<W> acc[MR][NV];
@@ -89,7 +103,7 @@ HOLOCRON_INLINE void ExactMicroTile(const Add2dTask& t, int64_t o, int64_t pixel
   const float* w = t.w + o * t.w_stride;
   for (int64_t l = 0; l < t.rows; ++l) {
     Vec<W> x[NV];
-    for (int v = 0; v < NV; ++v) x[v] = simd::Load<W>(column + l * t.ld + v * W);
+    for (int v = 0; v < NV; ++v) x[v] = simd::Load<W>(column + Row<kBand>(t, l) + v * W);
     for (int m = 0; m < MR; ++m) {
       const Vec<W> wv = simd::Broadcast<W>(w[m * t.w_stride + l]);
       for (int v = 0; v < NV; ++v) acc[m][v] += simd::Abs<W>(x[v] - wv);
@@ -112,7 +126,7 @@ HOLOCRON_INLINE void ExactMicroTile(const Add2dTask& t, int64_t o, int64_t pixel
 
 // The same micro-tile through the min identity (see the top of the file); falls back to the exact loop when a
 // result is not finite, before anything is written.
-template <int W, int MR, int NV>
+template <int W, int MR, int NV, bool kBand>
 HOLOCRON_INLINE void AdderMicroTile(const Add2dTask& t, int64_t o, int64_t pixel) {
   const int64_t valid = std::min<int64_t>(W * NV, t.pixels - pixel);
   Vec<W> acc[MR][NV];
@@ -125,7 +139,7 @@ HOLOCRON_INLINE void AdderMicroTile(const Add2dTask& t, int64_t o, int64_t pixel
   const Vec<W> one = simd::Broadcast<W>(1.0f);
   for (int64_t l = 0; l < t.rows; ++l) {
     Vec<W> x[NV];
-    for (int v = 0; v < NV; ++v) x[v] = simd::Load<W>(column + l * t.ld + v * W);
+    for (int v = 0; v < NV; ++v) x[v] = simd::Load<W>(column + Row<kBand>(t, l) + v * W);
     for (int m = 0; m < MR; ++m) {
       const Vec<W> wv = simd::Broadcast<W>(w[m * t.w_stride + l]);
       for (int v = 0; v < NV; ++v) acc[m][v] = simd::AccumulateOnFma<W>(acc[m][v], simd::Min<W>(x[v], wv), one);
@@ -143,7 +157,7 @@ HOLOCRON_INLINE void AdderMicroTile(const Add2dTask& t, int64_t o, int64_t pixel
     }
   }
   if (!simd::AllZero<W>(finite)) {
-    ExactMicroTile<W, MR, NV>(t, o, pixel);
+    ExactMicroTile<W, MR, NV, kBand>(t, o, pixel);
     return;
   }
   for (int m = 0; m < MR; ++m) {
@@ -167,13 +181,13 @@ HOLOCRON_INLINE void AdderMicroTile(const Add2dTask& t, int64_t o, int64_t pixel
 }
 
 // The last (channels % MR) channels, with a narrower micro-tile.
-template <int W, int MR, int NV>
+template <int W, int MR, int NV, bool kBand>
 HOLOCRON_INLINE void AdderRemainder(const Add2dTask& t, int64_t o, int64_t pixel, int64_t remaining) {
   if constexpr (MR > 0) {
     if (remaining == MR) {
-      AdderMicroTile<W, MR, NV>(t, o, pixel);
+      AdderMicroTile<W, MR, NV, kBand>(t, o, pixel);
     } else {
-      AdderRemainder<W, MR - 1, NV>(t, o, pixel, remaining);
+      AdderRemainder<W, MR - 1, NV, kBand>(t, o, pixel, remaining);
     }
   }
 }
@@ -181,45 +195,51 @@ HOLOCRON_INLINE void AdderRemainder(const Add2dTask& t, int64_t o, int64_t pixel
 // The panel's column sums, each column summed over the rows in l order: blocks of NB vectors of columns walk down
 // the rows together, NB independent sums (one sum per vector stalled on the adder's latency, and walking a column
 // strides across the panel's cache lines).
-template <int W, int NB>
+template <int W, int NB, bool kBand>
 HOLOCRON_INLINE void ColumnSumBlock(const Add2dTask& t, int64_t k) {
   Vec<W> sums[NB];
   for (int b = 0; b < NB; ++b) sums[b] = simd::Zero<W>();
   for (int64_t l = 0; l < t.rows; ++l) {
-    const float* row = t.panel + l * t.ld + k;
+    const float* row = t.panel + Row<kBand>(t, l) + k;
     for (int b = 0; b < NB; ++b) sums[b] += simd::Load<W>(row + b * W);
   }
   for (int b = 0; b < NB; ++b) simd::Store<W>(t.column_sums + k + b * W, sums[b]);
 }
 
-template <int W, int NV>
+template <int W, int NV, bool kBand>
 HOLOCRON_INLINE void ColumnSums(const Add2dTask& t) {
   constexpr int kBlock = 4 * NV;  // ld is a multiple of NV vectors
   int64_t k = 0;
-  for (; k + kBlock * W <= t.ld; k += kBlock * W) ColumnSumBlock<W, kBlock>(t, k);
-  for (; k < t.ld; k += NV * W) ColumnSumBlock<W, NV>(t, k);
+  for (; k + kBlock * W <= t.ld; k += kBlock * W) ColumnSumBlock<W, kBlock, kBand>(t, k);
+  for (; k < t.ld; k += NV * W) ColumnSumBlock<W, NV, kBand>(t, k);
 }
 
-template <int W, int MR, int NV>
+template <int W, int MR, int NV, bool kBand>
 HOLOCRON_INLINE void AdderTask(const Add2dTask& t) {
-  ColumnSums<W, NV>(t);
+  ColumnSums<W, NV, kBand>(t);
   for (int64_t pixel = 0; pixel < t.pixels; pixel += W * NV) {
     int64_t o = 0;
-    for (; o + MR <= t.channels; o += MR) AdderMicroTile<W, MR, NV>(t, o, pixel);
-    if (o < t.channels) AdderRemainder<W, MR - 1, NV>(t, o, pixel, t.channels - o);
+    for (; o + MR <= t.channels; o += MR) AdderMicroTile<W, MR, NV, kBand>(t, o, pixel);
+    if (o < t.channels) AdderRemainder<W, MR - 1, NV, kBand>(t, o, pixel, t.channels - o);
   }
 }
 
-void AdderTaskBaseline(const Add2dTask& t) { AdderTask<4, 4, 2>(t); }
+// Each micro-tile shape for both sources of the slices: a packed panel and the padded input band.
+#define HOLOCRON_ADDER_TASKS(name, target, W, MR, NV)                                  \
+  target void name(const Add2dTask& t) { AdderTask<W, MR, NV, false>(t); }             \
+  target void name##Band(const Add2dTask& t) { AdderTask<W, MR, NV, true>(t); }
+HOLOCRON_ADDER_TASKS(AdderTaskBaseline, , 4, 4, 2)
 #if HOLOCRON_X86
-HOLOCRON_TARGET_AVX2 void AdderTaskAvx2(const Add2dTask& t) { AdderTask<8, 4, 2>(t); }
-HOLOCRON_TARGET_AVX2 void AdderTaskAvx2Narrow(const Add2dTask& t) { AdderTask<8, 8, 1>(t); }
-HOLOCRON_TARGET_AVX512 void AdderTaskAvx512(const Add2dTask& t) { AdderTask<16, 6, 2>(t); }
-HOLOCRON_TARGET_AVX512 void AdderTaskAvx512Narrow(const Add2dTask& t) { AdderTask<16, 12, 1>(t); }
+HOLOCRON_ADDER_TASKS(AdderTaskAvx2, HOLOCRON_TARGET_AVX2, 8, 4, 2)
+HOLOCRON_ADDER_TASKS(AdderTaskAvx2Narrow, HOLOCRON_TARGET_AVX2, 8, 8, 1)
+HOLOCRON_ADDER_TASKS(AdderTaskAvx512, HOLOCRON_TARGET_AVX512, 16, 6, 2)
+HOLOCRON_ADDER_TASKS(AdderTaskAvx512Narrow, HOLOCRON_TARGET_AVX512, 16, 12, 1)
 #endif
+#undef HOLOCRON_ADDER_TASKS
 
 struct AdderVariant {
-  void (*run)(const Add2dTask&);
+  void (*run)(const Add2dTask&);       // on a packed panel
+  void (*run_band)(const Add2dTask&);  // on the padded input band
   int64_t micro_pixels;    // NR
   int64_t micro_channels;  // MR
 };
@@ -236,12 +256,13 @@ AdderVariants SelectVariants() {
   switch (ActiveIsa()) {
 #if HOLOCRON_X86
     case Isa::kAvx512:
-      return {{&AdderTaskAvx512, 32, 6}, {&AdderTaskAvx512Narrow, 16, 12}};
+      return {{&AdderTaskAvx512, &AdderTaskAvx512Band, 32, 6},
+              {&AdderTaskAvx512Narrow, &AdderTaskAvx512NarrowBand, 16, 12}};
     case Isa::kAvx2:
-      return {{&AdderTaskAvx2, 16, 4}, {&AdderTaskAvx2Narrow, 8, 8}};
+      return {{&AdderTaskAvx2, &AdderTaskAvx2Band, 16, 4}, {&AdderTaskAvx2Narrow, &AdderTaskAvx2NarrowBand, 8, 8}};
 #endif
     default:
-      return {{&AdderTaskBaseline, 8, 4}, {&AdderTaskBaseline, 8, 4}};
+      return {{&AdderTaskBaseline, &AdderTaskBaselineBand, 8, 4}, {&AdderTaskBaseline, &AdderTaskBaselineBand, 8, 4}};
   }
 }
 
@@ -405,6 +426,130 @@ int64_t ChannelChunk(int64_t group_out, int64_t pixel_tasks, int64_t micro_chann
   return CeilDiv(CeilDiv(group_out, wanted), micro_channels) * micro_channels;
 }
 
+// The band path: at stride 1 along the rows, the slices of one output row's pixels are shifted windows of the
+// padded input rows. Instead of packing each pixel's slice (kH * kW copies of every input value, each then read by
+// every filter of the group: with few filters the copies are a large share of the work), a task copies the input rows
+// its band of output rows reads, zero padding written out, once, and the micro-tiles load each tap's pixels from
+// there (Row<true>): the same values summed in the same order as from a panel, so the same results bit for bit.
+// Lanes past the end of an output row read padding or the next columns and are never stored (an inf or NaN there only
+// sends the micro-tile to the exact loop). Taken without slice
+// normalization, where output rows fill the micro-tile's vectors (at most 1/8 of the lanes idle), and where the band
+// of at least one output row and one micro-tile's filters fit in L1 together (kBandBudgetFloats, 32 KiB); otherwise
+// the panel.
+constexpr int64_t kBandBudgetFloats = 8 * 1024;
+
+struct BandGeometry {
+  int64_t ld;       // output row length rounded up to whole micro-tiles
+  int64_t row;      // floats per padded input row: ld + (kW - 1) dW
+  int64_t band;     // output rows per task
+  int64_t in_rows;  // input rows a band reads
+  int64_t plane;    // floats per input channel in the band: in_rows * row
+};
+
+int64_t BandInputRows(const Window2d& g, int64_t band) {
+  return (band - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1;
+}
+
+// The band geometry, or band 0 where the band path does not apply.
+BandGeometry PlanBand(const Add2dParams& p, const AdderVariant& variant) {
+  const Window2d& g = p.window;
+  const int64_t group_in = g.channels / g.groups;
+  BandGeometry b{};
+  b.ld = CeilDiv(g.out_w, variant.micro_pixels) * variant.micro_pixels;
+  if (g.stride_w != 1 || p.normalize_slices || 8 * b.ld > 9 * g.out_w) return b;
+  b.row = b.ld + (g.kernel_w - 1) * g.dilation_w;
+  // The band and one micro-tile's filters stay in L1 together.
+  const int64_t budget = kBandBudgetFloats - variant.micro_channels * group_in * g.kernel_h * g.kernel_w;
+  int64_t band = std::clamp<int64_t>(kMaxTilePixels / g.out_w, 1, g.out_h);
+  while (band > 1 && group_in * BandInputRows(g, band) * b.row > budget) --band;
+  if (group_in * BandInputRows(g, band) * b.row > budget) return b;
+  b.band = CeilDiv(g.out_h, CeilDiv(g.out_h, band));  // evened out over the image
+  b.in_rows = BandInputRows(g, b.band);
+  b.plane = b.in_rows * b.row;
+  return b;
+}
+
+// Copies the input rows of output rows [y0, y0 + band) of one (image, group), zero padding written out: padded
+// column X of row r of channel c holds X[c, y0 * sH + r - pad_top, X - pad_left], or 0 outside the input.
+void PackBand(const Window2d& g, const BandGeometry& b, const float* x_group, int64_t group_in, int64_t y0,
+              float* band) {
+  for (int64_t c = 0; c < group_in; ++c) {
+    for (int64_t r = 0; r < b.in_rows; ++r) {
+      float* dst = band + c * b.plane + r * b.row;
+      const int64_t iy = y0 * g.stride_h + r - g.pad_top;
+      if (iy < 0 || iy >= g.height) {
+        std::fill(dst, dst + b.row, 0.0f);
+        continue;
+      }
+      const float* src = x_group + (c * g.height + iy) * g.width;
+      const int64_t lo = std::min(g.pad_left, b.row);
+      const int64_t hi = std::clamp(g.pad_left + g.width, lo, b.row);
+      std::fill(dst, dst + lo, 0.0f);
+      std::memcpy(dst + lo, src + (lo - g.pad_left), static_cast<size_t>(hi - lo) * sizeof(float));
+      std::fill(dst + hi, dst + b.row, 0.0f);
+    }
+  }
+}
+
+void Add2dBand(const Add2dParams& p, const AdderVariant& variant, const BandGeometry& b, const float* x,
+               const float* w, const float* bias, float* y, const ParallelFor& parallel) {
+  const Window2d& g = p.window;
+  const int64_t group_in = g.channels / g.groups;
+  const int64_t group_out = p.out_channels / g.groups;
+  const int64_t slice = group_in * g.kernel_h * g.kernel_w;
+  const int64_t pixels = g.out_h * g.out_w;
+  const int64_t bands = CeilDiv(g.out_h, b.band);
+  const int64_t chunk = ChannelChunk(group_out, g.batch * g.groups * bands, variant.micro_channels);
+  const int64_t chunks = CeilDiv(group_out, chunk);
+  const std::vector<float> w_sums = FilterSums(w, p.out_channels, slice, slice);
+  std::vector<int64_t> offsets(static_cast<size_t>(slice));  // l = (c kH + i) kW + j
+  for (int64_t l = 0; l < slice; ++l) {
+    const int64_t j = l % g.kernel_w;
+    const int64_t i = (l / g.kernel_w) % g.kernel_h;
+    const int64_t c = l / (g.kernel_w * g.kernel_h);
+    offsets[static_cast<size_t>(l)] = c * b.plane + i * g.dilation_h * b.row + j * g.dilation_w;
+  }
+
+  TaskFailures failures;
+  const auto task = [&](size_t index) {
+    const int64_t id = static_cast<int64_t>(index);
+    const int64_t chunk_id = id % chunks;
+    const int64_t band_id = (id / chunks) % bands;
+    const int64_t group = (id / (chunks * bands)) % g.groups;
+    const int64_t n = id / (chunks * bands * g.groups);
+    const int64_t y0 = band_id * b.band;
+    Scratch scratch(static_cast<size_t>(group_in * b.plane + b.ld));  // the band, then ld column sums
+    if (scratch.data() == nullptr) {
+      failures.Record();
+      return;
+    }
+    float* band = scratch.data();
+    PackBand(g, b, x + (n * g.channels + group * group_in) * g.height * g.width, group_in, y0, band);
+    const int64_t o0 = group * group_out + chunk_id * chunk;
+    Add2dTask t;
+    t.ld = b.ld;
+    t.pixels = g.out_w;
+    t.rows = slice;
+    t.w_stride = slice;
+    t.first = true;
+    t.last = true;
+    t.w = w + o0 * slice;
+    t.bias = p.has_bias ? bias + o0 : nullptr;
+    t.channels = std::min(chunk, group_out - chunk_id * chunk);
+    t.y_stride = pixels;
+    t.w_sums = w_sums.data() + o0;
+    t.column_sums = band + group_in * b.plane;
+    t.offsets = offsets.data();
+    for (int64_t row = y0; row < std::min(y0 + b.band, g.out_h); ++row) {
+      t.panel = band + (row - y0) * g.stride_h * b.row;
+      t.y = y + (n * p.out_channels + o0) * pixels + row * g.out_w;
+      variant.run_band(t);
+    }
+  };
+  parallel(static_cast<size_t>(g.batch * g.groups * bands * chunks), task);
+  failures.ThrowIfAny();
+}
+
 }  // namespace
 
 void Add2dCpu(const Add2dParams& p, const float* x, const float* w, const float* bias, float* y,
@@ -419,6 +564,14 @@ void Add2dCpu(const Add2dParams& p, const float* x, const float* w, const float*
   // The wide micro-tile, unless its pixel tiles are too few to go round the threads.
   const bool few_tiles = g.batch * g.groups * CeilDiv(pixels, variants.wide.micro_pixels) < TaskCountHint();
   const AdderVariant& variant = few_tiles ? variants.narrow : variants.wide;
+  // The band path where it applies, with the narrow micro-tile if the output rows do not fill the wide one's vectors.
+  for (const AdderVariant* v : {&variant, &variants.narrow}) {
+    const BandGeometry band = PlanBand(p, *v);
+    if (band.band > 0) {
+      Add2dBand(p, *v, band, x, w, bias, y, parallel);
+      return;
+    }
+  }
 
   // Tiles of whole micro-tiles, as many as the panel budget allows, evened out over the image; slices longer than
   // the budget allows for one micro-tile go through the panel in row blocks.
@@ -499,6 +652,7 @@ void Add2dCpu(const Add2dParams& p, const float* x, const float* w, const float*
       t.y_stride = pixels;
       t.w_sums = w_sums.data() + (l0 / rows) * p.out_channels + o0;
       t.column_sums = column_sums;
+      t.offsets = nullptr;
       variant.run(t);
     }
   };
