@@ -108,8 +108,9 @@ def library_path() -> str:
     variable ``HOLOCRON_RUNTIME_LIBRARY`` overrides it.
 
     Returns:
-        The library file's path as a ``str``, as ``onnxruntime.SessionOptions.register_custom_ops_library`` takes
-        it: ``options.register_custom_ops_library(holocron.runtime.library_path())``.
+        The library file's absolute path as a ``str`` (a relative override is taken from the working directory), as
+        ``onnxruntime.SessionOptions.register_custom_ops_library`` takes it:
+        ``options.register_custom_ops_library(holocron.runtime.library_path())``.
 
     Raises:
         RuntimeNotBuiltError: the library was not built; the message says how to get it, for the way holocron was
@@ -125,7 +126,8 @@ def library_path() -> str:
                 else f"and no library is installed either: {_missing_library_message()}"
             )
             raise RuntimeNotBuiltError(f"{LIBRARY_ENV}={override!r} is not a file; {fix}")
-        return override
+        # Absolute: given a bare file name, dlopen would search the system folders instead of the working directory.
+        return os.path.abspath(override)
     if installed is None:
         raise RuntimeNotBuiltError(
             f"holocron's onnxruntime custom-op library is not installed: {_missing_library_message()}"

@@ -104,12 +104,6 @@ def _kernels_allowed(path_or_bytes: str | bytes) -> bool:
 _registered: weakref.WeakSet[onnxruntime.SessionOptions] = weakref.WeakSet()
 
 
-def _library_file() -> str:
-    """The library's path, made absolute (a relative ``HOLOCRON_RUNTIME_LIBRARY`` would make dlopen search the
-    system folders instead of the working directory)."""
-    return os.path.abspath(library_path())
-
-
 def _probe_model() -> bytes | None:
     """A one-node model whose ``holocron`` node has no fallback function: it opens only where the kernels are
     registered (None without ``onnx``)."""
@@ -163,7 +157,7 @@ def register_library(options: onnxruntime.SessionOptions) -> onnxruntime.Session
         RuntimeNotBuiltError: the library was not built.
     """
     if options not in _registered:
-        options.register_custom_ops_library(_library_file())
+        options.register_custom_ops_library(library_path())
         _registered.add(options)
     return options
 

@@ -39,6 +39,24 @@ def test_documented_registration_line_runs_as_written(library: Path) -> None:
     assert out.shape == (1, 2, 5, 5)
 
 
+def test_a_relative_override_is_taken_from_the_working_directory(
+    library: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A bare file name in HOLOCRON_RUNTIME_LIBRARY names the file in the working directory: handed to onnxruntime as
+    given, dlopen would look for it in the system folders and fail."""
+    import onnxruntime as ort
+
+    (tmp_path / "libholocron_ort.so").write_bytes(library.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(runtime.LIBRARY_ENV, "libholocron_ort.so")
+    assert runtime.library_path() == str(tmp_path / "libholocron_ort.so")
+    model, feeds = add2d_model_and_feeds()
+    so = ort.SessionOptions()
+    so.register_custom_ops_library(runtime.library_path())
+    (out,) = ort.InferenceSession(model.SerializeToString(), so).run(None, feeds)
+    assert out.shape == (1, 2, 5, 5)
+
+
 def test_missing_library_says_how_to_build(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv(runtime.LIBRARY_ENV, str(tmp_path / "missing.so"))
     assert not runtime.is_available()
