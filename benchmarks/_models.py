@@ -22,7 +22,7 @@ def node_model(
     domain: str = DOMAIN,
 ) -> onnx.ModelProto:
     """One node fed by graph inputs ``inputs`` and initializers ``weights`` (in that order), output ``Y``."""
-    node = helper.make_node(op_type, [*inputs, *weights], ["Y"], domain=domain, **attributes)
+    node = helper.make_node(op_type, [*inputs, *weights], ["Y"], domain=domain, **attributes)  # type: ignore[arg-type]
     graph = helper.make_graph(
         [node],
         op_type,

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import functools
 import io
 import json
 import os
@@ -53,6 +54,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -61,6 +63,9 @@ from _models import OPSET, conv_model, fallback_model, node_model, session
 from _timing import copy_bandwidth, interleaved_medians
 
 import holocron.ops
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 HERE = Path(__file__).resolve().parent
 MEMORY_COPY_BYTES = 256 * 2**20  # far beyond the last-level cache of usual CPUs
@@ -192,7 +197,7 @@ def one_core(result: Result, models: dict[str, tuple[onnx.ModelProto, bool]], fe
     CPU time (its nodes run on that thread), which other processes on a loaded machine do not inflate."""
     sessions = {name: session(model, 1, kernels=kernels) for name, (model, kernels) in models.items()}
     runs: dict[str, Callable[[], object]] = {
-        f"{name} 1-core cpu": (lambda runner=runner: runner.run(None, feeds)) for name, runner in sessions.items()
+        f"{name} 1-core cpu": functools.partial(runner.run, None, feeds) for name, runner in sessions.items()
     }
     result.timings_ms.update(interleaved_medians(runs, clock=time.thread_time))
 
@@ -260,7 +265,14 @@ def bench_peer(channels: int, side: int, threads: int) -> Result:
     buffer = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter's notice, not a problem here
-        torch.onnx.export(theirs, (x,), buffer, dynamo=False, opset_version=OPSET, input_names=list(feeds))
+        torch.onnx.export(
+            theirs,
+            (x,),
+            buffer,  # type: ignore[arg-type]  # a file object works
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=list(feeds),
+        )
     timm_model = onnx.load_from_string(buffer.getvalue())
     ours_session = session(ours_model, threads, kernels=True)
     timm_session = session(timm_model, threads, kernels=False)
@@ -306,7 +318,7 @@ def peak_memory(case: Case) -> dict[str, object]:
     report: dict[str, object] = {"tensors MB": (sum(a.nbytes for a in tensors) + 4 * out_elements) / 2**20}
     with tempfile.TemporaryDirectory() as folder:
         feeds = Path(folder) / "feeds.npz"
-        np.savez(feeds, **case.inputs)
+        np.savez(feeds, **case.inputs)  # type: ignore[arg-type]  # numpy's stub types the keywords as allow_pickle
         for kind, proto in (("kernel", model), ("fallback", fallback_model(model))):
             if proto is None:
                 continue
@@ -363,7 +375,9 @@ class IsaPair:
         for copy in self.copies.values():
             shutil.copyfile(library, copy)
 
-    def session(self, isa: str, model: onnx.ModelProto, threads: int, feeds: dict[str, np.ndarray]):  # type: ignore[no-untyped-def]
+    def session(
+        self, isa: str, model: onnx.ModelProto, threads: int, feeds: dict[str, np.ndarray]
+    ) -> ort.InferenceSession:
         """A session on ``isa``'s copy, run once under that cap so the copy fixes its instruction set."""
         import onnxruntime as ort
 
@@ -408,7 +422,7 @@ def add_isa_pair(result: Result, case: Case, pair: IsaPair, threads: int) -> Non
     for label, count, clock in variants:
         sessions = {isa: pair.session(isa, model, count, case.inputs) for isa in (pair.wide, pair.narrow)}
         runs: dict[str, Callable[[], object]] = {
-            f"{isa} {label}": (lambda runner=runner: runner.run(None, case.inputs)) for isa, runner in sessions.items()
+            f"{isa} {label}": functools.partial(runner.run, None, case.inputs) for isa, runner in sessions.items()
         }
         result.timings_ms.update(interleaved_medians(runs, clock=clock))
         t = result.timings_ms
