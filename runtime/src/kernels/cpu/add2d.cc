@@ -426,6 +426,19 @@ int64_t ChannelChunk(int64_t group_out, int64_t pixel_tasks, int64_t micro_chann
   return CeilDiv(CeilDiv(group_out, wanted), micro_channels) * micro_channels;
 }
 
+// Which (image, group, pixel unit: a tile or a band, chunk of output channels) task `index` is; chunks vary fastest.
+struct TaskPlace {
+  int64_t n;
+  int64_t group;
+  int64_t unit;
+  int64_t chunk;
+};
+
+TaskPlace PlaceOf(size_t index, int64_t groups, int64_t units, int64_t chunks) {
+  const int64_t id = static_cast<int64_t>(index);
+  return {id / (chunks * units * groups), (id / (chunks * units)) % groups, (id / chunks) % units, id % chunks};
+}
+
 // The band path: at stride 1 along the rows, the slices of one output row's pixels are shifted windows of the
 // padded input rows. Instead of packing each pixel's slice (kH * kW copies of every input value, each then read by
 // every filter of the group: with few filters the copies are a large share of the work), a task copies the input rows
@@ -512,11 +525,7 @@ void Add2dBand(const Add2dParams& p, const AdderVariant& variant, const BandGeom
 
   TaskFailures failures;
   const auto task = [&](size_t index) {
-    const int64_t id = static_cast<int64_t>(index);
-    const int64_t chunk_id = id % chunks;
-    const int64_t band_id = (id / chunks) % bands;
-    const int64_t group = (id / (chunks * bands)) % g.groups;
-    const int64_t n = id / (chunks * bands * g.groups);
+    const auto [n, group, band_id, chunk_id] = PlaceOf(index, g.groups, bands, chunks);
     const int64_t y0 = band_id * b.band;
     Scratch scratch(static_cast<size_t>(group_in * b.plane + b.ld));  // the band, then ld column sums
     if (scratch.data() == nullptr) {
@@ -588,11 +597,7 @@ void Add2dCpu(const Add2dParams& p, const float* x, const float* w, const float*
 
   TaskFailures failures;
   const auto task = [&](size_t index) {
-    const int64_t id = static_cast<int64_t>(index);
-    const int64_t chunk_id = id % chunks;
-    const int64_t tile_id = (id / chunks) % tiles;
-    const int64_t group = (id / (chunks * tiles)) % g.groups;
-    const int64_t n = id / (chunks * tiles * g.groups);
+    const auto [n, group, tile_id, chunk_id] = PlaceOf(index, g.groups, tiles, chunks);
     const int64_t first = tile_id * tile;
     const int64_t count = std::min(tile, pixels - first);
     const int64_t ld = CeilDiv(count, variant.micro_pixels) * variant.micro_pixels;
