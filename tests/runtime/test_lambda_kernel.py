@@ -110,13 +110,17 @@ def test_lambda_kernel_matches_torch_op(run_kernel, r: int | None) -> None:
     np.testing.assert_allclose(out, eager.numpy(), rtol=RTOL, atol=ATOL)
 
 
-# Local-lambda shapes for the kernel's two local steps on every instruction set (lanes 4, 8, 16): along the values
-# (V >= 2 vectors; LambdaResNet's 14 x 14 stage; V = 35 ends on a partial vector of values; 5 keys need a remainder
-# tile) and along the pixels of a row (V below a vector).
+# Local-lambda shapes for the kernel's three local steps on every instruction set (lanes 4, 8, 16): the queries first
+# (heads * (K + V) <= 0.4 K * V: LambdaResNet's 14 x 14 stage; two intra-depth planes, 2 heads (a remainder tile of
+# heads) and V = 40 (a partial vector with 16 lanes); 5 heads, and a window wider than the image), along the values
+# (V >= 2 vectors; V = 35 ends on a partial vector of values; 5 keys need a remainder tile) and along the pixels of a
+# row (V below a vector).
 LOCAL_PATH_SHAPES = {
+    "queries-lambdaresnet": dict(n=1, heads=4, dim_k=16, dim_u=1, dim_v=64, h=14, w=14, r=23),
+    "queries": dict(n=2, heads=2, dim_k=8, dim_u=2, dim_v=40, h=9, w=7, r=5),
+    "queries-heads": dict(n=1, heads=5, dim_k=16, dim_u=1, dim_v=64, h=6, w=5, r=7),
     "values": dict(n=2, heads=3, dim_k=5, dim_u=2, dim_v=40, h=9, w=7, r=5),
     "values-partial": dict(n=1, heads=2, dim_k=4, dim_u=1, dim_v=35, h=6, w=11, r=3),
-    "values-lambdaresnet": dict(n=1, heads=4, dim_k=16, dim_u=1, dim_v=64, h=14, w=14, r=23),
     "pixels": dict(n=1, heads=2, dim_k=4, dim_u=2, dim_v=3, h=5, w=27, r=5),
 }
 
