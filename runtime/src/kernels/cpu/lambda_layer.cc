@@ -580,7 +580,8 @@ bool AlongValues(const LambdaShape& s, int64_t lanes) {
 // also covers the taps of the clipped rows' columns outside the image, and its tiles load more per multiply-add).
 // Measured on one Zen 4 core, against the step chosen before: 0.48-0.77 of the time at ratios 0.28-0.38 (4 heads,
 // K = 16, V = 32 to 128, r = 5 to 23, 7 x 7 to 56 x 56, AVX-512 and AVX2; 0.91-0.99 at 7 x 7, and at 28 x 28 with
-// AVX2), 0.82-1.26 at 0.5 and 0.75 (V = 16 and 8).
+// AVX2), 0.82-1.26 at 0.5 and 0.75 (V = 16 and 8). The rule implies heads < 0.4 K, so a task's A scratch (heads * U
+// * r * r floats) stays under 0.4 of R's size.
 bool QueriesFirst(const LambdaShape& s, int64_t value_stride) {
   return 5 * s.heads * (s.keys + value_stride) <= 2 * s.keys * value_stride;
 }
