@@ -100,6 +100,18 @@ struct LocalTask {
   int64_t first_row, row_count;
 };
 
+// The taps (i, j) of an r x r window that add something at output row py and columns [px, px + columns): those that
+// read inside the image for at least one of the columns, [i_begin, i_end) x [j_begin, j_end).
+struct TapWindow {
+  int64_t i_begin, i_end, j_begin, j_end;
+};
+
+TapWindow ClippedTaps(const LambdaShape& s, int64_t r, int64_t py, int64_t px, int64_t columns = 1) {
+  const int64_t pad = r / 2;
+  return {std::max<int64_t>(0, pad - py), std::min<int64_t>(r, s.height + pad - py),
+          std::max<int64_t>(0, pad - (px + columns - 1)), std::min<int64_t>(r, s.width + pad - px)};
+}
+
 template <int W, int KB>
 HOLOCRON_INLINE void LocalKeys(const LocalTask& t, int64_t k0, int64_t local_row, int64_t x, int64_t lanes) {
   const LambdaShape& s = *t.shape;
@@ -107,15 +119,12 @@ HOLOCRON_INLINE void LocalKeys(const LocalTask& t, int64_t k0, int64_t local_row
   for (int kk = 0; kk < KB; ++kk) acc[kk] = simd::Broadcast<W>(t.lc[(k0 + kk) * t.lc_stride]);
   const int64_t taps = t.r * t.r;
   // Taps that read only the zero padding add nothing: clip them (rows for the whole vector, columns for all lanes).
-  const int64_t pad = t.r / 2, y = t.first_row + local_row;
-  const int64_t i_begin = std::max<int64_t>(0, pad - y), i_end = std::min<int64_t>(t.r, s.height + pad - y);
-  const int64_t j_begin = std::max<int64_t>(0, pad - (x + lanes - 1));
-  const int64_t j_end = std::min<int64_t>(t.r, s.width + pad - x);
+  const TapWindow window = ClippedTaps(s, t.r, t.first_row + local_row, x, lanes);
   for (int64_t u = 0; u < s.intra; ++u) {
     const float* plane = t.padded + (u * t.padded_rows + local_row) * t.padded_width + x;
     const float* weights = t.kernel + u * taps * s.keys + k0;
-    for (int64_t i = i_begin; i < i_end; ++i) {
-      for (int64_t j = j_begin; j < j_end; ++j) {
+    for (int64_t i = window.i_begin; i < window.i_end; ++i) {
+      for (int64_t j = window.j_begin; j < window.j_end; ++j) {
         const Vec<W> v = simd::Load<W>(plane + i * t.padded_width + j);
         const float* w = weights + (i * t.r + j) * s.keys;
         for (int kk = 0; kk < KB; ++kk) acc[kk] += simd::Broadcast<W>(w[kk]) * v;
@@ -192,6 +201,15 @@ struct ValueTask {
   int64_t first, count;    // positions
 };
 
+// Y[h * V + v0 + lane, p] = lanes of `sum`, the lanes past V dropped.
+template <int W>
+HOLOCRON_INLINE void StoreValues(const LambdaShape& s, Vec<W> sum, float* y, int64_t h, int64_t v0, int64_t p) {
+  float lanes[W];
+  simd::Store<W>(lanes, sum);
+  const int64_t valid = std::min<int64_t>(W, s.values - v0);
+  for (int64_t v = 0; v < valid; ++v) y[(h * s.values + v0 + v) * s.positions + p] = lanes[v];
+}
+
 // Y[h * V + v, p] = sum_k Q[h * K + k, p] * lambda[k][v] for one position p, lambda's rows value_stride apart.
 template <int W>
 HOLOCRON_INLINE void ApplyQueries(const LambdaShape& s, const float* q, const float* lambda, int64_t value_stride,
@@ -203,10 +221,7 @@ HOLOCRON_INLINE void ApplyQueries(const LambdaShape& s, const float* q, const fl
         const Vec<W> query = simd::Broadcast<W>(q[(h * s.keys + k) * s.positions + p]);
         sum += query * simd::Load<W>(lambda + k * value_stride + v0);
       }
-      float lanes[W];
-      simd::Store<W>(lanes, sum);
-      const int64_t valid = std::min<int64_t>(W, s.values - v0);
-      for (int64_t v = 0; v < valid; ++v) y[(h * s.values + v0 + v) * s.positions + p] = lanes[v];
+      StoreValues<W>(s, sum, y, h, v0, p);
     }
   }
 }
@@ -287,14 +302,13 @@ HOLOCRON_INLINE void LocalValueTile(const ValueTask& t, int64_t py, int64_t px, 
     for (int v = 0; v < NV; ++v) acc[kk][v] = simd::Load<W>(t.lc + (k0 + kk) * t.value_stride + v0 + v * W);
   }
   const int64_t pad = t.r / 2, taps = t.r * t.r;
-  const int64_t i_begin = std::max<int64_t>(0, pad - py), i_end = std::min<int64_t>(t.r, s.height + pad - py);
-  const int64_t j_begin = std::max<int64_t>(0, pad - px), j_end = std::min<int64_t>(t.r, s.width + pad - px);
+  const TapWindow window = ClippedTaps(s, t.r, py, px);
   for (int64_t u = 0; u < s.intra; ++u) {
     const float* plane = t.vt + u * s.positions * t.value_stride + v0;
     const float* weights = t.kernel + u * taps * s.keys + k0;
-    for (int64_t i = i_begin; i < i_end; ++i) {
+    for (int64_t i = window.i_begin; i < window.i_end; ++i) {
       const int64_t m_row = (py + i - pad) * s.width + px - pad;  // + j: the position tap (i, j) reads
-      for (int64_t j = j_begin; j < j_end; ++j) {
+      for (int64_t j = window.j_begin; j < window.j_end; ++j) {
         const float* value = plane + (m_row + j) * t.value_stride;
         Vec<W> x[NV];
         for (int v = 0; v < NV; ++v) x[v] = simd::Load<W>(value + v * W);
@@ -357,16 +371,28 @@ HOLOCRON_INLINE void LocalValuePositions(const ValueTask& t) {
 // heads * (K + V) multiply-adds per tap and position where forming the K x V lambda first takes K * V
 // (LambdaResNet: 4 heads, K = 16, V = 16 to 128: 0.5 to 0.28 of them). Taps outside the image are skipped exactly.
 
+// A[h][u][c, c + TB W) = sum_k Q[h, k, p] R[k, u, c, c + TB W): `q` at Q[h, 0, p], `taps` at R[0, u, 0], `out` at
+// A[h, u, 0], R's rows `rows` apart.
+template <int W, int TB>
+HOLOCRON_INLINE void QueryTapTile(const LambdaShape& s, const float* q, const float* taps, int64_t rows, int64_t c,
+                                  float* out) {
+  Vec<W> acc[TB];
+  for (int b = 0; b < TB; ++b) acc[b] = simd::Zero<W>();
+  for (int64_t k = 0; k < s.keys; ++k) {
+    const Vec<W> query = simd::Broadcast<W>(q[k * s.positions]);
+    const float* row = taps + k * rows + c;
+    for (int b = 0; b < TB; ++b) acc[b] += query * simd::Load<W>(row + b * W);
+  }
+  for (int b = 0; b < TB; ++b) simd::Store<W>(out + c + b * W, acc[b]);
+}
+
 // A[h][u][tap] of position p for the taps of the rows of R that fall inside the image, [i_begin r, i_end r) rounded
-// out to whole vectors (the padded taps of R are zeros).
+// out to whole vectors (the padded taps of R are zeros): tiles of 4 vectors of taps, then single vectors.
 template <int W>
 HOLOCRON_INLINE void QueryTaps(const ValueTask& t, int64_t p) {
   const LambdaShape& s = *t.shape;
-  const int64_t py = p / s.width;
-  constexpr int TB = 4;  // vectors of taps per tile
-  const int64_t pad = t.r / 2;
-  const int64_t i_begin = std::max<int64_t>(0, pad - py), i_end = std::min<int64_t>(t.r, s.height + pad - py);
-  const int64_t c_begin = i_begin * t.r / W * W, c_end = RoundUp(i_end * t.r, W);
+  const TapWindow window = ClippedTaps(s, t.r, p / s.width, p % s.width);
+  const int64_t c_begin = window.i_begin * t.r / W * W, c_end = RoundUp(window.i_end * t.r, W);
   const int64_t rows = s.intra * t.tap_stride;
   for (int64_t h = 0; h < s.heads; ++h) {
     const float* q = t.q + h * s.keys * s.positions + p;
@@ -374,23 +400,8 @@ HOLOCRON_INLINE void QueryTaps(const ValueTask& t, int64_t p) {
       float* out = t.lambda + h * rows + u * t.tap_stride;
       const float* taps = t.taps + u * t.tap_stride;
       int64_t c = c_begin;
-      for (; c + TB * W <= c_end; c += TB * W) {
-        Vec<W> acc[TB];
-        for (int b = 0; b < TB; ++b) acc[b] = simd::Zero<W>();
-        for (int64_t k = 0; k < s.keys; ++k) {
-          const Vec<W> query = simd::Broadcast<W>(q[k * s.positions]);
-          const float* row = taps + k * rows + c;
-          for (int b = 0; b < TB; ++b) acc[b] += query * simd::Load<W>(row + b * W);
-        }
-        for (int b = 0; b < TB; ++b) simd::Store<W>(out + c + b * W, acc[b]);
-      }
-      for (; c < c_end; c += W) {
-        Vec<W> acc = simd::Zero<W>();
-        for (int64_t k = 0; k < s.keys; ++k) {
-          acc += simd::Broadcast<W>(q[k * s.positions]) * simd::Load<W>(taps + k * rows + c);
-        }
-        simd::Store<W>(out + c, acc);
-      }
+      for (; c + 4 * W <= c_end; c += 4 * W) QueryTapTile<W, 4>(s, q, taps, rows, c, out);
+      for (; c < c_end; c += W) QueryTapTile<W, 1>(s, q, taps, rows, c, out);
     }
   }
 }
@@ -428,15 +439,15 @@ HOLOCRON_INLINE void QueryFirstTile(const ValueTask& t, int64_t py, int64_t px, 
     }
   }
   const int64_t pad = t.r / 2;
-  const int64_t i_begin = std::max<int64_t>(0, pad - py), i_end = std::min<int64_t>(t.r, s.height + pad - py);
-  const int64_t j_begin = std::max<int64_t>(0, pad - px), j_end = std::min<int64_t>(t.r, s.width + pad - px);
+  const TapWindow window = ClippedTaps(s, t.r, py, px);
+  const int64_t j_end = window.j_end;
   const int64_t head_stride = s.intra * t.tap_stride;
   for (int64_t u = 0; u < s.intra; ++u) {
     const float* plane = t.vt + u * s.positions * t.value_stride + v0;
     const float* a = t.lambda + h0 * head_stride + u * t.tap_stride;
-    for (int64_t i = i_begin; i < i_end; ++i) {
+    for (int64_t i = window.i_begin; i < window.i_end; ++i) {
       const int64_t m_row = (py + i - pad) * s.width + px - pad;  // + j: the position tap (i, j) reads
-      int64_t j = j_begin;
+      int64_t j = window.j_begin;
       for (; j + SPLIT <= j_end; j += SPLIT) {
         for (int c = 0; c < SPLIT; ++c) {
           QueryFirstTap<W, HB, NV>(acc[c], plane + (m_row + j + c) * t.value_stride, a + i * t.r + j + c, head_stride);
@@ -453,14 +464,7 @@ HOLOCRON_INLINE void QueryFirstTile(const ValueTask& t, int64_t py, int64_t px, 
     }
   }
   for (int hh = 0; hh < HB; ++hh) {
-    for (int v = 0; v < NV; ++v) {
-      float lanes[W];
-      simd::Store<W>(lanes, acc[0][hh][v]);
-      const int64_t first = v0 + v * W;
-      const int64_t valid = std::min<int64_t>(W, s.values - first);
-      float* out = t.y + ((h0 + hh) * s.values + first) * s.positions + p;
-      for (int64_t l = 0; l < valid; ++l) out[l * s.positions] = lanes[l];
-    }
+    for (int v = 0; v < NV; ++v) StoreValues<W>(s, acc[0][hh][v], t.y, h0 + hh, v0 + v * W, p);
   }
 }
 
