@@ -70,6 +70,7 @@ typecheck: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_ops.py
 	$(BIN)/python benchmarks/bench_networks.py
+	HOLOCRON_PURE_TORCH=1 $(BIN)/python benchmarks/bench_networks.py --batches 1
 	$(BIN)/python benchmarks/bench_localize.py
 
 # A manylinux wheel in dist/: pip builds it (C++/CUDA library included), auditwheel checks the library's system

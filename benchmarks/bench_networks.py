@@ -15,7 +15,14 @@ same number of threads everywhere:
   one-minute load average exceeded ``MAX_LOAD`` (at its start or its end) prints as "no result" (the JSON keeps it);
 - where the time goes at batch 1: onnxruntime's own profile (``SessionOptions.enable_profiling``) of the kernel and
   the fallback sessions, node durations summed by op type (the warm-up run left out), and the eager forward's
-  ``torch.profiler`` table (self CPU time by op).
+  ``torch.profiler`` table (self CPU time by op), on one thread (``threads`` with ``--no-one-core``);
+- from those profiles, the ceiling of eager / kernel: the ratio if holocron's ops took no time, in the kernel session
+  and in eager (which runs the same C++ kernels through holocron's torch op library where it is built), i.e. what the
+  rest of each graph (onnxruntime's Conv against torch's convolution, pooling, norms) allows at best.
+
+Eager runs holocron's ops on their native kernels where the torch op library is loaded (the header says which);
+``HOLOCRON_PURE_TORCH=1`` times eager on their pure-torch kernels instead, the code path of upstream holocron's layers
+and of every install without the torch op library (``make bench`` runs both).
 
 Usage: ``python benchmarks/bench_networks.py [--threads 2] [--networks NAME ...] [--batches 1 8] [--no-one-core]
 [--json out.json]``.
@@ -45,6 +52,8 @@ from holocron._networks import NETWORKS, calibrate_batchnorm
 TARGETS = {"eager / kernel": 3.0, "fallback / kernel": 1.5}
 #: The profile's op types, for the breakdowns: holocron's nodes are named by their op type.
 HOLOCRON_OPS = ("Add2d", "Involution2d", "Lambda")
+#: The prefix of holocron's ops in the eager forward's ``torch.profiler`` table (the torch op library's schemas).
+HOLOCRON_TORCH_PREFIX = "holocron::"
 PROFILED_RUNS = 3
 TOP_OPS = 5
 #: Above this one-minute load average (at the start or the end of a set of figures) they print as "no result".
@@ -75,6 +84,22 @@ class Breakdown:
     variant: str
     total_ms: float
     ops: list[tuple[str, float, float]]
+    threads: int = 1
+
+    def holocron_share(self) -> float:
+        """The share of the summed op time in holocron's ops: nodes of ``HOLOCRON_OPS``, eager ops named
+        ``holocron::*`` (self time: where eager runs the pure-torch kernels, only the ops' own overhead, their aten
+        ops counting as the rest of the graph, which makes the ceiling looser)."""
+        return sum(share for op, _, share in self.ops if op in HOLOCRON_OPS or op.startswith(HOLOCRON_TORCH_PREFIX))
+
+
+def ceiling(eager_ms: float, kernel_ms: float, eager: Breakdown, kernel: Breakdown) -> float:
+    """eager / kernel if holocron's ops took no time in both: the measured times less their profiled holocron shares.
+
+    ``eager_ms * (1 - s_e) / (kernel_ms * (1 - s_k))``, with ``s_e`` and ``s_k`` the shares of the eager forward's and
+    the kernel session's op time in holocron's ops (``Breakdown.holocron_share``).
+    """
+    return eager_ms * (1.0 - eager.holocron_share()) / (kernel_ms * (1.0 - kernel.holocron_share()))
 
 
 def build(name: str, size: int | None) -> tuple[torch.nn.Module, tuple[int, int, int, int]]:
@@ -130,10 +155,10 @@ def eager_profile(model: torch.nn.Module, x: torch.Tensor) -> Counter[str]:
     return totals
 
 
-def breakdown(network: str, variant: str, totals: Counter[str]) -> Breakdown:
+def breakdown(network: str, variant: str, totals: Counter[str], threads: int) -> Breakdown:
     total = sum(totals.values())
     ops = [(op, us / 1e3 / PROFILED_RUNS, us / total) for op, us in totals.most_common()]
-    return Breakdown(network, variant, total / 1e3 / PROFILED_RUNS, ops)
+    return Breakdown(network, variant, total / 1e3 / PROFILED_RUNS, ops, threads)
 
 
 def load_1min() -> float:
@@ -209,10 +234,45 @@ def bench_network(
         timings.append(result)
         print(f"{name}: batch {batch} timed in {time.perf_counter() - start:.0f} s", flush=True)
         if profile and batch == batches[0]:
-            breakdowns.append(breakdown(name, "eager (torch.profiler)", eager_profile(model, x)))
-            breakdowns.append(breakdown(name, "ORT fallback", ort_profile(without_ops, feeds, threads, False)))
-            breakdowns.append(breakdown(name, "ORT kernels", ort_profile(with_ops, feeds, threads, True)))
+            breakdowns += profiles(name, model, x, without_ops, with_ops, feeds, 1 if one_core else threads)
     return timings, breakdowns
+
+
+def profiles(
+    name: str,
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    without_ops: onnx.ModelProto,
+    with_ops: onnx.ModelProto,
+    feeds: dict[str, np.ndarray],
+    threads: int,
+) -> list[Breakdown]:
+    """The eager, fallback and kernel breakdowns of one input, eager on ``threads`` torch threads as the sessions."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        eager = breakdown(name, "eager (torch.profiler)", eager_profile(model, x), threads)
+    finally:
+        torch.set_num_threads(previous)
+    fallback = breakdown(name, "ORT fallback", ort_profile(without_ops, feeds, threads, False), threads)
+    return [eager, fallback, breakdown(name, "ORT kernels", ort_profile(with_ops, feeds, threads, True), threads)]
+
+
+def ceilings(timings: list[Timing], breakdowns: list[Breakdown]) -> dict[str, tuple[int, float]]:
+    """Per profiled network, its first timed batch and that batch's ``ceiling``, from the figures taken on the
+    profiles' threads (the one-core ones where the profiles ran on one thread); loaded figures are left out."""
+    result: dict[str, tuple[int, float]] = {}
+    for r in timings:
+        found = {b.variant: b for b in breakdowns if b.network == r.network}
+        if r.network in result or not {"eager (torch.profiler)", "ORT kernels"} <= set(found):
+            continue
+        one_core = found["ORT kernels"].threads == 1 and "1-core" in r.loads
+        figures, suffix = ("1-core", ONE_CORE) if one_core else ("threads", "")
+        if figures in r.loads and not r.loaded(figures):
+            eager_ms, kernel_ms = r.timings_ms["eager" + suffix], r.timings_ms["kernel" + suffix]
+            value = ceiling(eager_ms, kernel_ms, found["eager (torch.profiler)"], found["ORT kernels"])
+            result[r.network] = (r.batch, value)
+    return result
 
 
 def format_figures(r: Timing, figures: str, width: int) -> str:
@@ -250,9 +310,24 @@ def print_results(timings: list[Timing], breakdowns: list[Breakdown], threads: i
     )
     for b in breakdowns:
         top = ", ".join(f"{op} {ms:.1f} ms ({share:.0%})" for op, ms, share in b.ops[:TOP_OPS])
-        custom = sum(share for op, _, share in b.ops if op in HOLOCRON_OPS)
-        extra = f"; holocron nodes {custom:.0%}" if b.variant == "ORT kernels" else ""
-        print(f"{b.network} {b.variant}: {b.total_ms:.1f} ms of ops per run{extra}: {top}")
+        share = b.holocron_share()
+        extra = f"; holocron {'nodes' if b.variant == 'ORT kernels' else 'ops'} {share:.0%}" if share else ""
+        threads_word = "thread" if b.threads == 1 else "threads"
+        print(f"{b.network} {b.variant}, {b.threads} {threads_word}: {b.total_ms:.1f} ms of ops per run{extra}: {top}")
+    for network, (batch, value) in ceilings(timings, breakdowns).items():
+        print(
+            f"{network}: ceiling of eager / kernel {value:.2f}x at batch {batch} (were holocron's ops to take no time"
+            " in eager and in the kernel session: the rest of each graph at its profiled share of the time)"
+        )
+
+
+def eager_kernels() -> str:
+    """Which kernels eager runs holocron's ops on, in words."""
+    import holocron.ops
+
+    if holocron.ops.torch_library_loaded():
+        return "native kernels (holocron's torch op library)"
+    return "pure-torch kernels (HOLOCRON_PURE_TORCH=1, or no torch op library)"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -268,6 +343,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     start_load = os.getloadavg()
     print(f"load average (1, 5, 15 min) at the start: {', '.join(f'{v:.2f}' for v in start_load)}", flush=True)
+    print(f"eager: holocron's ops on their {eager_kernels()}", flush=True)
 
     timings: list[Timing] = []
     breakdowns: list[Breakdown] = []
@@ -282,12 +358,15 @@ def main(argv: list[str] | None = None) -> None:
     print(f"threads: {args.threads}, onnxruntime CPU, float32, load average (1, 5, 15 min): {loads} at the end")
     print_results(timings, breakdowns, args.threads)
     if args.json:
+        found_ceilings = ceilings(timings, breakdowns)
         payload = {
             "threads": args.threads,
+            "eager": eager_kernels(),
             "load_average": {"start": start_load, "end": end_load},
             "max_load": MAX_LOAD,
             "timings": [asdict(t) for t in timings],
             "breakdowns": [asdict(b) for b in breakdowns],
+            "ceilings": {name: {"batch": b, "eager / kernel": v} for name, (b, v) in found_ceilings.items()},
         }
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
 
