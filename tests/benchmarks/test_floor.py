@@ -1,29 +1,10 @@
 """bench_ops.py's floor figures: benchmarks/floor.cc builds and reports every mix, and the floor column follows the
 instruction set the kernels run (HOLOCRON_CPU_ISA); its side-by-side instruction-set rows run two instruction sets."""
 
-import importlib.util
 import platform
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-@pytest.fixture(scope="module")
-def bench_ops():
-    sys.path.insert(0, str(BENCHMARKS))  # bench_ops imports its sibling _models, _timing
-    try:
-        spec = importlib.util.spec_from_file_location("bench_ops", BENCHMARKS / "bench_ops.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["bench_ops"] = module  # its dataclasses look their module up
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop("bench_ops", None)
-        sys.path.remove(str(BENCHMARKS))
 
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="floor.cc is x86-64 assembly")

@@ -1,27 +1,7 @@
 """bench_networks.py's ceiling of eager / kernel: the measured times less the profiled shares of holocron's ops, from
 the figures taken on the profiles' threads, never from loaded figures."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-@pytest.fixture(scope="module")
-def bench_networks():
-    sys.path.insert(0, str(BENCHMARKS))  # bench_networks imports its siblings _models, _timing
-    try:
-        spec = importlib.util.spec_from_file_location("bench_networks", BENCHMARKS / "bench_networks.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["bench_networks"] = module  # its dataclasses look their module up
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop("bench_networks", None)
-        sys.path.remove(str(BENCHMARKS))
 
 
 def profiles(bench_networks, threads: int = 1) -> list:
