@@ -287,10 +287,24 @@ struct PixelRun {
 };
 constexpr int64_t kMaxTilePixels = kMaxBlocksPerTile * 32;  // the widest micro-tile has 32 pixels
 
+// n zeros from p: mostly none (runs inside the image), so no call for them.
+HOLOCRON_INLINE void ZeroFill(float* p, int64_t n) {
+  for (int64_t k = 0; k < n; ++k) p[k] = 0.0f;
+}
+
+// What one pixel run copies for one tap (i, j), the same for every channel: columns [a, b) of the run from input row
+// iy, starting at the plane's element `source` (iy * W + a * sW + j * dW - pad_left), or nothing (source < 0) where
+// row iy is padding.
+struct RunCopy {
+  int64_t source;
+  int64_t a;
+  int64_t b;
+};
+
 // Writes elements [l0, l0 + rows) of the slices of output pixels [first, first + count) of one (image, group) into
 // panel rows of ld floats (row r holds element l0 + r), zeros for the padding and for the columns past count. The
-// rows are visited tap column j first, as the window geometry depends on j only; the tile's output rows are listed
-// once, as they are the same for every element.
+// rows are visited tap by tap, the channels innermost, as the window geometry depends on the tap only: the tile's
+// output rows are listed once, and what each of them copies once per tap.
 void PackPanel(const Add2dParams& p, const float* x_group, int64_t first, int64_t count, int64_t ld, int64_t l0,
                int64_t rows, float* panel) {
   const Window2d& g = p.window;
@@ -303,45 +317,51 @@ void PackPanel(const Add2dParams& p, const float* x_group, int64_t first, int64_
     runs[static_cast<size_t>(run_count)] = {pixel / g.out_w, x0, x0 + run, done};
     done += run;
   }
+  std::array<RunCopy, kMaxTilePixels + 1> copies;
   const int64_t l1 = l0 + rows;
-  for (int64_t jj = 0; jj < std::min(g.kernel_w, rows); ++jj) {
-    const int64_t j = (l0 + jj) % g.kernel_w;
+  const int64_t taps = g.kernel_h * g.kernel_w;
+  const int64_t plane_size = g.height * g.width;
+  for (int64_t j = 0; j < g.kernel_w; ++j) {
     // Output columns x whose tap j lands inside the input row: 0 <= x * sW + offset < W.
     const int64_t offset = j * g.dilation_w - g.pad_left;
     const int64_t x_lo = std::clamp<int64_t>(-FloorDiv(offset, g.stride_w), 0, g.out_w);
     const int64_t x_hi = std::clamp<int64_t>(FloorDiv(g.width - 1 - offset, g.stride_w) + 1, 0, g.out_w);
-    // The block's elements of tap column j: l = q * kW + j, q = c * kH + i, from the first l >= l0.
-    const int64_t q0 = (l0 + jj) / g.kernel_w;
-    int64_t c = q0 / g.kernel_h;
-    int64_t i = q0 % g.kernel_h;
-    for (int64_t l = l0 + jj; l < l1; l += g.kernel_w) {
-      const float* plane = x_group + c * g.height * g.width;
-      float* dst = panel + (l - l0) * ld;
+    for (int64_t i = 0; i < g.kernel_h; ++i) {
+      // The block's elements of tap (i, j): l = c * kH * kW + i * kW + j with l0 <= l < l1.
+      const int64_t tap = i * g.kernel_w + j;
+      const int64_t c_first = l0 <= tap ? 0 : CeilDiv(l0 - tap, taps);
+      if (c_first * taps + tap >= l1) continue;
       for (int64_t r = 0; r < run_count; ++r) {
         const PixelRun& run = runs[static_cast<size_t>(r)];
         const int64_t iy = run.y * g.stride_h + i * g.dilation_h - g.pad_top;
-        float* out = dst + run.column - run.x0;  // out[x] is the panel entry of column x of this row
-        if (iy < 0 || iy >= g.height) {
-          std::fill(out + run.x0, out + run.x1, 0.0f);
-          continue;
-        }
-        const float* row = plane + iy * g.width;
         const int64_t a = std::clamp(x_lo, run.x0, run.x1);
         const int64_t b = std::clamp(x_hi, a, run.x1);
-        std::fill(out + run.x0, out + a, 0.0f);
-        if (g.stride_w == 1) {
-          std::memcpy(out + a, row + a + offset, static_cast<size_t>(b - a) * sizeof(float));
-        } else if (g.stride_w == 2) {
-          GatherStride2(row + 2 * a + offset, out + a, b - a);
-        } else {
-          for (int64_t x = a; x < b; ++x) out[x] = row[x * g.stride_w + offset];
-        }
-        std::fill(out + b, out + run.x1, 0.0f);
+        const bool inside = iy >= 0 && iy < g.height;
+        copies[static_cast<size_t>(r)] = {inside ? iy * g.width + a * g.stride_w + offset : -1, a, b};
       }
-      std::fill(dst + count, dst + ld, 0.0f);
-      if (++i == g.kernel_h) {
-        i = 0;
-        ++c;
+      for (int64_t l = c_first * taps + tap; l < l1; l += taps) {
+        const float* plane = x_group + (l / taps) * plane_size;
+        float* dst = panel + (l - l0) * ld;
+        for (int64_t r = 0; r < run_count; ++r) {
+          const PixelRun& run = runs[static_cast<size_t>(r)];
+          const RunCopy& copy = copies[static_cast<size_t>(r)];
+          float* out = dst + run.column - run.x0;  // out[x] is the panel entry of column x of this row
+          if (copy.source < 0) {
+            ZeroFill(out + run.x0, run.x1 - run.x0);
+            continue;
+          }
+          ZeroFill(out + run.x0, copy.a - run.x0);
+          const float* src = plane + copy.source;
+          if (g.stride_w == 1) {
+            std::memcpy(out + copy.a, src, static_cast<size_t>(copy.b - copy.a) * sizeof(float));
+          } else if (g.stride_w == 2) {
+            GatherStride2(src, out + copy.a, copy.b - copy.a);
+          } else {
+            for (int64_t x = copy.a; x < copy.b; ++x) out[x] = src[(x - copy.a) * g.stride_w];
+          }
+          ZeroFill(out + copy.b, run.x1 - copy.b);
+        }
+        ZeroFill(dst + count, ld - count);
       }
     }
   }
