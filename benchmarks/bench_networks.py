@@ -293,8 +293,12 @@ def format_figures(r: Timing, figures: str, width: int) -> str:
 
 
 def print_results(
-    timings: list[Timing], breakdowns: list[Breakdown], threads: int, found_ceilings: dict[str, tuple[int, float]]
+    timings: list[Timing],
+    breakdowns: list[Breakdown],
+    threads: int,
+    found_ceilings: dict[str, tuple[int, float]] | None,
 ) -> None:
+    """The tables, the breakdowns and the ceilings (``None``: eager ran the pure-torch kernels, which have none)."""
     width = 10
     ratio_header = "".join(f"{n:>21}" for n in TARGETS)
     figures = [("threads", f"{threads} threads, wall time"), ("1-core", "1 core, thread CPU time")]
@@ -317,6 +321,12 @@ def print_results(
         extra = f"; holocron {'nodes' if b.variant == 'ORT kernels' else 'ops'} {share:.0%}" if share else ""
         threads_word = "thread" if b.threads == 1 else "threads"
         print(f"{b.network} {b.variant}, {b.threads} {threads_word}: {b.total_ms:.1f} ms of ops per run{extra}: {top}")
+    if found_ceilings is None:
+        if breakdowns:
+            print(
+                "no ceiling of eager / kernel: on the pure-torch kernels the profile does not separate holocron's ops"
+            )
+        return
     for network, (batch, value) in found_ceilings.items():
         print(
             f"{network}: ceiling of eager / kernel {value:.2f}x at batch {batch} (were holocron's ops to take no time"
@@ -324,9 +334,9 @@ def print_results(
         )
 
 
-def eager_kernels() -> str:
-    """Which kernels eager runs holocron's ops on, in words."""
-    if holocron.ops.torch_library_loaded():
+def eager_kernels(native: bool) -> str:
+    """Which kernels eager runs holocron's ops on (``native``: the torch op library is loaded), in words."""
+    if native:
         return "native kernels (holocron's torch op library)"
     return "pure-torch kernels (HOLOCRON_PURE_TORCH=1, or no torch op library)"
 
@@ -344,7 +354,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     start_load = os.getloadavg()
     print(f"load average (1, 5, 15 min) at the start: {', '.join(f'{v:.2f}' for v in start_load)}", flush=True)
-    print(f"eager: holocron's ops on their {eager_kernels()}", flush=True)
+    native = holocron.ops.torch_library_loaded()
+    print(f"eager: holocron's ops on their {eager_kernels(native)}", flush=True)
 
     timings: list[Timing] = []
     breakdowns: list[Breakdown] = []
@@ -358,21 +369,18 @@ def main(argv: list[str] | None = None) -> None:
     loads = " at the start, ".join(", ".join(f"{v:.2f}" for v in load) for load in (start_load, end_load))
     print(f"threads: {args.threads}, onnxruntime CPU, float32, load average (1, 5, 15 min): {loads} at the end")
     # On the pure-torch kernels, holocron's ops are torch.library ops whose aten calls profile apart from them: their
-    # share is not their time, and no ceiling is printed.
-    native = holocron.ops.torch_library_loaded()
-    found_ceilings = ceilings(timings, breakdowns) if native else {}
+    # share is not their time, and no ceiling is taken.
+    found_ceilings = ceilings(timings, breakdowns) if native else None
     print_results(timings, breakdowns, args.threads, found_ceilings)
-    if breakdowns and not native:
-        print("no ceiling of eager / kernel: on the pure-torch kernels the profile does not separate holocron's ops")
     if args.json:
         payload = {
             "threads": args.threads,
-            "eager": eager_kernels(),
+            "eager": eager_kernels(native),
             "load_average": {"start": start_load, "end": end_load},
             "max_load": MAX_LOAD,
             "timings": [asdict(t) for t in timings],
             "breakdowns": [asdict(b) for b in breakdowns],
-            "ceilings": {name: {"batch": b, "eager / kernel": v} for name, (b, v) in found_ceilings.items()},
+            "ceilings": {name: {"batch": b, "eager / kernel": v} for name, (b, v) in (found_ceilings or {}).items()},
         }
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
 

@@ -339,8 +339,8 @@ void PackPanel(const Add2dParams& p, const float* x_group, int64_t first, int64_
         const bool inside = iy >= 0 && iy < g.height;
         copies[static_cast<size_t>(r)] = {inside ? iy * g.width + a * g.stride_w + offset : -1, a, b};
       }
-      for (int64_t l = c_first * taps + tap; l < l1; l += taps) {
-        const float* plane = x_group + (l / taps) * plane_size;
+      for (int64_t c = c_first, l = c_first * taps + tap; l < l1; ++c, l += taps) {
+        const float* plane = x_group + c * plane_size;
         float* dst = panel + (l - l0) * ld;
         for (int64_t r = 0; r < run_count; ++r) {
           const PixelRun& run = runs[static_cast<size_t>(r)];
